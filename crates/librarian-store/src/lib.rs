@@ -1,0 +1,395 @@
+//! Librarian's persistence: one [`Store`] over a PostgreSQL or SQLite pool (the backend follows
+//! the URL scheme). Every mutation is one write transaction that validates, writes, bumps its
+//! library's version by exactly one and returns what it committed; a library loads in one read
+//! transaction (REPEATABLE READ on PostgreSQL), so a snapshot is always consistent.
+
+mod error;
+mod migrate;
+mod models;
+mod ops;
+mod schema;
+
+use diesel::pg::Pg;
+use diesel::sqlite::Sqlite;
+use diesel::{Connection, QueryDsl, RunQueryDsl, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use error::{TxError, db_error, pool_error};
+use librarian_core::validate::{validate, validate_idempotency_key};
+use librarian_core::{
+    Committed, Error, Library, LibrarySnapshot, Limits, Mutation, MutationOptions,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// How hard SQLite syncs a commit to disk (`PRAGMA synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// Each commit is fsynced: an acknowledged write survives a power loss.
+    #[default]
+    Full,
+    /// Commits reach the OS but are fsynced only at checkpoints: an acknowledged write survives
+    /// a crash of the process, not a power loss. Faster.
+    Normal,
+}
+
+/// What a [`Store`] needs to connect.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (relative or, with a third slash, absolute) or
+    /// `postgres://…`.
+    pub url: String,
+    pub pool_size: usize,
+    /// How long a request waits for a connection (or to open one) before it fails with
+    /// [`Error::Unavailable`].
+    pub connect_timeout: Duration,
+    pub sqlite_sync: SqliteSync,
+    pub limits: Limits,
+}
+
+impl StoreConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreConfig {
+            url: url.into(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            sqlite_sync: SqliteSync::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The library store. Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+struct Inner {
+    pool: Pools,
+    limits: Limits,
+    url: String,
+    /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
+    /// handler (which sleeps and polls) keeps write latency flat under contention.
+    sqlite_writer: tokio::sync::Mutex<()>,
+}
+
+enum Pools {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// Where a `sqlite://` URL points.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://").map(PathBuf::from)
+}
+
+impl Store {
+    /// Builds the pool for `config.url`. Connections open lazily, so this succeeds even while
+    /// the database is down (requests then fail with [`Error::Unavailable`]); for SQLite it
+    /// creates the file's directory.
+    pub async fn connect(config: &StoreConfig) -> Result<Store, Error> {
+        let url = config.url.clone();
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+            Pools::Postgres(build_pool(manager, config)?)
+        } else if let Some(path) = sqlite_path(&url) {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let file = path.to_string_lossy().into_owned();
+            let sync = match config.sqlite_sync {
+                SqliteSync::Full => "FULL",
+                SqliteSync::Normal => "NORMAL",
+            };
+            let mut manager_config = ManagerConfig::<SqliteConn>::default();
+            manager_config.custom_setup = Box::new(move |_url| {
+                let file = file.clone();
+                Box::pin(async move {
+                    let mut conn = SqliteConn::establish(&file).await?;
+                    conn.batch_execute(&format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                    ))
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                })
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(
+                url.clone(),
+                manager_config,
+            );
+            Pools::Sqlite(build_pool(manager, config)?)
+        } else {
+            return Err(Error::invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                limits: config.limits.clone(),
+                url,
+                sqlite_writer: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Applies pending migrations; returns how many ran. Safe to call from several instances
+    /// at once (PostgreSQL: under an advisory lock) and as often as you like.
+    pub async fn migrate(&self) -> Result<usize, Error> {
+        use diesel_migrations::MigrationHarness;
+        match &self.inner.pool {
+            Pools::Postgres(_) => {
+                let url = self.inner.url.clone();
+                let task = tokio::task::spawn_blocking(move || -> Result<usize, Error> {
+                    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+                    let mut conn =
+                        <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(
+                            &url,
+                        )
+                        .map_err(|e| Error::Unavailable(e.to_string()))?;
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_lock({})",
+                        migrate::PG_MIGRATION_LOCK
+                    ))
+                    .execute(&mut conn)
+                    .map_err(db_error)?;
+                    let ran = conn
+                        .run_pending_migrations(migrate::PG_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| Error::Internal(format!("migration failed: {e}")));
+                    // The lock also goes away with the connection; unlocking is a courtesy.
+                    let _ = diesel::sql_query(format!(
+                        "SELECT pg_advisory_unlock({})",
+                        migrate::PG_MIGRATION_LOCK
+                    ))
+                    .execute(&mut conn);
+                    ran
+                });
+                task.await
+                    .map_err(|e| Error::Internal(format!("migration task failed: {e}")))?
+            }
+            Pools::Sqlite(pool) => {
+                let _writer = self.inner.sqlite_writer.lock().await;
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.spawn_blocking(|c| {
+                    Ok(c.run_pending_migrations(migrate::SQLITE_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| Error::Internal(format!("migration failed: {e}"))))
+                })
+                .await
+                .map_err(db_error)?
+            }
+        }
+    }
+
+    /// Ok when the database answers and every embedded migration has been applied.
+    pub async fn ready(&self) -> Result<(), Error> {
+        use schema::__diesel_schema_migrations::dsl::{__diesel_schema_migrations, version};
+        let (applied, expected): (Vec<String>, Vec<String>) = match &self.inner.pool {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                let applied = diesel_async::RunQueryDsl::load(
+                    __diesel_schema_migrations.select(version),
+                    &mut conn,
+                )
+                .await
+                .map_err(db_error)?;
+                (
+                    applied,
+                    migrate::embedded_versions::<Pg>(&migrate::PG_MIGRATIONS),
+                )
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                let applied = conn
+                    .spawn_blocking(|c| __diesel_schema_migrations.select(version).load(c))
+                    .await
+                    .map_err(db_error)?;
+                (
+                    applied,
+                    migrate::embedded_versions::<Sqlite>(&migrate::SQLITE_MIGRATIONS),
+                )
+            }
+        };
+        let missing: Vec<&String> = expected.iter().filter(|v| !applied.contains(v)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "migrations not applied: {missing:?}"
+            )))
+        }
+    }
+
+    /// The user's library, created (empty, version 0) on first use.
+    pub async fn library_for_user(&self, user_id: &str) -> Result<Library, Error> {
+        let now = librarian_core::Timestamp::now().millis();
+        let new = models::LibraryRow {
+            id: Uuid::now_v7().to_string(),
+            user_id: user_id.to_owned(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let user = user_id.to_owned();
+        let row = match &self.inner.pool {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                ops::pg::library_for_user(&mut conn, &user, &new).await
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(&mut conn, move |c| {
+                    ops::sqlite::library_for_user(c, &user, &new)
+                })
+                .await
+            }
+        }
+        .map_err(TxError::into_error)?;
+        Ok(Library {
+            id: models::parse_id(&row.id)?,
+            user_id: row.user_id,
+            version: row.version,
+        })
+    }
+
+    /// Validates and applies one mutation to a library in one transaction: the rows, the
+    /// library version bump and the idempotency record commit together or not at all.
+    pub async fn apply(
+        &self,
+        library_id: Uuid,
+        mutation: Mutation,
+        opts: MutationOptions,
+    ) -> Result<Committed, Error> {
+        validate(&mutation, &self.inner.limits)?;
+        if let Some(key) = &opts.idempotency_key {
+            validate_idempotency_key(key, &self.inner.limits)?;
+        }
+        let fingerprint = opts
+            .idempotency_key
+            .as_ref()
+            .map(|_| fingerprint(&mutation, opts.if_version));
+        let now = librarian_core::Timestamp::now().millis();
+        let lib = library_id.to_string();
+        let outcome: Result<Committed, TxError> = match &self.inner.pool {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.transaction(async move |c| {
+                    ops::pg::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now).await
+                })
+                .await
+            }
+            Pools::Sqlite(pool) => {
+                let _writer = self.inner.sqlite_writer.lock().await;
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(&mut conn, move |c| {
+                    c.immediate_transaction(|c| {
+                        ops::sqlite::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now)
+                    })
+                })
+                .await
+            }
+        };
+        outcome.or_else(TxError::into_result)
+    }
+
+    /// The whole library at its current version, read in one transaction.
+    pub async fn load_library(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
+        let lib = library_id.to_string();
+        let outcome: Result<LibrarySnapshot, TxError> = match &self.inner.pool {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.build_transaction()
+                    .repeatable_read()
+                    .read_only()
+                    .run(async move |c| ops::pg::load(c, &lib).await)
+                    .await
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                // A deferred transaction reads one WAL snapshot from its first SELECT on.
+                sqlite_blocking(&mut conn, move |c| {
+                    c.transaction(|c| ops::sqlite::load(c, &lib))
+                })
+                .await
+            }
+        };
+        outcome.map_err(TxError::into_error)
+    }
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    config: &StoreConfig,
+) -> Result<Pool<C>, Error>
+where
+    C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    Pool::builder(manager)
+        .max_size(config.pool_size.max(1))
+        .wait_timeout(Some(config.connect_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))
+}
+
+/// Runs sync diesel code on a pooled SQLite connection's blocking thread.
+async fn sqlite_blocking<R: Send + 'static>(
+    conn: &mut Object<SqliteConn>,
+    task: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+) -> Result<R, TxError> {
+    conn.spawn_blocking(move |c| Ok(task(c)))
+        .await
+        .map_err(TxError::Db)?
+}
+
+/// Identifies a request for idempotency: the same key with a different request is refused.
+fn fingerprint(m: &Mutation, if_version: Option<i64>) -> String {
+    let body = serde_json::to_string(&(m, if_version)).unwrap_or_default();
+    let digest = Sha256::digest(body.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

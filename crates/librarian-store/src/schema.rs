@@ -1,0 +1,91 @@
+//! The one portable schema for both backends: ids as UUID text, times as epoch milliseconds,
+//! tag lists as JSON text. It mirrors `migrations/{postgres,sqlite}`.
+
+diesel::table! {
+    libraries (id) {
+        id -> Text,
+        user_id -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    projects (library_id, id) {
+        library_id -> Text,
+        id -> Text,
+        parent_id -> Nullable<Text>,
+        name -> Text,
+        description -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    context_blocks (library_id, id) {
+        library_id -> Text,
+        id -> Text,
+        project_id -> Nullable<Text>,
+        title -> Text,
+        content -> Text,
+        tags -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    saved_prompts (library_id, id) {
+        library_id -> Text,
+        id -> Text,
+        project_id -> Nullable<Text>,
+        title -> Text,
+        content -> Text,
+        tags -> Text,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    saved_prompt_blocks (library_id, prompt_id, position) {
+        library_id -> Text,
+        prompt_id -> Text,
+        position -> Integer,
+        block_id -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (library_id, key) {
+        library_id -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        kind -> Text,
+        entity_id -> Text,
+        response -> Nullable<Text>,
+        library_version -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+// diesel's own bookkeeping table; only the column readiness checks need.
+diesel::table! {
+    __diesel_schema_migrations (version) {
+        version -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    libraries,
+    projects,
+    context_blocks,
+    saved_prompts,
+    saved_prompt_blocks,
+    idempotency_keys,
+);

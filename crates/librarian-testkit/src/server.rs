@@ -1,0 +1,107 @@
+//! The real `librarian` binary, started for a test on port 0 in a fresh working directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running `librarian serve`; killed on drop.
+pub struct TestServer {
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub base_url: String,
+    pub dir: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+/// The path of the `librarian` binary that cargo built for this test run.
+pub fn binary() -> PathBuf {
+    if let Ok(path) = std::env::var("CARGO_BIN_EXE_librarian") {
+        return PathBuf::from(path);
+    }
+    // Tests of other crates: the binary sits next to the test executable's directory.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(format!("librarian{}", std::env::consts::EXE_SUFFIX))
+}
+
+impl TestServer {
+    /// Starts `librarian serve` in a new temporary directory, with `env` set, and waits for it
+    /// to log the address it bound.
+    pub fn start(env: &[(&str, &str)]) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temporary directory");
+        let dir = tmp.path().to_path_buf();
+        let mut server = Self::start_in(&dir, env);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts `librarian serve` in `dir` (which the caller keeps), bound to port 0.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env("LIBRARIAN__SERVER__BIND", "127.0.0.1:0")
+            .env("LIBRARIAN__LOG__FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn librarian");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(addr) = bound_address(&line) {
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("librarian did not report its address within 60 s");
+            }
+        };
+        TestServer {
+            child,
+            base_url: format!("http://{addr}"),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for librarian")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server logs `{"fields":{"message":"listening","address":"127.0.0.1:PORT"},…}`.
+fn bound_address(line: &str) -> Option<String> {
+    if !line.contains("\"listening\"") {
+        return None;
+    }
+    let start = line.find("\"address\":\"")? + "\"address\":\"".len();
+    let end = line[start..].find('"')? + start;
+    Some(line[start..end].to_owned())
+}
