@@ -1,1 +1,42 @@
-fn main() {}
+//! `librarian`: the one binary. Parses the command line, loads the configuration and hands
+//! over to `librarian-server`.
+
+use clap::{Parser, Subcommand};
+use librarian_server::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Real-time sync server for a prompt-builder's library"
+)]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables still win).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    librarian_server::telemetry::init(&config.log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => librarian_server::serve(config).await,
+        Command::Migrate => librarian_server::migrate(config).await,
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "librarian failed");
+    }
+    Ok(result?)
+}

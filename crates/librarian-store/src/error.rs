@@ -15,7 +15,7 @@ use librarian_core::{Committed, Error};
 pub(crate) enum TxError {
     Domain(Error),
     Db(DieselError),
-    Replay(Committed),
+    Replay(Box<Committed>),
 }
 
 impl From<DieselError> for TxError {
@@ -33,7 +33,7 @@ impl From<Error> for TxError {
 impl TxError {
     pub(crate) fn into_result(self) -> Result<Committed, Error> {
         match self {
-            TxError::Replay(c) => Ok(c),
+            TxError::Replay(c) => Ok(*c),
             TxError::Domain(e) => Err(e),
             TxError::Db(e) => Err(db_error(e)),
         }

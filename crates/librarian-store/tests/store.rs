@@ -1,6 +1,8 @@
 //! The store against real SQLite and PostgreSQL: versions, field rules, isolation between
 //! users, delete semantics, preconditions, idempotency and snapshot consistency.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
 use librarian_core::{
     ContextBlockPatch, Entity, Error, Field, Mutation, MutationOptions, NewContextBlock,
     NewProject, NewSavedPrompt, ProjectPatch, SavedPromptPatch,

@@ -7,6 +7,9 @@
 //! binary says so once on stderr; with `LIBRARIAN_TEST_REQUIRE_POSTGRES=1` (set by `.ci/run`) a
 //! skip is a failure instead.
 
+// Test-only code: a helper that cannot do its job should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod server;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -123,7 +126,7 @@ impl Drop for TestDb {
 
 /// Runs each test body once per backend, as `<name>::sqlite` and `<name>::postgres`:
 ///
-/// ```ignore
+/// ```text
 /// both_backends! {
 ///     async fn versions_are_per_user(db) { let store = db.store().await; /* … */ }
 /// }

@@ -45,23 +45,23 @@ impl TestServer {
             .env("LIBRARIAN__SERVER__BIND", "127.0.0.1:0")
             .env("LIBRARIAN__LOG__FORMAT", "json")
             .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn librarian");
-        let stdout = child.stdout.take().expect("stdout");
+        let logs = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(logs).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(addr) = bound_address(&line) {
-                        let _ = tx.send(addr);
-                        sent = true;
-                    }
+                // Shown by the test harness only when the test fails.
+                eprintln!("[librarian] {line}");
+                if let Some(addr) = bound_address(&line).filter(|_| !sent) {
+                    let _ = tx.send(addr);
+                    sent = true;
                 }
             }
         });
@@ -96,7 +96,7 @@ impl Drop for TestServer {
     }
 }
 
-/// The server logs `{"fields":{"message":"listening","address":"127.0.0.1:PORT"},…}`.
+/// The server logs (JSON, on stderr) `{…,"message":"listening","address":"127.0.0.1:PORT",…}`.
 fn bound_address(line: &str) -> Option<String> {
     if !line.contains("\"listening\"") {
         return None;

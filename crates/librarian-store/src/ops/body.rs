@@ -52,7 +52,7 @@ pub(crate) fn apply(
             if prior.fingerprint != fp {
                 return Err(Error::IdempotencyKeyReused.into());
             }
-            return Err(TxError::Replay(replayed(&prior)?));
+            return Err(TxError::Replay(Box::new(replayed(&prior)?)));
         }
     }
 

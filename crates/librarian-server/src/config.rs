@@ -1,0 +1,153 @@
+//! Configuration, layered (DESIGN §7): the defaults of `config/default.toml` (embedded in the
+//! binary), then an optional file, then environment variables `LIBRARIAN__SECTION__KEY`.
+//! Unknown keys are refused, so a typo is an error at start and not a silently ignored setting.
+
+use librarian_core::Limits;
+use librarian_store::{SqliteSync, StoreConfig};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// The defaults, embedded so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    pub sqlite_synchronous: SqliteSync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// Like [`Config::load`], reading the environment from `env` instead of the process (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let environment = config::Environment::with_prefix("LIBRARIAN")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(env);
+        Ok(builder.add_source(environment).build()?.try_deserialize()?)
+    }
+
+    pub fn store(&self) -> StoreConfig {
+        StoreConfig {
+            url: self.database.url.clone(),
+            pool_size: self.database.pool_size,
+            connect_timeout: Duration::from_millis(self.database.connect_timeout_ms),
+            sqlite_sync: self.database.sqlite_synchronous,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_run_sqlite_on_loopback() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://data/librarian.db");
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn file_then_environment_override_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("librarian.toml");
+        std::fs::write(
+            &path,
+            "[server]\nbind = \"127.0.0.1:9000\"\n[limits]\ntitle_max = 10\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            env(&[
+                ("LIBRARIAN__SERVER__BIND", "127.0.0.1:0"),
+                ("LIBRARIAN__DATABASE__POOL_SIZE", "3"),
+                ("LIBRARIAN__LOG__FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.bind, "127.0.0.1:0",
+            "environment wins over the file"
+        );
+        assert_eq!(c.limits.title_max, 10, "the file wins over the defaults");
+        assert_eq!(
+            c.limits.name_max, 200,
+            "keys the file leaves out keep their default"
+        );
+        assert_eq!(c.database.pool_size, 3);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Config::load_from(None, env(&[("LIBRARIAN__SERVER__BINDD", "x")])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+}
