@@ -7,6 +7,7 @@ pub mod error;
 pub mod field;
 pub mod limits;
 pub mod mutation;
+pub mod protocol;
 pub mod snapshot;
 pub mod time;
 pub mod validate;

@@ -18,6 +18,7 @@ use std::io::Write;
 use std::sync::Once;
 use tempfile::TempDir;
 
+pub use actix_rt;
 pub use librarian_store;
 
 pub const DATABASE_URL_VAR: &str = "LIBRARIAN_TEST_DATABASE_URL";
@@ -86,6 +87,32 @@ impl TestDb {
         self.pg.is_some()
     }
 
+    /// Runs raw SQL on this database from a connection of its own (to inject failures, hold
+    /// locks, or change data behind the server's back).
+    pub async fn execute(&self, sql: &str) {
+        if self.is_postgres() {
+            let mut conn = AsyncPgConnection::establish(&self.url)
+                .await
+                .expect("connect");
+            conn.batch_execute(sql).await.expect("execute SQL");
+        } else {
+            use diesel::connection::SimpleConnection;
+            let path = librarian_store::sqlite_path(&self.url).expect("sqlite url");
+            let sql = sql.to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = <diesel::SqliteConnection as diesel::Connection>::establish(
+                    &path.to_string_lossy(),
+                )
+                .expect("open SQLite");
+                conn.batch_execute("PRAGMA busy_timeout = 5000")
+                    .and_then(|()| conn.batch_execute(&sql))
+                    .expect("execute SQL");
+            })
+            .await
+            .expect("SQL task");
+        }
+    }
+
     /// A migrated store on this database.
     pub async fn store(&self) -> Store {
         self.store_with(StoreConfig::new(&self.url)).await
@@ -122,6 +149,32 @@ impl Drop for TestDb {
         .join();
         drop(self.dir.take());
     }
+}
+
+/// Like [`both_backends!`], inside an actix `System` (for tests that start actors).
+#[macro_export]
+macro_rules! both_backends_actix {
+    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $body:block )*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[$crate::actix_rt::test]
+                async fn sqlite() {
+                    let $db = $crate::TestDb::sqlite();
+                    $body
+                }
+
+                #[$crate::actix_rt::test]
+                async fn postgres() {
+                    let Some($db) = $crate::TestDb::postgres().await else { return };
+                    $body
+                }
+            }
+        )*
+    };
 }
 
 /// Runs each test body once per backend, as `<name>::sqlite` and `<name>::postgres`:

@@ -1,0 +1,463 @@
+//! `LibraryActor`: turns [`Mutated`] events into snapshots for subscribers.
+//!
+//! Per library with at least one subscriber it keeps one `watch` channel holding the latest
+//! [`LibraryView`]: the newest snapshot it loaded (version + frame bytes, serialized once and
+//! shared by every subscriber) and a sync status. Rules:
+//! - a `Mutated` above the held version starts a reload, unless one is in flight: then one
+//!   trailing reload runs after it, and only if the version it loaded is still below the
+//!   newest announced;
+//! - while more writes to the library are under way in this process (the entity actors report
+//!   [`WriteStarted`]/[`WriteEnded`]), the reload waits for them, up to `max_coalesce`, so a
+//!   burst of N writes costs a few reloads (G6) while a lone edit reloads at once;
+//! - a view only ever moves to a higher snapshot version (G3);
+//! - a second subscriber of a loaded library gets the current view at once, no reload;
+//! - the last subscriber leaving drops the library's state;
+//! - a failed reload sets an `Error` status and retries with exponential backoff and jitter.
+
+use crate::event::Mutated;
+use actix::prelude::*;
+use bytestring::ByteString;
+use librarian_core::Error;
+use librarian_core::protocol::{SnapshotFrame, SyncState};
+use librarian_store::Store;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// One loaded version of a library, serialized once as its `snapshot` frame.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: i64,
+    /// The whole `{"type":"snapshot",…}` frame; cloning it shares the bytes.
+    pub frame: ByteString,
+    /// Number of rows, for metrics and logs.
+    pub items: usize,
+}
+
+/// What every subscriber of a library can see right now.
+#[derive(Debug, Clone)]
+pub struct LibraryView {
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub state: SyncState,
+}
+
+impl LibraryView {
+    pub fn version(&self) -> Option<i64> {
+        self.snapshot.as_ref().map(|s| s.version)
+    }
+}
+
+/// Counters of the sync core, readable at any time (tests, metrics).
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    pub reloads_started: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// `Mutated` events that needed no reload of their own (absorbed by one in flight).
+    pub events_coalesced: AtomicU64,
+    pub snapshots_published: AtomicU64,
+    pub snapshot_bytes: AtomicU64,
+}
+
+/// A plain copy of [`SyncStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncStatsSnapshot {
+    pub reloads_started: u64,
+    pub reloads_failed: u64,
+    pub events_coalesced: u64,
+    pub snapshots_published: u64,
+    pub snapshot_bytes: u64,
+}
+
+impl SyncStats {
+    pub fn read(&self) -> SyncStatsSnapshot {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SyncStatsSnapshot {
+            reloads_started: r(&self.reloads_started),
+            reloads_failed: r(&self.reloads_failed),
+            events_coalesced: r(&self.events_coalesced),
+            snapshots_published: r(&self.snapshots_published),
+            snapshot_bytes: r(&self.snapshot_bytes),
+        }
+    }
+
+    fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+}
+
+/// Subscribe to a library. The answer's receiver holds the current view at once (a loading
+/// status if this is the library's first subscriber) and changes with every newer view.
+#[derive(Debug, Message)]
+#[rtype(result = "Subscription")]
+pub struct Subscribe {
+    pub library_id: Uuid,
+}
+
+/// A live subscription. Dropping it unsubscribes.
+#[derive(Debug, MessageResponse)]
+pub struct Subscription {
+    pub views: watch::Receiver<LibraryView>,
+    _guard: SubscriberGuard,
+}
+
+#[derive(Debug)]
+struct SubscriberGuard {
+    library_id: Uuid,
+    actor: Addr<LibraryActor>,
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.actor.do_send(Unsubscribe {
+            library_id: self.library_id,
+        });
+    }
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Unsubscribe {
+    library_id: Uuid,
+}
+
+/// A write to `library_id` is about to run in this process.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct WriteStarted {
+    pub library_id: Uuid,
+}
+
+/// A write announced by [`WriteStarted`] is over (committed, refused or failed).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct WriteEnded {
+    pub library_id: Uuid,
+}
+
+/// Backoff after failed reloads: 100 ms doubling up to 5 s, each delay jittered to 50–100 %.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+struct LibraryState {
+    views: watch::Sender<LibraryView>,
+    subscribers: usize,
+    /// Version of the snapshot in `views`, -1 before the first load.
+    held: i64,
+    /// The highest version announced by any event.
+    target: i64,
+    loading: bool,
+    failures: u32,
+    /// Writes to this library under way in this process.
+    writes_in_flight: u32,
+    /// Since when a reload has been held back for writes in flight.
+    deferred_since: Option<Instant>,
+    /// Distinguishes this state from an earlier one of the same library, so a reload that
+    /// finishes after its library was dropped and re-subscribed is ignored.
+    epoch: u64,
+}
+
+pub struct LibraryActor {
+    store: Store,
+    stats: Arc<SyncStats>,
+    libraries: HashMap<Uuid, LibraryState>,
+    next_epoch: u64,
+    max_coalesce: Duration,
+}
+
+impl LibraryActor {
+    /// `max_coalesce`: the longest a reload waits for writes still in flight.
+    pub fn new(store: Store, stats: Arc<SyncStats>, max_coalesce: Duration) -> Self {
+        LibraryActor {
+            store,
+            stats,
+            libraries: HashMap::new(),
+            next_epoch: 0,
+            max_coalesce,
+        }
+    }
+
+    /// Starts a reload if the library is behind and none is in flight, unless writes are still
+    /// under way and the reload has waited less than `max_coalesce` for them.
+    fn maybe_reload(&mut self, library_id: Uuid, ctx: &mut Context<Self>) {
+        let Some(state) = self.libraries.get_mut(&library_id) else {
+            return;
+        };
+        if state.loading || state.target <= state.held {
+            return;
+        }
+        if state.writes_in_flight > 0 {
+            let now = Instant::now();
+            match state.deferred_since {
+                None => {
+                    state.deferred_since = Some(now);
+                    let epoch = state.epoch;
+                    ctx.run_later(self.max_coalesce, move |act, ctx| {
+                        if act
+                            .libraries
+                            .get(&library_id)
+                            .is_some_and(|s| s.epoch == epoch)
+                        {
+                            act.maybe_reload(library_id, ctx);
+                        }
+                    });
+                    return;
+                }
+                Some(since) if now.duration_since(since) < self.max_coalesce => return,
+                Some(_) => {}
+            }
+        }
+        self.start_reload(library_id, ctx);
+    }
+
+    fn start_reload(&mut self, library_id: Uuid, ctx: &mut Context<Self>) {
+        let Some(state) = self.libraries.get_mut(&library_id) else {
+            return;
+        };
+        if state.loading {
+            return;
+        }
+        state.loading = true;
+        state.deferred_since = None;
+        if state.held >= 0 && state.target > state.held {
+            let target_version = state.target;
+            state
+                .views
+                .send_modify(|v| v.state = SyncState::Syncing { target_version });
+        }
+        SyncStats::bump(&self.stats.reloads_started, 1);
+        let epoch = state.epoch;
+        let store = self.store.clone();
+        let load = async move {
+            let started = Instant::now();
+            let result = store.load_library(library_id).await.and_then(serialize);
+            (result, started.elapsed())
+        };
+        ctx.spawn(load.into_actor(self).map(move |(result, took), act, ctx| {
+            act.reload_done(library_id, epoch, result, took, ctx);
+        }));
+    }
+
+    fn reload_done(
+        &mut self,
+        library_id: Uuid,
+        epoch: u64,
+        result: Result<Snapshot, Error>,
+        took: Duration,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(state) = self.libraries.get_mut(&library_id) else {
+            return;
+        };
+        if state.epoch != epoch {
+            return;
+        }
+        state.loading = false;
+        match result {
+            Ok(snapshot) => {
+                state.failures = 0;
+                state.target = state.target.max(snapshot.version);
+                tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
+                    bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
+                let behind = state.target > snapshot.version;
+                let next_state = if behind {
+                    SyncState::Syncing {
+                        target_version: state.target,
+                    }
+                } else {
+                    SyncState::Live
+                };
+                if snapshot.version > state.held {
+                    state.held = snapshot.version;
+                    SyncStats::bump(&self.stats.snapshots_published, 1);
+                    SyncStats::bump(&self.stats.snapshot_bytes, snapshot.frame.len() as u64);
+                    state.views.send_replace(LibraryView {
+                        snapshot: Some(Arc::new(snapshot)),
+                        state: next_state,
+                    });
+                } else {
+                    // Same version as held (e.g. recovering from an error): status only.
+                    state.views.send_if_modified(|v| {
+                        let changed = v.state != next_state;
+                        v.state = next_state;
+                        changed
+                    });
+                }
+                if behind {
+                    self.maybe_reload(library_id, ctx);
+                }
+            }
+            Err(e) => {
+                state.failures += 1;
+                SyncStats::bump(&self.stats.reloads_failed, 1);
+                let delay = retry_delay(state.failures);
+                tracing::warn!(%library_id, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "reload failed");
+                let (code, message) = match &e {
+                    Error::Unavailable(_) => {
+                        ("database_unavailable", "the database is unavailable")
+                    }
+                    _ => ("reload_failed", "the library could not be loaded"),
+                };
+                state.views.send_modify(|v| {
+                    v.state = SyncState::Error {
+                        code: code.to_owned(),
+                        message: message.to_owned(),
+                        retry_in_ms: delay.as_millis() as u64,
+                    }
+                });
+                ctx.run_later(delay, move |act, ctx| {
+                    if act
+                        .libraries
+                        .get(&library_id)
+                        .is_some_and(|s| s.epoch == epoch)
+                    {
+                        act.start_reload(library_id, ctx);
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn serialize(snapshot: librarian_core::LibrarySnapshot) -> Result<Snapshot, Error> {
+    let version = snapshot.version;
+    let items = snapshot.len();
+    let frame = serde_json::to_string(&SnapshotFrame { snapshot })
+        .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
+    Ok(Snapshot {
+        version,
+        frame: ByteString::from(frame),
+        items,
+    })
+}
+
+fn retry_delay(failures: u32) -> Duration {
+    let exp = RETRY_BASE.saturating_mul(1 << failures.saturating_sub(1).min(10));
+    let capped = exp.min(RETRY_MAX);
+    capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+impl Actor for LibraryActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Subscribe> for LibraryActor {
+    type Result = Subscription;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Subscription {
+        let library_id = msg.library_id;
+        let guard = SubscriberGuard {
+            library_id,
+            actor: ctx.address(),
+        };
+        if let Some(state) = self.libraries.get_mut(&library_id) {
+            state.subscribers += 1;
+            return Subscription {
+                views: state.views.subscribe(),
+                _guard: guard,
+            };
+        }
+        let (views, rx) = watch::channel(LibraryView {
+            snapshot: None,
+            state: SyncState::Loading,
+        });
+        self.next_epoch += 1;
+        self.libraries.insert(
+            library_id,
+            LibraryState {
+                views,
+                subscribers: 1,
+                held: -1,
+                target: 0,
+                loading: false,
+                failures: 0,
+                writes_in_flight: 0,
+                deferred_since: None,
+                epoch: self.next_epoch,
+            },
+        );
+        self.start_reload(library_id, ctx);
+        Subscription {
+            views: rx,
+            _guard: guard,
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        if let Some(state) = self.libraries.get_mut(&msg.library_id) {
+            state.subscribers = state.subscribers.saturating_sub(1);
+            if state.subscribers == 0 {
+                self.libraries.remove(&msg.library_id);
+            }
+        }
+    }
+}
+
+impl Handler<Mutated> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, event: Mutated, ctx: &mut Context<Self>) {
+        // A library nobody subscribes to needs no snapshot.
+        let Some(state) = self.libraries.get_mut(&event.library_id) else {
+            return;
+        };
+        if event.version <= state.held.max(state.target) {
+            SyncStats::bump(&self.stats.events_coalesced, 1);
+            return;
+        }
+        // The previous target, if still unloaded, is now covered by this one.
+        if state.target > state.held {
+            SyncStats::bump(&self.stats.events_coalesced, 1);
+        }
+        state.target = event.version;
+        self.maybe_reload(event.library_id, ctx);
+    }
+}
+
+impl Handler<WriteStarted> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WriteStarted, _ctx: &mut Context<Self>) {
+        if let Some(state) = self.libraries.get_mut(&msg.library_id) {
+            state.writes_in_flight += 1;
+        }
+    }
+}
+
+impl Handler<WriteEnded> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WriteEnded, ctx: &mut Context<Self>) {
+        if let Some(state) = self.libraries.get_mut(&msg.library_id) {
+            // Saturating: a write that started before the first subscriber was not counted.
+            state.writes_in_flight = state.writes_in_flight.saturating_sub(1);
+            if state.writes_in_flight == 0 {
+                self.maybe_reload(msg.library_id, ctx);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_capped() {
+        for failures in 1..20 {
+            let d = retry_delay(failures);
+            let ceiling = RETRY_BASE
+                .saturating_mul(1 << (failures - 1).min(10))
+                .min(RETRY_MAX);
+            assert!(d <= ceiling && d >= ceiling / 2, "{failures}: {d:?}");
+        }
+    }
+}
