@@ -24,6 +24,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print a bearer token for USER, signed with the configured secret.
+    Token {
+        /// The user id (the token's `sub`).
+        user: String,
+    },
 }
 
 #[actix_web::main]
@@ -34,6 +39,12 @@ async fn main() -> anyhow::Result<()> {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => librarian_server::serve(config).await,
         Command::Migrate => librarian_server::migrate(config).await,
+        Command::Token { user } => librarian_server::mint_token(&config, &user).map(|token| {
+            #[allow(clippy::print_stdout)] // the command's output
+            {
+                println!("{token}");
+            }
+        }),
     };
     if let Err(e) = &result {
         tracing::error!(error = %e, "librarian failed");

@@ -19,7 +19,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use error::{TxError, db_error, pool_error};
 use librarian_core::validate::{validate, validate_idempotency_key};
 use librarian_core::{
-    Committed, Error, Library, LibrarySnapshot, Limits, Mutation, MutationOptions,
+    Committed, Entity, EntityKind, Error, Library, LibrarySnapshot, Limits, Mutation,
+    MutationOptions,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,11 @@ pub struct StoreConfig {
     /// How long a request waits for a connection (or to open one) before it fails with
     /// [`Error::Unavailable`].
     pub connect_timeout: Duration,
+    /// The longest one store operation may take, waiting for a connection included. Past it
+    /// the operation fails with [`Error::Unavailable`] (a database that stopped answering
+    /// must not hang requests). A write that times out while committing may still have
+    /// committed: retries should carry an idempotency key.
+    pub query_timeout: Duration,
     pub sqlite_sync: SqliteSync,
     pub limits: Limits,
 }
@@ -69,6 +75,7 @@ impl StoreConfig {
             url: url.into(),
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(10),
             sqlite_sync: SqliteSync::default(),
             limits: Limits::default(),
         }
@@ -93,6 +100,7 @@ struct Inner {
     pool: Pools,
     limits: Limits,
     url: String,
+    query_timeout: Duration,
     /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
     /// handler (which sleeps and polls) keeps write latency flat under contention.
     sqlite_writer: tokio::sync::Mutex<()>,
@@ -128,6 +136,7 @@ impl Store {
                 SqliteSync::Full => "FULL",
                 SqliteSync::Normal => "NORMAL",
             };
+            let busy_ms = config.connect_timeout.as_millis();
             let mut manager_config = ManagerConfig::<SqliteConn>::default();
             manager_config.custom_setup = Box::new(move |_url| {
                 let file = file.clone();
@@ -135,7 +144,7 @@ impl Store {
                     let mut conn = SqliteConn::establish(&file).await?;
                     conn.batch_execute(&format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
-                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                         PRAGMA busy_timeout = {busy_ms}; PRAGMA foreign_keys = ON;"
                     ))
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -158,6 +167,7 @@ impl Store {
                 pool,
                 limits: config.limits.clone(),
                 url,
+                query_timeout: config.query_timeout,
                 sqlite_writer: tokio::sync::Mutex::new(()),
             }),
         })
@@ -264,6 +274,10 @@ impl Store {
 
     /// The user's library, created (empty, version 0) on first use.
     pub async fn library_for_user(&self, user_id: &str) -> Result<Library, Error> {
+        self.timed(self.library_for_user_inner(user_id)).await
+    }
+
+    async fn library_for_user_inner(&self, user_id: &str) -> Result<Library, Error> {
         let now = librarian_core::Timestamp::now().millis();
         let new = models::LibraryRow {
             id: Uuid::now_v7().to_string(),
@@ -302,6 +316,16 @@ impl Store {
         mutation: Mutation,
         opts: MutationOptions,
     ) -> Result<Committed, Error> {
+        self.timed(self.apply_inner(library_id, mutation, opts))
+            .await
+    }
+
+    async fn apply_inner(
+        &self,
+        library_id: Uuid,
+        mutation: Mutation,
+        opts: MutationOptions,
+    ) -> Result<Committed, Error> {
         validate(&mutation, &self.inner.limits)?;
         if let Some(key) = &opts.idempotency_key {
             validate_idempotency_key(key, &self.inner.limits)?;
@@ -334,8 +358,37 @@ impl Store {
         outcome.or_else(TxError::into_result)
     }
 
+    /// One row of a library (`NotFound` also for another library's rows).
+    pub async fn get(&self, library_id: Uuid, kind: EntityKind, id: Uuid) -> Result<Entity, Error> {
+        self.timed(self.get_inner(library_id, kind, id)).await
+    }
+
+    async fn get_inner(
+        &self,
+        library_id: Uuid,
+        kind: EntityKind,
+        id: Uuid,
+    ) -> Result<Entity, Error> {
+        let lib = library_id.to_string();
+        let outcome = match &self.inner.pool {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                ops::pg::get(&mut conn, &lib, kind, id).await
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(&mut conn, move |c| ops::sqlite::get(c, &lib, kind, id)).await
+            }
+        };
+        outcome.map_err(TxError::into_error)
+    }
+
     /// The whole library at its current version, read in one transaction.
     pub async fn load_library(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
+        self.timed(self.load_library_inner(library_id)).await
+    }
+
+    async fn load_library_inner(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
         let lib = library_id.to_string();
         let outcome: Result<LibrarySnapshot, TxError> = match &self.inner.pool {
             Pools::Postgres(pool) => {
@@ -356,6 +409,21 @@ impl Store {
             }
         };
         outcome.map_err(TxError::into_error)
+    }
+}
+
+impl Store {
+    async fn timed<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let limit = self.inner.query_timeout;
+        tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "the database did not answer within {} ms",
+                limit.as_millis()
+            )))
+        })
     }
 }
 

@@ -689,3 +689,26 @@ pub(crate) fn library_for_user(
     Ok(run!(by_user().first(conn))?)
 }
 }
+
+maybe_async! {
+/// One row of a library, or `NotFound`.
+pub(crate) fn get(conn: &mut Conn, lib: &str, kind: EntityKind, id: Uuid) -> Result<Entity, TxError> {
+    let id_s = id.to_string();
+    let not_found = || TxError::from(Error::NotFound { kind, id });
+    Ok(match kind {
+        EntityKind::Project => {
+            let row = run!(find_project(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            Entity::Project(row.to_entity()?)
+        }
+        EntityKind::ContextBlock => {
+            let row = run!(find_context_block(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            Entity::ContextBlock(row.to_entity()?)
+        }
+        EntityKind::SavedPrompt => {
+            let row = run!(find_saved_prompt(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            let block_ids = run!(prompt_block_ids(conn, lib, &id_s))?;
+            Entity::SavedPrompt(row.to_entity(block_ids)?)
+        }
+    })
+}
+}
