@@ -10,6 +10,7 @@
 // Test-only code: a helper that cannot do its job should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
 pub mod server;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -85,6 +86,27 @@ impl TestDb {
 
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
+    }
+
+    /// PostgreSQL: the server address of the database, to put a [`proxy::TcpProxy`] before it.
+    pub fn postgres_addr(&self) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let url = url::Url::parse(&self.url)
+            .ok()
+            .filter(|_| self.is_postgres())?;
+        let host = url.host_str()?;
+        (host, url.port().unwrap_or(5432))
+            .to_socket_addrs()
+            .ok()?
+            .next()
+    }
+
+    /// This database's URL, but reached through `addr` (a proxy).
+    pub fn url_through(&self, addr: std::net::SocketAddr) -> String {
+        let mut url = url::Url::parse(&self.url).expect("database url");
+        url.set_ip_host(addr.ip()).expect("set host");
+        url.set_port(Some(addr.port())).expect("set port");
+        url.to_string()
     }
 
     /// Runs raw SQL on this database from a connection of its own (to inject failures, hold

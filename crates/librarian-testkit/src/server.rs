@@ -12,6 +12,7 @@ pub struct TestServer {
     /// `http://127.0.0.1:<port>`
     pub base_url: String,
     pub dir: PathBuf,
+    env: Vec<(String, String)>,
     _tmp: Option<TempDir>,
 }
 
@@ -76,8 +77,37 @@ impl TestServer {
             child,
             base_url: format!("http://{addr}"),
             dir: dir.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: None,
         }
+    }
+
+    /// `librarian token <user>` with this server's directory and environment (so the same
+    /// secret).
+    pub fn token(&self, user: &str) -> String {
+        let out = Command::new(binary())
+            .args(["token", user])
+            .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run librarian token");
+        assert!(
+            out.status.success(),
+            "librarian token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8 token")
+            .trim()
+            .to_owned()
+    }
+
+    /// `{base_url}{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
