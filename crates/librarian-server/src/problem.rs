@@ -29,7 +29,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current: Option<Entity>,
+    pub current: Option<Box<Entity>>,
     #[serde(skip)]
     pub retry_after_s: Option<u64>,
 }
@@ -119,7 +119,7 @@ impl From<Error> for Problem {
                     "the row is at version {}, not {expected}: it changed since you read it",
                     current.version()
                 ),
-                current: Some(*current),
+                current: Some(current),
                 ..Problem::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", "")
             },
             Error::IdempotencyKeyReused => Problem::new(
