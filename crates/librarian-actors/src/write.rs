@@ -55,6 +55,72 @@ impl Drop for InFlight {
     }
 }
 
+/// Defines one entity actor: its write enum, its message and the actor, which commits through
+/// [`commit`] (so it publishes only after the commit). The three entity actors differ only in
+/// their types.
+macro_rules! entity_actor {
+    (
+        actor: $actor:ident, message: $msg:ident, write: $write:ident,
+        new: $new:ty, patch: $patch:ty, what: $what:literal,
+        create: $create:ident, update: $update:ident, delete: $delete:ident $(,)?
+    ) => {
+        #[doc = concat!("One create, update or delete of ", $what, ".")]
+        #[derive(Debug, Clone)]
+        pub enum $write {
+            Create($new),
+            Update { id: Uuid, patch: $patch },
+            Delete { id: Uuid },
+        }
+
+        #[doc = concat!("Ask the [`", stringify!($actor), "`] to apply a write to a library; answers once it committed.")]
+        #[derive(Debug, Message)]
+        #[rtype(result = "Result<Committed, Error>")]
+        pub struct $msg {
+            pub library_id: Uuid,
+            pub write: $write,
+            pub opts: MutationOptions,
+        }
+
+        #[doc = concat!("The write path for ", $what, ": commits, then publishes.")]
+        pub struct $actor {
+            store: Store,
+            library: Addr<LibraryActor>,
+        }
+
+        impl $actor {
+            pub fn new(store: Store, library: Addr<LibraryActor>) -> Self {
+                $actor { store, library }
+            }
+        }
+
+        impl Actor for $actor {
+            type Context = Context<Self>;
+        }
+
+        impl Handler<$msg> for $actor {
+            // A future the actor does not wait for: writes to different libraries run concurrently
+            // (writes to one library queue on its row lock in the database, not here).
+            type Result = ResponseFuture<Result<Committed, Error>>;
+
+            fn handle(&mut self, msg: $msg, _ctx: &mut Self::Context) -> Self::Result {
+                let mutation = match msg.write {
+                    $write::Create(data) => Mutation::$create(data),
+                    $write::Update { id, patch } => Mutation::$update { id, patch },
+                    $write::Delete { id } => Mutation::$delete { id },
+                };
+                Box::pin(commit(
+                    self.store.clone(),
+                    self.library.clone(),
+                    msg.library_id,
+                    mutation,
+                    msg.opts,
+                ))
+            }
+        }
+    };
+}
+pub(crate) use entity_actor;
+
 /// The addresses of the three entity actors.
 #[derive(Clone)]
 pub struct Writers {
