@@ -68,13 +68,14 @@ pub struct SavedPrompt {
     pub updated_at: Timestamp,
 }
 
-/// Any one row; serialized untagged, exactly as the row itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Any one row; serialized untagged, exactly as the row itself. (Read back untagged too: a
+/// prompt is the only kind with `context_block_ids`, a project the only one with `name`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Entity {
-    Project(Project),
-    ContextBlock(ContextBlock),
     SavedPrompt(SavedPrompt),
+    ContextBlock(ContextBlock),
+    Project(Project),
 }
 
 impl Entity {

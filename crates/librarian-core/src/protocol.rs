@@ -1,8 +1,101 @@
-//! Frames of the WebSocket protocol (DESIGN §5) that the server sends, shared by the server and
-//! the client SDKs. Each frame is a JSON object with a `type` tag.
+//! Frames of the WebSocket protocol (DESIGN §5), shared by the server and the client SDKs.
+//! Each frame is a JSON text message with a `type` tag.
 
+use crate::entity::Entity;
+use crate::mutation::Op;
 use crate::snapshot::LibrarySnapshot;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The protocol version `hello` announces.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Close codes (DESIGN §5).
+pub mod close {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame the server cannot accept (after an `error` frame saying why).
+    pub const MALFORMED: u16 = 4400;
+    /// The token expired during the session.
+    pub const AUTH_EXPIRED: u16 = 4401;
+    /// No pong within the idle timeout.
+    pub const IDLE: u16 = 4408;
+    /// The session could not take frames for too long.
+    pub const TOO_SLOW: u16 = 4429;
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello(Hello),
+    Snapshot(LibrarySnapshot),
+    Status(Status),
+    Ack(Ack),
+    Reject(Reject),
+    Error(ErrorFrame),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub session_id: Uuid,
+    pub user_id: String,
+    pub library_id: Uuid,
+}
+
+/// `status`: where the session stands; `version` is the snapshot it holds (if any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    #[serde(flatten)]
+    pub state: SyncState,
+    pub version: Option<i64>,
+}
+
+/// `ack`: the mutation committed as `library_version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub mutation_id: String,
+    pub library_version: i64,
+    pub data: Option<Entity>,
+}
+
+/// `reject`: the mutation was refused; `error` is the same problem document HTTP would send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reject {
+    pub mutation_id: String,
+    pub error: serde_json::Value,
+}
+
+/// `error`: a frame the server could not accept; a close follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: String,
+    pub message: String,
+}
+
+/// Every frame a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Mutate(MutateFrame),
+}
+
+/// `mutate`: one of the nine operations; `mutation_id` is its idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutateFrame {
+    pub mutation_id: String,
+    pub op: Op,
+    /// The row to update or delete (or, optionally, the id to create with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<i64>,
+    /// The entity's fields (create) or a partial object (update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
 
 /// `{"type":"snapshot","version":…,"projects":[…],"context_blocks":[…],"saved_prompts":[…]}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +126,21 @@ pub enum SyncState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_frames_round_trip() {
+        let frames = [
+            r#"{"type":"status","state":"live","version":3}"#,
+            r#"{"type":"status","state":"syncing","target_version":5,"version":3}"#,
+            r#"{"type":"status","state":"error","code":"database_unavailable","message":"m","retry_in_ms":200,"version":null}"#,
+            r#"{"type":"ack","mutation_id":"m1","library_version":4,"data":null}"#,
+            r#"{"type":"error","code":"malformed_frame","message":"m"}"#,
+        ];
+        for json in frames {
+            let frame: ServerFrame = serde_json::from_str(json).unwrap();
+            assert_eq!(serde_json::to_string(&frame).unwrap(), json);
+        }
+    }
 
     #[test]
     fn a_snapshot_frame_is_the_snapshot_object_with_a_type() {

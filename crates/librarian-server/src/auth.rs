@@ -104,6 +104,14 @@ impl Authenticator {
 
     /// Checks a bearer token and returns its user.
     pub fn verify(&self, token: &str) -> Result<AuthUser, Problem> {
+        self.verify_with_expiry(token).map(|(user, _)| user)
+    }
+
+    /// Like [`Authenticator::verify`], also telling how long the token stays valid.
+    pub fn verify_with_expiry(
+        &self,
+        token: &str,
+    ) -> Result<(AuthUser, Option<std::time::Duration>), Problem> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
@@ -127,7 +135,12 @@ impl Authenticator {
                 "the token's subject is not a valid user id",
             ));
         }
-        Ok(AuthUser { user_id: sub })
+        let now = jsonwebtoken::get_current_timestamp();
+        let remaining = (data.claims.exp + self.validation.leeway).saturating_sub(now);
+        Ok((
+            AuthUser { user_id: sub },
+            Some(std::time::Duration::from_secs(remaining)),
+        ))
     }
 
     /// A token for `user`, valid for `auth.token_ttl_s`.

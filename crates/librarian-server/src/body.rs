@@ -86,36 +86,33 @@ fn too_large(limit: usize) -> Problem {
 /// Parses JSON, telling malformed JSON (400) from JSON of the wrong shape (422, field named).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    let value = parsed.map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return Problem::bad_request("malformed_json", format!("malformed JSON: {inner}"));
-        }
-        let message = strip_position(&inner.to_string());
-        // A missing field is reported at its parent: name the field itself.
-        let field = backticked(&message)
-            .filter(|_| message.starts_with("missing field"))
-            .map(|name| {
-                if path == "." {
-                    name.to_owned()
-                } else {
-                    format!("{path}.{name}")
-                }
-            })
-            .unwrap_or_else(|| {
-                if path == "." {
-                    "(body)".to_owned()
-                } else {
-                    path
-                }
-            });
-        Problem::invalid(vec![FieldError::new(field, message)])
-    })?;
+    let value = serde_path_to_error::deserialize(&mut de).map_err(shape_error)?;
     de.end()
         .map_err(|e| Problem::bad_request("malformed_json", format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// Reads already-parsed JSON into `T`; a wrong shape is 422 naming the field.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(shape_error)
+}
+
+fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return Problem::bad_request("malformed_json", format!("malformed JSON: {inner}"));
+    }
+    let message = strip_position(&inner.to_string());
+    let parent = if path == "." { None } else { Some(path) };
+    // A missing field is reported at its parent: name the field itself.
+    let field = match (backticked(&message), parent) {
+        (Some(name), None) if message.starts_with("missing field") => name.to_owned(),
+        (Some(name), Some(p)) if message.starts_with("missing field") => format!("{p}.{name}"),
+        (_, Some(p)) => p,
+        (_, None) => "(body)".to_owned(),
+    };
+    Problem::invalid(vec![FieldError::new(field, message)])
 }
 
 /// serde_json appends " at line 1 column 17"; the field name says more.

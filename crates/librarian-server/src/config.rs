@@ -18,6 +18,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub sync: SyncConfig,
+    pub ws: WsSection,
     pub limits: Limits,
     pub log: LogConfig,
 }
@@ -79,6 +80,15 @@ impl std::fmt::Debug for AuthConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct WsSection {
+    pub heartbeat_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub send_timeout_ms: u64,
+    pub max_inflight_mutations: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     pub max_coalesce_ms: u64,
 }
@@ -125,6 +135,16 @@ impl Config {
             .try_parsing(true)
             .source(env);
         Ok(builder.add_source(environment).build()?.try_deserialize()?)
+    }
+
+    pub fn ws(&self) -> crate::ws::WsConfig {
+        crate::ws::WsConfig {
+            heartbeat: Duration::from_millis(self.ws.heartbeat_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.ws.idle_timeout_ms),
+            send_timeout: Duration::from_millis(self.ws.send_timeout_ms),
+            max_frame_bytes: self.limits.body_max_bytes,
+            max_inflight: self.ws.max_inflight_mutations.max(1),
+        }
     }
 
     pub fn store(&self) -> StoreConfig {

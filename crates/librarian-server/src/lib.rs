@@ -10,6 +10,7 @@ mod health;
 pub mod problem;
 mod state;
 pub mod telemetry;
+pub mod ws;
 
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
@@ -48,6 +49,29 @@ pub async fn migrate(config: Config) -> Result<(), ServerError> {
     open_store(&config).await.map(drop)
 }
 
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// `librarian token <user>`: a bearer token for `user`, signed with the configured secret.
 pub fn mint_token(config: &Config, user: &str) -> Result<String, ServerError> {
     Ok(Authenticator::new(&config.auth)?.mint(user)?)
@@ -66,6 +90,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let state = web::Data::new(AppState::new(store.clone(), sync));
     let store = web::Data::new(store);
     let limits = web::Data::new(config.limits.clone());
+    let ws_config = web::Data::new(std::sync::Arc::new(config.ws()));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shutdown = web::Data::new(ws::Shutdown(shutdown_rx));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem::rewrite_plain_errors))
@@ -73,6 +100,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             .app_data(store.clone())
             .app_data(authenticator.clone())
             .app_data(limits.clone())
+            .app_data(ws_config.clone())
+            .app_data(shutdown.clone())
             .service(health::healthz)
             .service(health::readyz)
             .configure(api::routes)
@@ -84,6 +113,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         }
     })
     .shutdown_timeout(config.server.shutdown_timeout_s)
+    // Signals are handled below, so that WebSocket sessions close (1001) before the server
+    // waits for connections to finish.
+    .disable_signals()
     .bind(&config.server.bind)
     .map_err(|source| ServerError::Bind {
         bind: config.server.bind.clone(),
@@ -92,7 +124,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     for addr in server.addrs() {
         tracing::info!(address = %addr, "listening");
     }
-    server.run().await?;
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+        // Let sessions put their close frames on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        handle.stop(true).await;
+    });
+    server.await?;
     tracing::info!("stopped");
     // Let the log line out before the process exits.
     tokio::time::sleep(Duration::from_millis(10)).await;

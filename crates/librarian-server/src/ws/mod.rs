@@ -1,0 +1,84 @@
+//! `GET /api/v1/ws`: live snapshots, sync status and mutations over a WebSocket (DESIGN §5).
+//! Auth happens before the upgrade; a refused request is a plain 401 problem document.
+
+mod frames;
+mod session;
+mod transport;
+
+use crate::auth::{Authenticator, bearer_token};
+use crate::problem::Problem;
+use crate::state::AppState;
+use actix_web::body::{BodyStream, BoxBody, MessageBody};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Session limits, from the `[ws]` config section.
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// How often the server pings.
+    pub heartbeat: Duration,
+    /// A session that sends nothing (not even a pong) for this long is closed with 4408.
+    pub idle_timeout: Duration,
+    /// A session that takes no frame for this long is closed with 4429.
+    pub send_timeout: Duration,
+    /// Largest accepted client message, in bytes.
+    pub max_frame_bytes: usize,
+    /// Mutations one session may have in flight at once.
+    pub max_inflight: usize,
+}
+
+/// Tells every session that the server is shutting down (they close with 1001).
+#[derive(Clone)]
+pub struct Shutdown(pub watch::Receiver<bool>);
+
+pub async fn connect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
+    config: web::Data<Arc<WsConfig>>,
+    shutdown: web::Data<Shutdown>,
+) -> Result<HttpResponse, Problem> {
+    let token = bearer_token(&req, true).ok_or_else(|| {
+        Problem::unauthorized("missing token (Authorization: Bearer, or ?access_token=)")
+    })?;
+    let (user, expires_at) = auth.verify_with_expiry(&token)?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request("bad_query", e.to_string()))?;
+    let since_version = query
+        .get("since_version")
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                Problem::bad_request("bad_since_version", "since_version must be an integer")
+            })
+        })
+        .transpose()?;
+    let response = actix_http::ws::handshake(req.head())
+        .map_err(|e| Problem::bad_request("not_a_websocket", e.to_string()))?;
+    let library_id = state.library_id(&user).await?;
+
+    let (outbox, body) = transport::outbox();
+    let session = session::Session {
+        id: Uuid::now_v7(),
+        user_id: user.user_id,
+        library_id,
+        since_version,
+        expires_at: expires_at.map(|remaining| Instant::now() + remaining),
+        outbox,
+        inbox: transport::Inbox::new(payload, config.max_frame_bytes),
+        sync: state.sync.clone(),
+        config: config.get_ref().clone(),
+        shutdown: shutdown.0.clone(),
+    };
+    // The payload stream is not Send: the session runs on this worker's runtime.
+    actix_web::rt::spawn(session.run());
+    let mut response = response;
+    let response = response
+        .message_body(BodyStream::new(body).boxed())
+        .map_err(|e| Problem::bad_request("handshake_failed", e.to_string()))?;
+    Ok(HttpResponse::from(response.map_body(|_, b: BoxBody| b)))
+}

@@ -1,0 +1,300 @@
+//! One WebSocket session: a single loop over the client's frames, the library's latest view,
+//! replies to mutations, the heartbeat and shutdown (the actorless pattern of
+//! actix/examples `websockets/chat-actorless`).
+
+use super::WsConfig;
+use super::frames::{self, Request};
+use super::transport::{Gone, Inbox, Incoming, Outbox, ReadError};
+use crate::problem::Problem;
+use actix_http::ws::{CloseCode, CloseReason, Message};
+use actix_web::web::Bytes;
+use bytestring::ByteString;
+use librarian_actors::{LibraryView, Subscribe, SyncCore};
+use librarian_core::protocol::{Hello, ServerFrame, Status, SyncState, close};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{Semaphore, mpsc, watch};
+use uuid::Uuid;
+
+/// How long a closing session waits to flush its last frames and for the client's close.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub struct Session<S> {
+    pub id: Uuid,
+    pub user_id: String,
+    pub library_id: Uuid,
+    /// The version the client says it holds (`?since_version=`).
+    pub since_version: Option<i64>,
+    /// When the token stops being valid.
+    pub expires_at: Option<Instant>,
+    pub outbox: Outbox,
+    pub inbox: Inbox<S>,
+    pub sync: SyncCore,
+    pub config: Arc<WsConfig>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// How a session ended.
+enum End {
+    /// Send this close frame.
+    Close(u16, String),
+    /// The client closed or vanished: nothing more to send.
+    Gone,
+}
+
+impl From<Gone> for End {
+    fn from(_: Gone) -> End {
+        End::Gone
+    }
+}
+
+/// What the session has told its client so far.
+#[derive(Default)]
+struct Sent {
+    version: Option<i64>,
+    status: Option<Status>,
+}
+
+impl<S> Session<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    pub async fn run(mut self) {
+        let started = Instant::now();
+        tracing::info!(session_id = %self.id, user_id = %self.user_id, "session opened");
+        let end = self.serve().await;
+        let (code, reason) = match end {
+            End::Close(code, reason) => {
+                if code != close::TOO_SLOW {
+                    // An error frame just queued must go out before the close.
+                    self.outbox.flush(CLOSE_WAIT).await;
+                }
+                self.outbox.close(Some(CloseReason {
+                    code: CloseCode::from(code),
+                    description: Some(reason.clone()),
+                }));
+                // The closing handshake: give the client a moment to answer with its close.
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    while let Some(msg) = self.inbox.next().await {
+                        if matches!(msg, Ok(Incoming::Close(_)) | Err(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                (Some(code), reason)
+            }
+            End::Gone => (None, "client gone".to_owned()),
+        };
+        tracing::info!(session_id = %self.id, user_id = %self.user_id, close_code = code,
+            reason, duration_ms = started.elapsed().as_millis() as u64, "session closed");
+    }
+
+    async fn serve(&mut self) -> End {
+        let hello = frames::frame(&ServerFrame::Hello(Hello {
+            protocol: librarian_core::protocol::PROTOCOL_VERSION,
+            session_id: self.id,
+            user_id: self.user_id.clone(),
+            library_id: self.library_id,
+        }));
+        if let Err(end) = self.send_text(hello.into()).await {
+            return end;
+        }
+        let subscription = match self
+            .sync
+            .library
+            .send(Subscribe {
+                library_id: self.library_id,
+            })
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => return End::Close(1011, "the sync core is not running".into()),
+        };
+        let mut views = subscription.views;
+        views.mark_changed();
+        let mut sent = Sent::default();
+        let (replies_tx, mut replies) = mpsc::channel::<String>(self.config.max_inflight);
+        let inflight = Arc::new(Semaphore::new(self.config.max_inflight));
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat);
+        heartbeat.reset();
+        let mut last_heard = Instant::now();
+        let expires_at = self.expires_at;
+        let expiry = async move {
+            match expires_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
+        let mut shutdown = self.shutdown.clone();
+
+        loop {
+            let step: Result<(), End> = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    return End::Close(close::GOING_AWAY, "the server is shutting down".into());
+                }
+                () = &mut expiry => {
+                    return End::Close(close::AUTH_EXPIRED, "the token expired".into());
+                }
+                incoming = self.inbox.next() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None => return End::Gone,
+                        Some(incoming) => self.on_incoming(incoming, &replies_tx, &inflight).await,
+                    }
+                }
+                Some(reply) = replies.recv() => self.send_text(reply.into()).await,
+                changed = views.changed() => match changed {
+                    Ok(()) => {
+                        let view = views.borrow_and_update().clone();
+                        self.on_view(view, &mut sent).await
+                    }
+                    Err(_) => Err(End::Close(1011, "the sync core stopped".into())),
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > self.config.idle_timeout {
+                        Err(End::Close(close::IDLE, "no pong within the idle timeout".into()))
+                    } else {
+                        self.send(Message::Ping(Bytes::new())).await
+                    }
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Sends what changed in the library view: a newer snapshot, then the status if it moved.
+    async fn on_view(&mut self, view: LibraryView, sent: &mut Sent) -> Result<(), End> {
+        if let Some(snapshot) = &view.snapshot
+            && sent.version.is_none_or(|v| snapshot.version > v)
+        {
+            let resumed = sent.version.is_none() && self.since_version == Some(snapshot.version);
+            if !resumed {
+                // The frame was serialized once for every session; this shares its bytes.
+                self.send_text(snapshot.frame.clone()).await?;
+            }
+            sent.version = Some(snapshot.version);
+        }
+        let state = match view.state {
+            SyncState::Loading => return Ok(()),
+            SyncState::Syncing { target_version }
+                if sent.version.is_none_or(|v| target_version > v) =>
+            {
+                SyncState::Syncing { target_version }
+            }
+            SyncState::Syncing { .. } => SyncState::Live,
+            other => other,
+        };
+        let status = Status {
+            state,
+            version: sent.version,
+        };
+        if sent.status.as_ref() != Some(&status) {
+            self.send_text(frames::frame(&ServerFrame::Status(status.clone())).into())
+                .await?;
+            sent.status = Some(status);
+        }
+        Ok(())
+    }
+
+    async fn on_incoming(
+        &mut self,
+        incoming: Result<Incoming, ReadError>,
+        replies: &mpsc::Sender<String>,
+        inflight: &Arc<Semaphore>,
+    ) -> Result<(), End> {
+        match incoming {
+            Ok(Incoming::Text(text)) => match frames::parse(&text) {
+                Request::Malformed(why) => self.refuse("malformed_frame", why).await,
+                Request::Mutate {
+                    mutation_id,
+                    parsed,
+                } => {
+                    let (mutation, opts) = match parsed {
+                        Ok(m) => m,
+                        Err(problem) => {
+                            return self
+                                .send_text(frames::reject(&mutation_id, &problem).into())
+                                .await;
+                        }
+                    };
+                    let Ok(permit) = inflight.clone().try_acquire_owned() else {
+                        let problem = Problem::new(
+                            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                            "too_many_mutations",
+                            format!(
+                                "at most {} mutations may be in flight per session",
+                                self.config.max_inflight
+                            ),
+                        );
+                        return self
+                            .send_text(frames::reject(&mutation_id, &problem).into())
+                            .await;
+                    };
+                    let (writers, library_id, replies) =
+                        (self.sync.writers.clone(), self.library_id, replies.clone());
+                    actix_web::rt::spawn(async move {
+                        let reply = match writers.apply(library_id, mutation, opts).await {
+                            Ok(committed) => frames::ack(&mutation_id, committed),
+                            Err(e) => frames::reject(&mutation_id, &Problem::from(e)),
+                        };
+                        let _ = replies.send(reply).await;
+                        drop(permit);
+                    });
+                    Ok(())
+                }
+            },
+            Ok(Incoming::Binary) => {
+                self.refuse("binary_frame", "only JSON text frames are accepted")
+                    .await
+            }
+            Ok(Incoming::Ping(payload)) => self.send(Message::Pong(payload)).await,
+            Ok(Incoming::Pong) => Ok(()),
+            Ok(Incoming::Close(reason)) => {
+                // Answer the client's close with the same code; it already sent its own.
+                let code = reason.map_or(1000, |r| u16::from(r.code));
+                self.outbox.close(Some(CloseReason {
+                    code: CloseCode::from(code),
+                    description: None,
+                }));
+                Err(End::Gone)
+            }
+            Err(ReadError::TooLarge) => {
+                let why = format!(
+                    "frames are limited to {} bytes",
+                    self.config.max_frame_bytes
+                );
+                self.refuse("frame_too_large", why).await
+            }
+            Err(ReadError::Protocol(why)) => self.refuse("protocol_error", why).await,
+        }
+    }
+
+    /// An `error` frame, then close 4400.
+    async fn refuse(&mut self, code: &str, why: impl Into<String>) -> Result<(), End> {
+        let why = why.into();
+        self.send_text(frames::error(code, why.clone()).into())
+            .await?;
+        Err(End::Close(close::MALFORMED, why))
+    }
+
+    async fn send_text(&mut self, text: ByteString) -> Result<(), End> {
+        self.send(Message::Text(text)).await
+    }
+
+    /// Waits for the outbox slot, at most `send_timeout`: a client that takes no frames for
+    /// that long is closed (4429) instead of buffered.
+    async fn send(&mut self, msg: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.config.send_timeout, self.outbox.send(msg)).await {
+            Ok(sent) => Ok(sent?),
+            Err(_) => Err(End::Close(
+                close::TOO_SLOW,
+                "the client did not take frames for too long".into(),
+            )),
+        }
+    }
+}

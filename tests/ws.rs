@@ -1,0 +1,483 @@
+//! WebSocket sessions end to end: the real binary, real WebSocket clients (tokio-tungstenite),
+//! on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use futures_util::{SinkExt, StreamExt};
+use librarian_testkit::server::TestServer;
+use librarian_testkit::{TestDb, both_backends};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Hang guard only; never a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+enum Got {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+async fn connect_with(
+    server: &TestServer,
+    query: &str,
+    token: Option<&str>,
+) -> Result<Ws, tungstenite::Error> {
+    let url = format!(
+        "{}/api/v1/ws{query}",
+        server.base_url.replace("http://", "ws://")
+    );
+    let mut req = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn connect(server: &TestServer, token: &str) -> Ws {
+    connect_with(server, "", Some(token)).await.unwrap()
+}
+
+async fn recv(ws: &mut Ws) -> Got {
+    loop {
+        let next = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("no frame in time");
+        match next {
+            Some(Ok(Message::Text(t))) => return Got::Frame(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(c))) => return Got::Closed(c.map(|c| u16::from(c.code))),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Got::Closed(None),
+        }
+    }
+}
+
+async fn frame(ws: &mut Ws) -> Value {
+    match recv(ws).await {
+        Got::Frame(v) => v,
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+/// Reads until a frame of `kind` arrives; returns it and everything before it.
+async fn until(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
+    let mut before = Vec::new();
+    loop {
+        let f = frame(ws).await;
+        if f["type"] == kind {
+            return (f, before);
+        }
+        before.push(f);
+    }
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+fn start(db: &TestDb, extra: &[(&str, &str)]) -> TestServer {
+    let mut env = vec![("LIBRARIAN__DATABASE__URL", db.url())];
+    env.extend_from_slice(extra);
+    TestServer::start(&env)
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    fn new(server: &TestServer, token: &str) -> Http {
+        Http {
+            client: reqwest::Client::new(),
+            base: server.url("/api/v1"),
+            token: token.into(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn library(&self) -> Value {
+        self.call(reqwest::Method::GET, "/library", None).await.1
+    }
+}
+
+/// The snapshot object of a `snapshot` frame (without its `type`).
+fn content(mut snapshot: Value) -> Value {
+    snapshot.as_object_mut().unwrap().remove("type");
+    snapshot
+}
+
+/// A small deterministic generator.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Reads a session until it holds `final_version` (announced later through `target`),
+/// returning the snapshot versions it got, in order, and its last snapshot.
+async fn follow(
+    mut ws: Ws,
+    mut target: tokio::sync::watch::Receiver<Option<i64>>,
+) -> (Vec<i64>, Value, Vec<Value>) {
+    let mut versions = Vec::new();
+    let mut last = Value::Null;
+    let mut others = Vec::new();
+    loop {
+        if let (Some(want), Some(have)) = (*target.borrow(), versions.last())
+            && want == *have
+        {
+            return (versions, last, others);
+        }
+        tokio::select! {
+            got = recv(&mut ws) => match got {
+                Got::Frame(f) if f["type"] == "snapshot" => {
+                    versions.push(f["version"].as_i64().unwrap());
+                    last = f;
+                }
+                Got::Frame(f) => others.push(f),
+                Got::Closed(code) => panic!("session closed ({code:?}) after {versions:?}"),
+            },
+            _ = target.changed() => {}
+        }
+    }
+}
+
+both_backends! {
+    async fn sessions_converge_in_order_and_see_only_their_own_library(db) {
+        let server = start(&db, &[]);
+        let alice = server.token("alice");
+        let bob = server.token("bob");
+        let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+
+        let mut followers = Vec::new();
+        for _ in 0..10 {
+            let ws = connect(&server, &alice).await;
+            followers.push(tokio::spawn(follow(ws, target_rx.clone())));
+        }
+        let mut bob_ws = connect(&server, &bob).await;
+        let (bob_snapshot, _) = until(&mut bob_ws, "snapshot").await;
+        assert_eq!(bob_snapshot["version"], 0);
+
+        // 500 random mutations: two writers over HTTP, two over WebSocket.
+        let mut writers = Vec::new();
+        for w in 0..4u64 {
+            let (server_url, token) = (server.base_url.clone(), alice.clone());
+            let ws = if w >= 2 { Some(connect(&server, &alice).await) } else { None };
+            let http = Http { client: reqwest::Client::new(), base: format!("{server_url}/api/v1"), token };
+            writers.push(tokio::spawn(async move {
+                let mut ws = ws;
+                let mut rng = Lcg(w + 1);
+                let mut mine: Vec<String> = Vec::new();
+                for i in 0..125 {
+                    let (op, id, data) = match rng.next(4) {
+                        0 | 1 if !mine.is_empty() => {
+                            let id = mine[rng.next(mine.len())].clone();
+                            ("context_block.update", Some(id), json!({"title": format!("w{w} edit {i}")}))
+                        }
+                        2 if !mine.is_empty() => {
+                            let id = mine.swap_remove(rng.next(mine.len()));
+                            ("context_block.delete", Some(id), Value::Null)
+                        }
+                        _ => ("context_block.create", None, json!({"title": format!("w{w} block {i}")})),
+                    };
+                    let data_id = match &mut ws {
+                        Some(ws) => {
+                            let mid = format!("w{w}-{i}");
+                            send(ws, json!({"type": "mutate", "mutation_id": mid, "op": op, "id": id, "data": data})).await;
+                            let (ack, _) = until(ws, "ack").await;
+                            assert_eq!(ack["mutation_id"], mid);
+                            ack["data"]["id"].as_str().map(str::to_owned)
+                        }
+                        None => {
+                            let (method, path) = match (op, &id) {
+                                ("context_block.create", _) => (reqwest::Method::POST, "/context-blocks".to_owned()),
+                                ("context_block.update", Some(id)) => (reqwest::Method::PATCH, format!("/context-blocks/{id}")),
+                                (_, Some(id)) => (reqwest::Method::DELETE, format!("/context-blocks/{id}")),
+                                _ => unreachable!(),
+                            };
+                            let body = if data.is_null() { None } else { Some(data) };
+                            let (status, reply) = http.call(method, &path, body).await;
+                            assert!(status == 200 || status == 201, "{status} {reply}");
+                            reply["data"]["id"].as_str().map(str::to_owned)
+                        }
+                    };
+                    if op == "context_block.create" {
+                        mine.push(data_id.unwrap());
+                    }
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let http = Http::new(&server, &alice);
+        let library = http.library().await;
+        let final_version = library["version"].as_i64().unwrap();
+        assert_eq!(final_version, 500);
+        target_tx.send(Some(final_version)).unwrap();
+
+        for f in followers {
+            let (versions, last, others) = f.await.unwrap();
+            assert!(versions.windows(2).all(|w| w[0] < w[1]), "not strictly increasing: {versions:?}");
+            assert_eq!(*versions.last().unwrap(), final_version);
+            assert_eq!(content(last), library, "the last snapshot equals GET /library");
+            assert_eq!(others[0]["type"], "hello");
+        }
+        // Bob's session saw none of it: at most his own status, still at version 0.
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(300), bob_ws.next()).await {
+            if let Message::Text(t) = msg {
+                let f: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!((f["type"].as_str(), f["version"].as_i64()), (Some("status"), Some(0)), "bob got {f}");
+            }
+        }
+    }
+
+    async fn an_ack_over_ws_is_always_followed_by_a_snapshot_at_least_as_new(db) {
+        let server = start(&db, &[]);
+        let token = server.token("alice");
+        let mut ws = connect(&server, &token).await;
+        let hello = frame(&mut ws).await;
+        assert_eq!((hello["type"].as_str(), hello["protocol"].as_i64()), (Some("hello"), Some(1)));
+        assert_eq!(hello["user_id"], "alice");
+        until(&mut ws, "snapshot").await;
+        for i in 0..20 {
+            send(&mut ws, json!({"type": "mutate", "mutation_id": format!("m{i}"), "op": "project.create", "data": {"name": format!("p{i}")}})).await;
+            let mut acked = None;
+            let mut held = 0;
+            while acked.is_none_or(|v| held < v) {
+                let f = frame(&mut ws).await;
+                match f["type"].as_str().unwrap() {
+                    "ack" => acked = f["library_version"].as_i64(),
+                    "snapshot" => held = f["version"].as_i64().unwrap(),
+                    _ => {}
+                }
+            }
+            assert_eq!(acked, Some(i + 1));
+        }
+        // A retry of an acked mutation answers the same and writes nothing.
+        send(&mut ws, json!({"type": "mutate", "mutation_id": "m0", "op": "project.create", "data": {"name": "p0"}})).await;
+        let (ack, _) = until(&mut ws, "ack").await;
+        assert_eq!(ack["library_version"], 1);
+        assert_eq!(Http::new(&server, &token).library().await["version"], 20);
+    }
+
+    async fn resuming_at_the_current_version_sends_status_live_only(db) {
+        let server = start(&db, &[]);
+        let token = server.token("alice");
+        let http = Http::new(&server, &token);
+        for i in 0..3 {
+            http.call(reqwest::Method::POST, "/projects", Some(json!({"name": format!("p{i}")}))).await;
+        }
+        let mut current = connect_with(&server, "?since_version=3", Some(&token)).await.unwrap();
+        let (status, before) = until(&mut current, "status").await;
+        assert_eq!((status["state"].as_str(), status["version"].as_i64()), (Some("live"), Some(3)));
+        assert!(before.iter().all(|f| f["type"] != "snapshot"), "{before:?}");
+        // The next change arrives as usual.
+        http.call(reqwest::Method::POST, "/projects", Some(json!({"name": "p3"}))).await;
+        let (snapshot, _) = until(&mut current, "snapshot").await;
+        assert_eq!(snapshot["version"], 4);
+
+        let mut behind = connect_with(&server, "?since_version=2", Some(&token)).await.unwrap();
+        let (snapshot, _) = until(&mut behind, "snapshot").await;
+        assert_eq!(snapshot["version"], 4);
+        assert_eq!(snapshot["projects"].as_array().unwrap().len(), 4);
+        // Browsers pass the token in the query.
+        let mut browser = connect_with(&server, &format!("?access_token={token}"), None).await.unwrap();
+        assert_eq!(until(&mut browser, "snapshot").await.0["version"], 4);
+    }
+
+    async fn a_session_that_stops_reading_is_closed_as_too_slow_while_others_converge(db) {
+        let server = start(&db, &[("LIBRARIAN__WS__SEND_TIMEOUT_MS", "1000")]);
+        let token = server.token("alice");
+        let http = Http::new(&server, &token);
+        // Big snapshots (~600 KB) so that the socket buffers fill after a few versions.
+        let big = "x".repeat(10_000);
+        let mut target = String::new();
+        for i in 0..60 {
+            let (_, r) = http.call(reqwest::Method::POST, "/context-blocks", Some(json!({"title": format!("b{i}"), "content": big}))).await;
+            target = r["data"]["id"].as_str().unwrap().to_owned();
+        }
+        let mut slow = connect(&server, &token).await;
+        until(&mut slow, "snapshot").await;
+        let (target_tx, target_rx) = tokio::sync::watch::channel(None);
+        let fast: Vec<_> = futures_util::future::join_all((0..3).map(|_| connect(&server, &token))).await
+            .into_iter()
+            .map(|ws| tokio::spawn(follow(ws, target_rx.clone())))
+            .collect();
+
+        // 1 000 new versions while `slow` reads nothing.
+        for i in 0..1000 {
+            let (status, _) = http.call(reqwest::Method::PATCH, &format!("/context-blocks/{target}"), Some(json!({"title": format!("t{i}")}))).await;
+            assert_eq!(status, 200);
+        }
+        let final_version = http.library().await["version"].as_i64().unwrap();
+        target_tx.send(Some(final_version)).unwrap();
+        for f in fast {
+            let (versions, _, _) = f.await.unwrap();
+            assert_eq!(*versions.last().unwrap(), final_version);
+        }
+        // Give the server time to notice, then read what was queued for `slow`.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let mut snapshots = 0;
+        let code = loop {
+            match recv(&mut slow).await {
+                Got::Frame(f) if f["type"] == "snapshot" => snapshots += 1,
+                Got::Frame(_) => {}
+                Got::Closed(code) => break code,
+            }
+        };
+        assert_eq!(code, Some(4429));
+        // Only what the kernel's socket buffers held, plus the one frame in flight: nowhere
+        // near a backlog of 1 000 versions.
+        println!("the slow session got {snapshots} of {} versions before 4429", final_version - 60);
+        assert!(snapshots < 50, "{snapshots} snapshots were queued for a client that did not read");
+    }
+
+    async fn bad_frames_get_an_error_then_4400_and_the_server_serves_on(db) {
+        let server = start(&db, &[("LIBRARIAN__LIMITS__BODY_MAX_BYTES", "65536")]);
+        let alice = server.token("alice");
+        let bob = server.token("bob");
+        let http = Http::new(&server, &alice);
+        let (_, p) = http.call(reqwest::Method::POST, "/projects", Some(json!({"name": "alice's"}))).await;
+        let alices = p["data"]["id"].as_str().unwrap().to_owned();
+
+        let cases: Vec<(&str, Message)> = vec![
+            ("malformed_frame", Message::Text("{not json".into())),
+            ("malformed_frame", Message::Text(r#"{"type": "subscribe"}"#.into())),
+            ("malformed_frame", Message::Text(r#"{"type": "mutate", "mutation_id": 7}"#.into())),
+            ("binary_frame", Message::Binary(vec![1, 2, 3].into())),
+            ("frame_too_large", Message::Text("x".repeat(100_000).into())),
+        ];
+        for (code, msg) in cases {
+            let mut ws = connect(&server, &bob).await;
+            until(&mut ws, "snapshot").await;
+            ws.send(msg).await.unwrap();
+            let (error, _) = until(&mut ws, "error").await;
+            assert_eq!(error["code"], code, "{error}");
+            let closed = loop {
+                if let Got::Closed(c) = recv(&mut ws).await { break c; }
+            };
+            assert_eq!(closed, Some(4400), "after {code}");
+        }
+
+        // Well-formed but wrong: a reject, and the session stays open.
+        let mut ws = connect(&server, &bob).await;
+        until(&mut ws, "snapshot").await;
+        let rejects = [
+            (json!({"type": "mutate", "mutation_id": "a", "op": "project.update", "id": alices, "data": {"name": "mine"}}), 404),
+            (json!({"type": "mutate", "mutation_id": "b", "op": "project.delete", "id": alices}), 404),
+            (json!({"type": "mutate", "mutation_id": "c", "op": "context_block.create", "data": {"title": 5}}), 422),
+            (json!({"type": "mutate", "mutation_id": "d", "op": "context_block.create", "data": {"title": ""}}), 422),
+            (json!({"type": "mutate", "mutation_id": "e", "op": "project.explode", "data": {}}), 422),
+            (json!({"type": "mutate", "mutation_id": "f", "op": "project.update", "data": {}}), 422),
+        ];
+        for (frame_, status) in rejects {
+            let mid = frame_["mutation_id"].clone();
+            send(&mut ws, frame_).await;
+            let (reject, _) = until(&mut ws, "reject").await;
+            assert_eq!(reject["mutation_id"], mid);
+            assert_eq!(reject["error"]["status"], status, "{reject}");
+        }
+        send(&mut ws, json!({"type": "mutate", "mutation_id": "g", "op": "project.create", "data": {"name": "bob's"}})).await;
+        assert_eq!(until(&mut ws, "ack").await.0["library_version"], 1);
+        // Alice's library is untouched and her sessions work.
+        let lib = http.library().await;
+        assert_eq!((lib["version"].as_i64(), lib["projects"][0]["name"].as_str()), (Some(1), Some("alice's")));
+        let mut alice_ws = connect(&server, &alice).await;
+        assert_eq!(until(&mut alice_ws, "snapshot").await.0["version"], 1);
+    }
+}
+
+#[tokio::test]
+async fn no_or_a_bad_token_is_refused_before_the_upgrade() {
+    let server = TestServer::start(&[]);
+    for token in [None, Some("garbage")] {
+        match connect_with(&server, "", token).await {
+            Err(tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+    match connect_with(&server, "?access_token=garbage", None).await {
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_by_the_heartbeat() {
+    let server = TestServer::start(&[
+        ("LIBRARIAN__WS__HEARTBEAT_MS", "100"),
+        ("LIBRARIAN__WS__IDLE_TIMEOUT_MS", "300"),
+    ]);
+    let token = server.token("alice");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "status").await;
+    // Not polling the socket: pings go unanswered.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let code = loop {
+        if let Got::Closed(code) = recv(&mut ws).await {
+            break code;
+        }
+    };
+    assert_eq!(code, Some(4408));
+}
+
+#[tokio::test]
+async fn a_client_that_answers_pings_stays_connected() {
+    let server = TestServer::start(&[
+        ("LIBRARIAN__WS__HEARTBEAT_MS", "100"),
+        ("LIBRARIAN__WS__IDLE_TIMEOUT_MS", "300"),
+    ]);
+    let token = server.token("alice");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "status").await;
+    // Reading keeps tungstenite answering pings; nothing else arrives for a second.
+    let quiet = tokio::time::timeout(Duration::from_millis(1000), recv(&mut ws)).await;
+    assert!(quiet.is_err(), "expected silence, got {quiet:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sessions_with_going_away() {
+    let server = TestServer::start(&[]);
+    let token = server.token("alice");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "snapshot").await;
+    let stopping = tokio::task::spawn_blocking(move || server.stop());
+    let code = loop {
+        if let Got::Closed(code) = recv(&mut ws).await {
+            break code;
+        }
+    };
+    assert_eq!(code, Some(1001));
+    assert!(stopping.await.unwrap().success());
+}
