@@ -105,6 +105,11 @@ impl TestServer {
             .to_owned()
     }
 
+    /// The server's process id (to read its memory from /proc, or to kill it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `{base_url}{path}`
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
