@@ -1,0 +1,23 @@
+//! The sync status a client shows.
+
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// The first connection attempt is under way.
+    Connecting,
+    /// Connected; the first snapshot is on its way.
+    Loading,
+    /// This client holds the latest version the server knows of.
+    Live { version: i64, synced_at: SystemTime },
+    /// A newer version is being loaded.
+    Syncing { target: i64 },
+    /// The server could not load the library; it retries after `retry_in`.
+    Error {
+        code: String,
+        message: String,
+        retry_in: Duration,
+    },
+    /// The connection dropped; reconnecting (after `retry_in`).
+    Reconnecting { retry_in: Duration },
+}
