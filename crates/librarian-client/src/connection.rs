@@ -18,7 +18,7 @@ const RETRY_BASE: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub(crate) enum Command {
-    Mutate(Pending),
+    Mutate(Box<Pending>),
     Close,
 }
 
@@ -108,7 +108,7 @@ pub(crate) async fn run(mut c: Connection) {
                     tokio::select! {
                         () = &mut wait => break,
                         cmd = c.commands.recv() => match cmd {
-                            Some(Command::Mutate(p)) => c.pending.push(p),
+                            Some(Command::Mutate(p)) => c.pending.push(*p),
                             Some(Command::Close) | None => return,
                         },
                     }
@@ -162,7 +162,7 @@ impl Connection {
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Mutate(p)) => {
                         let frame = p.frame();
-                        self.pending.push(p);
+                        self.pending.push(*p);
                         if let Err(e) = ws.send(Message::Text(frame.into())).await {
                             return Outcome::Dropped(e.to_string());
                         }

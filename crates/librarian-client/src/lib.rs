@@ -251,7 +251,7 @@ impl Library {
         let data = data.map(serde_json::to_value).transpose()?;
         let (done, result) = oneshot::channel();
         self.commands
-            .send(connection::Command::Mutate(connection::Pending {
+            .send(connection::Command::Mutate(Box::new(connection::Pending {
                 mutation_id: Uuid::new_v4().to_string(),
                 op,
                 id,
@@ -259,7 +259,7 @@ impl Library {
                 data,
                 done,
                 acked: None,
-            }))
+            })))
             .map_err(|_| ClientError::Closed)?;
         result.await.map_err(|_| ClientError::Closed)?
     }
