@@ -10,10 +10,11 @@ mod health;
 pub mod problem;
 mod state;
 pub mod telemetry;
+mod web;
 pub mod ws;
 
 use actix_web::middleware::ErrorHandlers;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, web as aweb};
 use auth::{AuthSetupError, Authenticator};
 use config::Config;
 use librarian_actors::SyncCore;
@@ -81,18 +82,19 @@ pub fn mint_token(config: &Config, user: &str) -> Result<String, ServerError> {
 /// `server.shutdown_timeout_s`) and return.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     auth::check_bind(&config.auth, &config.server.bind)?;
-    let authenticator = web::Data::new(Authenticator::new(&config.auth)?);
+    let authenticator = aweb::Data::new(Authenticator::new(&config.auth)?);
     let store = open_store(&config).await?;
     let sync = SyncCore::start_with(
         store.clone(),
         Duration::from_millis(config.sync.max_coalesce_ms),
     );
-    let state = web::Data::new(AppState::new(store.clone(), sync));
-    let store = web::Data::new(store);
-    let limits = web::Data::new(config.limits.clone());
-    let ws_config = web::Data::new(std::sync::Arc::new(config.ws()));
+    let state = aweb::Data::new(AppState::new(store.clone(), sync));
+    let store = aweb::Data::new(store);
+    let limits = aweb::Data::new(config.limits.clone());
+    let ws_config = aweb::Data::new(std::sync::Arc::new(config.ws()));
+    let dev_mode = config.auth.mode == config::AuthMode::Dev;
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shutdown = web::Data::new(ws::Shutdown(shutdown_rx));
+    let shutdown = aweb::Data::new(ws::Shutdown(shutdown_rx));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem::rewrite_plain_errors))
@@ -104,7 +106,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             .app_data(shutdown.clone())
             .service(health::healthz)
             .service(health::readyz)
+            // Before the /api/v1 scope, which would otherwise claim the path.
+            .configure(|cfg| {
+                if dev_mode {
+                    web::dev_routes(cfg);
+                }
+            })
             .configure(api::routes)
+            .configure(web::routes)
     })
     // Nagle + delayed ACK would hold a small second frame for ~40 ms (STACK.md).
     .on_connect(|conn, _ext| {

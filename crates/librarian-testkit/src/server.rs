@@ -40,47 +40,16 @@ impl TestServer {
 
     /// Starts `librarian serve` in `dir` (which the caller keeps), bound to port 0.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> TestServer {
-        let mut cmd = Command::new(binary());
-        cmd.arg("serve")
-            .current_dir(dir)
-            .env("LIBRARIAN__SERVER__BIND", "127.0.0.1:0")
-            .env("LIBRARIAN__LOG__FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn librarian");
-        let logs = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(logs).lines() {
-                let Ok(line) = line else { break };
-                // Shown by the test harness only when the test fails.
-                eprintln!("[librarian] {line}");
-                if let Some(addr) = bound_address(&line).filter(|_| !sent) {
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("librarian did not report its address within 60 s");
-            }
-        };
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, addr) = spawn(dir, &env);
         TestServer {
             child,
             base_url: format!("http://{addr}"),
             dir: dir.to_path_buf(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
             _tmp: None,
         }
     }
@@ -115,12 +84,66 @@ impl TestServer {
         format!("{}{path}", self.base_url)
     }
 
+    /// Kills the process (SIGKILL) and starts it again in the same directory, on the same
+    /// address, with the same environment: a server that went away and came back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`TestServer::kill`], on the same address.
+    pub fn restart(&mut self) {
+        let addr = self.base_url.trim_start_matches("http://").to_owned();
+        let mut env = self.env.clone();
+        env.push(("LIBRARIAN__SERVER__BIND".into(), addr.clone()));
+        let (child, bound) = spawn(&self.dir, &env);
+        assert_eq!(bound, addr, "restarted on another address");
+        self.child = child;
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         self.child.wait().expect("wait for librarian")
+    }
+}
+
+/// Spawns `librarian serve` and waits for the address it logs.
+fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String) {
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env("LIBRARIAN__SERVER__BIND", "127.0.0.1:0")
+        .env("LIBRARIAN__LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn librarian");
+    let logs = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(logs).lines() {
+            let Ok(line) = line else { break };
+            // Shown by the test harness only when the test fails.
+            eprintln!("[librarian] {line}");
+            if let Some(addr) = bound_address(&line).filter(|_| !sent) {
+                let _ = tx.send(addr);
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("librarian did not report its address within 60 s");
+        }
     }
 }
 

@@ -1,0 +1,241 @@
+// librarian.js: the browser client of Librarian, with the same semantics as the Rust SDK.
+//
+// - One WebSocket session, reconnecting with backoff and `since_version`.
+// - `snapshot` and `status` change only from what the server sends: nothing is shown before
+//   the server confirmed it (no optimistic state).
+// - A mutation's promise resolves once the server acknowledged it AND this client holds a
+//   snapshot at least as new as its version (read-your-writes); it rejects with the server's
+//   problem document. Mutations not yet acknowledged when the connection drops are sent again
+//   with the same `mutation_id`, which the server applies at most once.
+// - Temporary blocks live only here: merged into `view()`, marked `temporary`, never sent,
+//   kept across snapshots until saved (a create) or discarded.
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+function uuid() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** A refused mutation: `problem` is the server's problem+json document. */
+export class MutationError extends Error {
+  constructor(problem) {
+    super(problem?.detail || problem?.title || "rejected");
+    this.problem = problem;
+  }
+}
+
+/** Asks a dev-mode server for a token (absent in jwt mode: rejects). */
+export async function devToken(baseUrl, user) {
+  const res = await fetch(new URL("/api/v1/dev/token", baseUrl), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new MutationError(body);
+  return body.token;
+}
+
+export class Library extends EventTarget {
+  /**
+   * @param {string} baseUrl the server, e.g. location.origin
+   * @param {string} token a bearer token
+   */
+  constructor(baseUrl, token) {
+    super();
+    this.baseUrl = baseUrl;
+    this.token = token;
+    /** The latest snapshot ({version, projects, context_blocks, saved_prompts}) or null. */
+    this.snapshot = null;
+    /** {state: "connecting"|"loading"|"live"|"syncing"|"error"|"reconnecting", ...} */
+    this.status = { state: "connecting" };
+    this.pending = new Map();
+    this.temporary = [];
+    this.failures = 0;
+    this.closed = false;
+    this.ws = null;
+    this.#connect();
+  }
+
+  close() {
+    this.closed = true;
+    this.ws?.close(1000);
+    for (const p of this.pending.values()) p.reject(new MutationError({ detail: "closed" }));
+    this.pending.clear();
+  }
+
+  /** The library as shown: the snapshot plus temporary blocks (marked `temporary: true`). */
+  view() {
+    const s = this.snapshot;
+    return {
+      version: s ? s.version : null,
+      projects: s ? s.projects : [],
+      context_blocks: [
+        ...(s ? s.context_blocks.map((b) => ({ ...b, temporary: false })) : []),
+        ...this.temporary.map((t) => ({ ...t, temporary: true })),
+      ],
+      saved_prompts: s ? s.saved_prompts : [],
+    };
+  }
+
+  // ---- mutations ------------------------------------------------------------------------
+
+  mutate(op, id, data, ifVersion) {
+    const mutation_id = uuid();
+    const frame = { type: "mutate", mutation_id, op };
+    if (id) frame.id = id;
+    if (ifVersion != null) frame.if_version = ifVersion;
+    if (data !== undefined) frame.data = data;
+    return new Promise((resolve, reject) => {
+      this.pending.set(mutation_id, { frame, resolve, reject, acked: null });
+      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+    });
+  }
+
+  createProject(data) { return this.mutate("project.create", null, data); }
+  updateProject(id, patch, ifVersion) { return this.mutate("project.update", id, patch, ifVersion); }
+  deleteProject(id, ifVersion) { return this.mutate("project.delete", id, undefined, ifVersion); }
+  createContextBlock(data) { return this.mutate("context_block.create", null, data); }
+  updateContextBlock(id, patch, ifVersion) { return this.mutate("context_block.update", id, patch, ifVersion); }
+  deleteContextBlock(id, ifVersion) { return this.mutate("context_block.delete", id, undefined, ifVersion); }
+  createSavedPrompt(data) { return this.mutate("saved_prompt.create", null, data); }
+  updateSavedPrompt(id, patch, ifVersion) { return this.mutate("saved_prompt.update", id, patch, ifVersion); }
+  deleteSavedPrompt(id, ifVersion) { return this.mutate("saved_prompt.delete", id, undefined, ifVersion); }
+
+  // ---- temporary blocks -----------------------------------------------------------------
+
+  addTemporaryBlock({ title = "", content = "", tags = [], project_id = null }) {
+    const id = `temp-${uuid()}`;
+    this.temporary.push({ id, title, content, tags, project_id });
+    this.#changed();
+    return id;
+  }
+
+  editTemporaryBlock(id, fields) {
+    const t = this.temporary.find((b) => b.id === id);
+    if (!t) throw new Error("no such temporary block");
+    Object.assign(t, fields);
+    this.#changed();
+  }
+
+  discardTemporaryBlock(id) {
+    this.temporary = this.temporary.filter((b) => b.id !== id);
+    this.#changed();
+  }
+
+  /** Saves a temporary block as a real one; resolves with the created block. */
+  async saveTemporaryBlock(id) {
+    const t = this.temporary.find((b) => b.id === id);
+    if (!t) throw new Error("no such temporary block");
+    const { title, content, tags, project_id } = t;
+    const applied = await this.createContextBlock({ title, content, tags, project_id });
+    this.temporary = this.temporary.filter((b) => b.id !== id);
+    this.#changed();
+    return applied.data;
+  }
+
+  // ---- the session ----------------------------------------------------------------------
+
+  #connect() {
+    if (this.closed) return;
+    const url = new URL("/api/v1/ws", this.baseUrl);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("access_token", this.token);
+    if (this.snapshot) url.searchParams.set("since_version", String(this.snapshot.version));
+    const ws = new WebSocket(url);
+    this.ws = ws;
+    let firstSnapshot = true;
+    ws.onopen = () => {
+      for (const p of this.pending.values()) if (!p.acked) ws.send(JSON.stringify(p.frame));
+    };
+    ws.onmessage = (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame.type === "snapshot") {
+        if (firstSnapshot || !this.snapshot || frame.version > this.snapshot.version) {
+          firstSnapshot = false;
+          delete frame.type;
+          this.snapshot = frame;
+          this.#resolveVisible();
+          this.#changed();
+        }
+      } else {
+        this.#onFrame(frame);
+      }
+    };
+    ws.onclose = () => {
+      if (this.closed || this.ws !== ws) return;
+      this.failures += 1;
+      const exp = Math.min(RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), RETRY_MAX_MS);
+      const delay = Math.round(exp * (0.5 + Math.random() / 2));
+      this.#setStatus({ state: "reconnecting", retry_in_ms: delay, since: Date.now() });
+      setTimeout(() => this.#connect(), delay);
+    };
+  }
+
+  #onFrame(frame) {
+    switch (frame.type) {
+      case "hello":
+        this.failures = 0;
+        if (!this.snapshot) this.#setStatus({ state: "loading" });
+        break;
+      case "status": {
+        const { type, ...status } = frame;
+        if (status.state === "live") {
+          status.synced_at = Date.now();
+          this.#resolveVisible();
+        }
+        if (status.state === "error") status.since = Date.now();
+        this.#setStatus(status);
+        break;
+      }
+      case "ack": {
+        const p = this.pending.get(frame.mutation_id);
+        if (p) p.acked = { data: frame.data, library_version: frame.library_version };
+        this.#resolveVisible();
+        break;
+      }
+      case "reject": {
+        const p = this.pending.get(frame.mutation_id);
+        if (p) {
+          this.pending.delete(frame.mutation_id);
+          p.reject(new MutationError(frame.error));
+        }
+        break;
+      }
+      case "error":
+        console.warn("librarian: the server refused a frame:", frame.code, frame.message);
+        break;
+    }
+  }
+
+  #resolveVisible() {
+    const held = this.snapshot?.version;
+    if (held == null) return;
+    for (const [id, p] of this.pending) {
+      if (p.acked && p.acked.library_version <= held) {
+        this.pending.delete(id);
+        p.resolve(p.acked);
+      }
+    }
+  }
+
+  #setStatus(status) {
+    this.status = status;
+    this.dispatchEvent(new Event("status"));
+  }
+
+  #changed() {
+    this.dispatchEvent(new Event("change"));
+  }
+}

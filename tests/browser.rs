@@ -1,0 +1,285 @@
+//! The web page in a real headless Chromium (Debian's `chromium` + `chromium-driver`, driven
+//! over WebDriver by fantoccini): two pages of one user stay in sync, temporary blocks stay
+//! local, and the status pill shows an outage and the recovery. Saves screenshots under
+//! `target/browser/`.
+//!
+//! Skipped (with a note) when chromedriver is missing, unless `LIBRARIAN_TEST_REQUIRE_BROWSER=1`
+//! (set by `.ci/run`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use librarian_testkit::server::TestServer;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Hang guard for waiting on the page; never a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Driver {
+    child: Child,
+    url: String,
+    profiles: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Option<Driver> {
+        let path = std::env::var("LIBRARIAN_CHROMEDRIVER")
+            .unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        if !std::path::Path::new(&path).exists() {
+            if std::env::var("LIBRARIAN_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+                panic!("LIBRARIAN_TEST_REQUIRE_BROWSER=1 but there is no chromedriver at {path}");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: browser test skipped (no chromedriver at {path}; install chromium and chromium-driver)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Driver {
+            child,
+            url,
+            profiles: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    async fn page(&self, name: &str) -> Client {
+        let profile = self.profiles.path().join(name);
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("LIBRARIAN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-quic", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1400,860",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("start a Chromium session")
+    }
+}
+
+/// Polls until `check` passes, or fails the test after PATIENCE.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn count(page: &Client, css: &str) -> usize {
+    page.find_all(Locator::Css(css))
+        .await
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+async fn shows(page: &Client, css: &str) {
+    eventually(css, || async { count(page, css).await > 0 }).await;
+}
+
+async fn lacks(page: &Client, css: &str) {
+    eventually(&format!("no {css}"), || async {
+        count(page, css).await == 0
+    })
+    .await;
+}
+
+async fn pill(page: &Client) -> String {
+    match page.find(Locator::Css("#status")).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn pill_says(page: &Client, prefix: &str) {
+    eventually(&format!("status pill saying {prefix:?}"), || async {
+        pill(page).await.starts_with(prefix)
+    })
+    .await;
+}
+
+async fn fill(page: &Client, css: &str, text: &str) {
+    let input = page.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn click(page: &Client, css: &str) {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn sign_in(page: &Client, base: &str, user: &str) {
+    page.goto(base).await.unwrap();
+    fill(page, "#signin-user", user).await;
+    click(page, "#signin-form button[type=submit]").await;
+    pill_says(page, "Live").await;
+}
+
+async fn screenshot(page: &Client, name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    page.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    std::fs::write(&path, page.screenshot().await.unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_of_one_user_stay_in_sync_in_a_real_browser() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let mut server = TestServer::start(&[]);
+    let page1 = driver.page("one").await;
+    let page2 = driver.page("two").await;
+    sign_in(&page1, &server.base_url, "alice").await;
+    sign_in(&page2, &server.base_url, "alice").await;
+
+    // Create in page 1 → appears in page 2 without a reload.
+    fill(&page1, "#project-form [name=name]", "Writing").await;
+    click(&page1, "#project-form button[type=submit]").await;
+    shows(&page2, "#project-tree li[data-name='Writing']").await;
+    fill(&page1, "#project-form [name=name]", "Drafts").await;
+    page1
+        .find(Locator::Css("#project-form [name=parent_id]"))
+        .await
+        .unwrap()
+        .select_by_label("Writing")
+        .await
+        .unwrap();
+    click(&page1, "#project-form button[type=submit]").await;
+    // Shown as a child of its parent in the other page's tree.
+    shows(
+        &page2,
+        "#project-tree li[data-name='Writing'] li[data-name='Drafts']",
+    )
+    .await;
+    fill(&page1, "#block-form [name=title]", "Alpha").await;
+    fill(
+        &page1,
+        "#block-form [name=content]",
+        "You are a careful editor.",
+    )
+    .await;
+    fill(&page1, "#block-form [name=tags]", "style, en").await;
+    click(&page1, "#block-form button[type=submit]").await;
+    shows(&page2, "#block-list li[data-title='Alpha']").await;
+
+    // Edit in page 1 → page 2 follows.
+    click(&page1, "#block-list li[data-title='Alpha'] button.edit").await;
+    fill(&page1, "#block-form [name=title]", "Alpha 2").await;
+    click(&page1, "#block-form button[type=submit]").await;
+    shows(&page2, "#block-list li[data-title='Alpha 2']").await;
+    lacks(&page2, "#block-list li[data-title='Alpha']").await;
+
+    // A temporary block in page 1: shown there, marked, never in page 2.
+    fill(&page1, "#block-form [name=title]", "Draft").await;
+    click(&page1, "#block-form [name=temporary]").await;
+    click(&page1, "#block-form button[type=submit]").await;
+    shows(
+        &page1,
+        "#block-list li.temporary[data-title='Draft'] .badge",
+    )
+    .await;
+
+    // Page 2 edits; page 1 gets them and keeps its draft.
+    fill(&page2, "#block-form [name=title]", "Beta").await;
+    click(&page2, "#block-form button[type=submit]").await;
+    shows(&page1, "#block-list li[data-title='Beta']").await;
+    fill(&page2, "#prompt-form [name=title]", "Review a draft").await;
+    click(&page2, "#prompt-blocks input").await;
+    click(&page2, "#prompt-form button[type=submit]").await;
+    shows(&page1, "#prompt-list li[data-title='Review a draft']").await;
+    assert_eq!(
+        count(&page1, "#block-list li.temporary[data-title='Draft']").await,
+        1
+    );
+    assert_eq!(count(&page2, "#block-list li[data-title='Draft']").await, 0);
+
+    // A refused form shows the problem next to it.
+    fill(&page2, "#project-form [name=name]", "   ").await;
+    click(&page2, "#project-form button[type=submit]").await;
+    eventually("the error next to the project form", || async {
+        let e = page2
+            .find(Locator::Css("[data-error-for='project-form']"))
+            .await
+            .unwrap();
+        e.text().await.unwrap_or_default().contains("name")
+    })
+    .await;
+
+    // Delete in page 2 → gone in page 1.
+    fill(&page2, "#block-form [name=title]", "Gamma").await;
+    click(&page2, "#block-form button[type=submit]").await;
+    shows(&page1, "#block-list li[data-title='Gamma']").await;
+    click(&page2, "#block-list li[data-title='Gamma'] button.delete").await;
+    lacks(&page1, "#block-list li[data-title='Gamma']").await;
+
+    pill_says(&page1, "Live").await;
+    let shot = screenshot(&page1, "librarian.png").await;
+
+    // The server goes away: the pill shows the error; it comes back: Live again, draft kept.
+    server.kill();
+    pill_says(&page1, "Error").await;
+    screenshot(&page1, "librarian-error.png").await;
+    server.restart();
+    pill_says(&page1, "Live").await;
+    pill_says(&page2, "Live").await;
+    assert_eq!(
+        count(&page1, "#block-list li.temporary[data-title='Draft']").await,
+        1
+    );
+    fill(&page2, "#block-form [name=title]", "After").await;
+    click(&page2, "#block-form button[type=submit]").await;
+    shows(&page1, "#block-list li[data-title='After']").await;
+
+    println!("screenshot: {}", shot.display());
+    page1.close().await.unwrap();
+    page2.close().await.unwrap();
+}
