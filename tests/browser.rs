@@ -279,6 +279,16 @@ async fn two_pages_of_one_user_stay_in_sync_in_a_real_browser() {
     click(&page2, "#block-form button[type=submit]").await;
     shows(&page1, "#block-list li[data-title='After']").await;
 
+    // Saving the temporary block makes it a real one, in both pages.
+    click(
+        &page1,
+        "#block-list li.temporary[data-title='Draft'] button.save",
+    )
+    .await;
+    shows(&page2, "#block-list li[data-title='Draft']").await;
+    lacks(&page1, "#block-list li.temporary").await;
+    assert_eq!(count(&page1, "#block-list li[data-title='Draft']").await, 1);
+
     println!("screenshot: {}", shot.display());
     page1.close().await.unwrap();
     page2.close().await.unwrap();
