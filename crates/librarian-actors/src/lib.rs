@@ -17,8 +17,8 @@ mod write;
 pub use context::{ContextActor, ContextBlockWrite, WriteContextBlock};
 pub use event::Mutated;
 pub use library::{
-    LibraryActor, LibraryView, Snapshot, Subscribe, Subscription, SyncStats, SyncStatsSnapshot,
-    WriteEnded, WriteStarted,
+    LibraryActor, LibraryView, ReloadAll, Snapshot, Subscribe, Subscription, SyncStats,
+    SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
 pub use project::{ProjectActor, ProjectWrite, WriteProject};
 pub use prompt::{PromptActor, SavedPromptWrite, WriteSavedPrompt};
@@ -26,11 +26,28 @@ pub use write::Writers;
 
 use actix::{Actor, Addr};
 use librarian_store::Store;
+use librarian_store::listener::ListenerEvent;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a reload may wait for more writes to the same library before it starts anyway.
-pub const DEFAULT_MAX_COALESCE: Duration = Duration::from_millis(20);
+/// Tuning of the sync core (`[sync]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// How long a reload may wait for more writes to the same library before it starts anyway.
+    pub max_coalesce: Duration,
+    /// How often the versions of all served libraries are checked against the database
+    /// (zero: never).
+    pub reconcile_interval: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            max_coalesce: Duration::from_millis(20),
+            reconcile_interval: Duration::from_secs(5),
+        }
+    }
+}
 
 /// The running actors. Cheap to clone; every address can be used from any thread.
 #[derive(Clone)]
@@ -42,15 +59,38 @@ pub struct SyncCore {
 
 impl SyncCore {
     /// Starts the actors on the current actix arbiter (call inside an actix `System`) with the
-    /// default coalescing window.
+    /// default options.
     pub fn start(store: Store) -> SyncCore {
-        Self::start_with(store, DEFAULT_MAX_COALESCE)
+        Self::start_with(store, SyncOptions::default())
     }
 
-    /// Starts the actors; a reload waits at most `max_coalesce` for writes still in flight.
-    pub fn start_with(store: Store, max_coalesce: Duration) -> SyncCore {
+    /// Starts the actors and, on PostgreSQL, the listener for other instances' commits.
+    pub fn start_with(store: Store, options: SyncOptions) -> SyncCore {
         let stats = Arc::new(SyncStats::default());
-        let library = LibraryActor::new(store.clone(), stats.clone(), max_coalesce).start();
+        let library = LibraryActor::new(
+            store.clone(),
+            stats.clone(),
+            options.max_coalesce,
+            options.reconcile_interval,
+        )
+        .start();
+        if let Some(mut events) = store.spawn_listener() {
+            let library = library.clone();
+            actix::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    match event {
+                        ListenerEvent::Listening => library.do_send(ReloadAll),
+                        ListenerEvent::Notified {
+                            library_id,
+                            version,
+                        } => library.do_send(VersionSeen {
+                            library_id,
+                            version,
+                        }),
+                    }
+                }
+            });
+        }
         let writers = Writers {
             projects: ProjectActor::new(store.clone(), library.clone()).start(),
             contexts: ContextActor::new(store.clone(), library.clone()).start(),

@@ -12,7 +12,10 @@
 //! - a view only ever moves to a higher snapshot version (G3);
 //! - a second subscriber of a loaded library gets the current view at once, no reload;
 //! - the last subscriber leaving drops the library's state;
-//! - a failed reload sets an `Error` status and retries with exponential backoff and jitter.
+//! - a failed reload sets an `Error` status and retries with exponential backoff and jitter;
+//! - versions committed by other instances arrive as [`VersionSeen`] (PostgreSQL NOTIFY), a
+//!   listener reconnect as [`ReloadAll`]; every `reconcile_interval` one query compares the
+//!   versions of all served libraries with the database, healing any lost notification.
 
 use crate::event::Mutated;
 use actix::prelude::*;
@@ -60,6 +63,10 @@ pub struct SyncStats {
     pub events_coalesced: AtomicU64,
     pub snapshots_published: AtomicU64,
     pub snapshot_bytes: AtomicU64,
+    /// Newer versions found by reconciliation (a notification had been lost).
+    pub reconcile_catches: AtomicU64,
+    /// Times the cross-instance listener (re)connected.
+    pub listener_connects: AtomicU64,
 }
 
 /// A plain copy of [`SyncStats`].
@@ -70,6 +77,8 @@ pub struct SyncStatsSnapshot {
     pub events_coalesced: u64,
     pub snapshots_published: u64,
     pub snapshot_bytes: u64,
+    pub reconcile_catches: u64,
+    pub listener_connects: u64,
 }
 
 impl SyncStats {
@@ -81,6 +90,8 @@ impl SyncStats {
             events_coalesced: r(&self.events_coalesced),
             snapshots_published: r(&self.snapshots_published),
             snapshot_bytes: r(&self.snapshot_bytes),
+            reconcile_catches: r(&self.reconcile_catches),
+            listener_connects: r(&self.listener_connects),
         }
     }
 
@@ -138,6 +149,20 @@ pub struct WriteEnded {
     pub library_id: Uuid,
 }
 
+/// Library `library_id` is at `version` in the database (a notification from any instance,
+/// or reconciliation).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct VersionSeen {
+    pub library_id: Uuid,
+    pub version: i64,
+}
+
+/// Events may have been missed (the listener reconnected): reload every served library.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ReloadAll;
+
 /// Backoff after failed reloads: 100 ms doubling up to 5 s, each delay jittered to 50–100 %.
 const RETRY_BASE: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -155,6 +180,8 @@ struct LibraryState {
     writes_in_flight: u32,
     /// Since when a reload has been held back for writes in flight.
     deferred_since: Option<Instant>,
+    /// Reload once more after the one in flight, whatever versions say ([`ReloadAll`]).
+    recheck: bool,
     /// Distinguishes this state from an earlier one of the same library, so a reload that
     /// finishes after its library was dropped and re-subscribed is ignored.
     epoch: u64,
@@ -166,18 +193,69 @@ pub struct LibraryActor {
     libraries: HashMap<Uuid, LibraryState>,
     next_epoch: u64,
     max_coalesce: Duration,
+    reconcile_interval: Duration,
 }
 
 impl LibraryActor {
-    /// `max_coalesce`: the longest a reload waits for writes still in flight.
-    pub fn new(store: Store, stats: Arc<SyncStats>, max_coalesce: Duration) -> Self {
+    /// `max_coalesce`: the longest a reload waits for writes still in flight;
+    /// `reconcile_interval`: how often versions are checked against the database.
+    pub fn new(
+        store: Store,
+        stats: Arc<SyncStats>,
+        max_coalesce: Duration,
+        reconcile_interval: Duration,
+    ) -> Self {
         LibraryActor {
             store,
             stats,
             libraries: HashMap::new(),
             next_epoch: 0,
             max_coalesce,
+            reconcile_interval,
         }
+    }
+
+    /// The database holds `version` of `library_id`: reload if that is news.
+    fn seen(&mut self, library_id: Uuid, version: i64, ctx: &mut Context<Self>) -> bool {
+        // A library nobody subscribes to needs no snapshot.
+        let Some(state) = self.libraries.get_mut(&library_id) else {
+            return false;
+        };
+        if version <= state.held.max(state.target) {
+            SyncStats::bump(&self.stats.events_coalesced, 1);
+            return false;
+        }
+        // The previous target, if still unloaded, is now covered by this one.
+        if state.target > state.held {
+            SyncStats::bump(&self.stats.events_coalesced, 1);
+        }
+        state.target = version;
+        self.maybe_reload(library_id, ctx);
+        true
+    }
+
+    /// One query for the versions of every served library; reloads those that moved.
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if self.libraries.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = self.libraries.keys().copied().collect();
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.library_versions(&ids).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(versions) => {
+                        for (library_id, version) in versions {
+                            if act.seen(library_id, version, ctx) {
+                                tracing::info!(%library_id, version, "reconciliation found a newer version");
+                                SyncStats::bump(&act.stats.reconcile_catches, 1);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
+                }),
+        );
     }
 
     /// Starts a reload if the library is behind and none is in flight, unless writes are still
@@ -262,7 +340,7 @@ impl LibraryActor {
                 state.target = state.target.max(snapshot.version);
                 tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
                     bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
-                let behind = state.target > snapshot.version;
+                let behind = state.target > snapshot.version || std::mem::take(&mut state.recheck);
                 let next_state = if behind {
                     SyncState::Syncing {
                         target_version: state.target,
@@ -287,7 +365,12 @@ impl LibraryActor {
                     });
                 }
                 if behind {
-                    self.maybe_reload(library_id, ctx);
+                    if state.target <= state.held {
+                        // A recheck: versions say nothing, reload anyway.
+                        self.start_reload(library_id, ctx);
+                    } else {
+                        self.maybe_reload(library_id, ctx);
+                    }
                 }
             }
             Err(e) => {
@@ -343,6 +426,12 @@ fn retry_delay(failures: u32) -> Duration {
 
 impl Actor for LibraryActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.reconcile_interval.is_zero() {
+            ctx.run_interval(self.reconcile_interval, |act, ctx| act.reconcile(ctx));
+        }
+    }
 }
 
 impl Handler<Subscribe> for LibraryActor {
@@ -377,6 +466,7 @@ impl Handler<Subscribe> for LibraryActor {
                 failures: 0,
                 writes_in_flight: 0,
                 deferred_since: None,
+                recheck: false,
                 epoch: self.next_epoch,
             },
         );
@@ -405,20 +495,33 @@ impl Handler<Mutated> for LibraryActor {
     type Result = ();
 
     fn handle(&mut self, event: Mutated, ctx: &mut Context<Self>) {
-        // A library nobody subscribes to needs no snapshot.
-        let Some(state) = self.libraries.get_mut(&event.library_id) else {
-            return;
-        };
-        if event.version <= state.held.max(state.target) {
-            SyncStats::bump(&self.stats.events_coalesced, 1);
-            return;
+        self.seen(event.library_id, event.version, ctx);
+    }
+}
+
+impl Handler<VersionSeen> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, event: VersionSeen, ctx: &mut Context<Self>) {
+        self.seen(event.library_id, event.version, ctx);
+    }
+}
+
+impl Handler<ReloadAll> for LibraryActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadAll, ctx: &mut Context<Self>) {
+        SyncStats::bump(&self.stats.listener_connects, 1);
+        let ids: Vec<Uuid> = self.libraries.keys().copied().collect();
+        for library_id in ids {
+            if let Some(state) = self.libraries.get_mut(&library_id) {
+                if state.loading {
+                    state.recheck = true;
+                } else {
+                    self.start_reload(library_id, ctx);
+                }
+            }
         }
-        // The previous target, if still unloaded, is now covered by this one.
-        if state.target > state.held {
-            SyncStats::bump(&self.stats.events_coalesced, 1);
-        }
-        state.target = event.version;
-        self.maybe_reload(event.library_id, ctx);
     }
 }
 

@@ -91,6 +91,7 @@ pub struct WsSection {
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     pub max_coalesce_ms: u64,
+    pub reconcile_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

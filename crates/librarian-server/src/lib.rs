@@ -86,7 +86,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let store = open_store(&config).await?;
     let sync = SyncCore::start_with(
         store.clone(),
-        Duration::from_millis(config.sync.max_coalesce_ms),
+        librarian_actors::SyncOptions {
+            max_coalesce: Duration::from_millis(config.sync.max_coalesce_ms),
+            reconcile_interval: Duration::from_millis(config.sync.reconcile_interval_ms),
+        },
     );
     let state = aweb::Data::new(AppState::new(store.clone(), sync));
     let store = aweb::Data::new(store);

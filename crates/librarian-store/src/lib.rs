@@ -4,6 +4,7 @@
 //! transaction (REPEATABLE READ on PostgreSQL), so a snapshot is always consistent.
 
 mod error;
+pub mod listener;
 mod migrate;
 mod models;
 mod ops;
@@ -101,6 +102,8 @@ struct Inner {
     limits: Limits,
     url: String,
     query_timeout: Duration,
+    /// SQLite: the lock file that keeps a second process off the same database.
+    _instance_lock: Option<std::fs::File>,
     /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
     /// handler (which sleeps and polls) keeps write latency flat under contention.
     sqlite_writer: tokio::sync::Mutex<()>,
@@ -122,8 +125,10 @@ impl Store {
     /// creates the file's directory.
     pub async fn connect(config: &StoreConfig) -> Result<Store, Error> {
         let url = config.url.clone();
+        let mut instance_lock = None;
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.clone());
+            let named = with_application_name(&url, "librarian");
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(named);
             Pools::Postgres(build_pool(manager, config)?)
         } else if let Some(path) = sqlite_path(&url) {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -131,6 +136,7 @@ impl Store {
                     Error::Unavailable(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            instance_lock = Some(lock_instance(&path)?);
             let file = path.to_string_lossy().into_owned();
             let sync = match config.sqlite_sync {
                 SqliteSync::Full => "FULL",
@@ -168,6 +174,7 @@ impl Store {
                 limits: config.limits.clone(),
                 url,
                 query_timeout: config.query_timeout,
+                _instance_lock: instance_lock,
                 sqlite_writer: tokio::sync::Mutex::new(()),
             }),
         })
@@ -182,6 +189,46 @@ impl Store {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// PostgreSQL: starts the LISTEN connection (see [`listener`]) and returns its events.
+    /// `None` on SQLite, which is one instance with in-process events.
+    pub fn spawn_listener(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<listener::ListenerEvent>> {
+        if self.backend() != Backend::Postgres {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let url = with_application_name(&self.inner.url, "librarian-listener");
+        tokio::spawn(listener::listen(url, tx));
+        Some(rx)
+    }
+
+    /// The current versions of these libraries (those missing are left out).
+    pub async fn library_versions(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, Error> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows = self
+            .timed(async {
+                match &self.inner.pool {
+                    Pools::Postgres(pool) => {
+                        let mut conn = pool.get().await.map_err(pool_error)?;
+                        ops::pg::library_versions(&mut conn, &ids)
+                            .await
+                            .map_err(TxError::into_error)
+                    }
+                    Pools::Sqlite(pool) => {
+                        let mut conn = pool.get().await.map_err(pool_error)?;
+                        sqlite_blocking(&mut conn, move |c| ops::sqlite::library_versions(c, &ids))
+                            .await
+                            .map_err(TxError::into_error)
+                    }
+                }
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, v)| Ok((models::parse_id(&id)?, v)))
+            .collect()
     }
 
     /// Applies pending migrations; returns how many ran. Safe to call from several instances
@@ -340,7 +387,21 @@ impl Store {
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 conn.transaction(async move |c| {
-                    ops::pg::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now).await
+                    let committed =
+                        ops::pg::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now)
+                            .await?;
+                    // Delivered by PostgreSQL on commit only, to every listening instance.
+                    diesel_async::RunQueryDsl::execute(
+                        diesel::sql_query("SELECT pg_notify($1, $2)")
+                            .bind::<diesel::sql_types::Text, _>(listener::CHANNEL)
+                            .bind::<diesel::sql_types::Text, _>(listener::payload(
+                                &lib,
+                                committed.library_version,
+                            )),
+                        c,
+                    )
+                    .await?;
+                    Ok(committed)
                 })
                 .await
             }
@@ -424,6 +485,46 @@ impl Store {
                 limit.as_millis()
             )))
         })
+    }
+}
+
+/// Names this process's connections (`application_name=<name>-<pid>`) unless the URL already
+/// does, so that operators (and tests) can tell them apart in `pg_stat_activity`.
+pub fn with_application_name(url: &str, name: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "application_name") => {
+            parsed.query_pairs_mut().append_pair(
+                "application_name",
+                &format!("{name}-{}", std::process::id()),
+            );
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Takes an exclusive lock next to the SQLite file, held as long as the store lives: SQLite is
+/// one instance, and a second process on the same file is refused with a clear message.
+fn lock_instance(path: &std::path::Path) -> Result<std::fs::File, Error> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Unavailable(format!(
+            "another librarian process is already serving {}: SQLite supports one instance \
+             (use PostgreSQL to run several)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Unavailable(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 

@@ -712,3 +712,13 @@ pub(crate) fn get(conn: &mut Conn, lib: &str, kind: EntityKind, id: Uuid) -> Res
     })
 }
 }
+
+maybe_async! {
+/// The current versions of the given libraries (for reconciliation).
+pub(crate) fn library_versions(conn: &mut Conn, ids: &[String]) -> Result<Vec<(String, i64)>, TxError> {
+    Ok(run!(libraries::table
+        .filter(libraries::id.eq_any(ids))
+        .select((libraries::id, libraries::version))
+        .load::<(String, i64)>(conn))?)
+}
+}

@@ -1,0 +1,97 @@
+//! Cross-instance events on PostgreSQL (DESIGN §6). Each mutation's transaction runs
+//! `pg_notify('librarian_mutations', '<library_id> <version>')`, which PostgreSQL delivers on
+//! commit only. [`listen`] keeps one dedicated connection (not from the pool: pooled
+//! connections built by the pool would not get notifications) listening on that channel, and
+//! reconnects with backoff when it drops; after every (re)connect it reports
+//! [`ListenerEvent::Listening`], since notifications sent meanwhile are lost and every served
+//! library must be reloaded.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub const CHANNEL: &str = "librarian_mutations";
+
+const RETRY_BASE: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerEvent {
+    /// (Re)connected and listening: anything may have been missed before this.
+    Listening,
+    /// Another (or this) instance committed `version` of `library_id`.
+    Notified { library_id: Uuid, version: i64 },
+}
+
+/// The payload of a notification: `"<library_id> <version>"`.
+pub fn payload(library_id: &str, version: i64) -> String {
+    format!("{library_id} {version}")
+}
+
+fn parse(payload: &str) -> Option<ListenerEvent> {
+    let (id, version) = payload.split_once(' ')?;
+    Some(ListenerEvent::Notified {
+        library_id: Uuid::parse_str(id).ok()?,
+        version: version.parse().ok()?,
+    })
+}
+
+/// Listens until `events` is dropped. `url` should name the connection
+/// (`application_name`) so operators can tell it from pooled ones.
+pub async fn listen(url: String, events: mpsc::UnboundedSender<ListenerEvent>) {
+    let mut failures: u32 = 0;
+    while !events.is_closed() {
+        match AsyncPgConnection::establish(&url).await {
+            Ok(mut conn) => match conn.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                Ok(()) => {
+                    failures = 0;
+                    tracing::info!("listening for changes from other instances");
+                    if events.send(ListenerEvent::Listening).is_err() {
+                        return;
+                    }
+                    let mut stream = std::pin::pin!(conn.notifications_stream());
+                    while let Some(notification) = stream.next().await {
+                        let Ok(n) = notification else { break };
+                        match parse(&n.payload) {
+                            Some(event) => {
+                                if events.send(event).is_err() {
+                                    return;
+                                }
+                            }
+                            None => tracing::warn!(payload = %n.payload, "unreadable notification"),
+                        }
+                    }
+                    tracing::warn!("the listener's connection was lost");
+                }
+                Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+            },
+            Err(e) => tracing::warn!(error = %e, "the listener cannot connect"),
+        }
+        failures += 1;
+        let delay = RETRY_BASE
+            .saturating_mul(1 << failures.saturating_sub(1).min(10))
+            .min(RETRY_MAX);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            parse(&payload(&id.to_string(), 42)),
+            Some(ListenerEvent::Notified {
+                library_id: id,
+                version: 42
+            })
+        );
+        assert_eq!(parse("garbage"), None);
+        assert_eq!(parse(&format!("{id} x")), None);
+    }
+}
