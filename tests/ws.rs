@@ -5,86 +5,13 @@
 
 use futures_util::{SinkExt, StreamExt};
 use librarian_testkit::server::TestServer;
+use librarian_testkit::ws::{
+    Got, connect, connect_with, content, follow, frame, recv, send, until,
+};
 use librarian_testkit::{TestDb, both_backends};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Hang guard only; never a performance assertion.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-#[derive(Debug)]
-enum Got {
-    Frame(Value),
-    Closed(Option<u16>),
-}
-
-async fn connect_with(
-    server: &TestServer,
-    query: &str,
-    token: Option<&str>,
-) -> Result<Ws, tungstenite::Error> {
-    let url = format!(
-        "{}/api/v1/ws{query}",
-        server.base_url.replace("http://", "ws://")
-    );
-    let mut req = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        req.headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(req)
-        .await
-        .map(|(ws, _)| ws)
-}
-
-async fn connect(server: &TestServer, token: &str) -> Ws {
-    connect_with(server, "", Some(token)).await.unwrap()
-}
-
-async fn recv(ws: &mut Ws) -> Got {
-    loop {
-        let next = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("no frame in time");
-        match next {
-            Some(Ok(Message::Text(t))) => return Got::Frame(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Close(c))) => return Got::Closed(c.map(|c| u16::from(c.code))),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Got::Closed(None),
-        }
-    }
-}
-
-async fn frame(ws: &mut Ws) -> Value {
-    match recv(ws).await {
-        Got::Frame(v) => v,
-        other => panic!("expected a frame, got {other:?}"),
-    }
-}
-
-/// Reads until a frame of `kind` arrives; returns it and everything before it.
-async fn until(ws: &mut Ws, kind: &str) -> (Value, Vec<Value>) {
-    let mut before = Vec::new();
-    loop {
-        let f = frame(ws).await;
-        if f["type"] == kind {
-            return (f, before);
-        }
-        before.push(f);
-    }
-}
-
-async fn send(ws: &mut Ws, frame: Value) {
-    ws.send(Message::Text(frame.to_string().into()))
-        .await
-        .unwrap();
-}
 
 fn start(db: &TestDb, extra: &[(&str, &str)]) -> TestServer {
     let mut env = vec![("LIBRARIAN__DATABASE__URL", db.url())];
@@ -125,12 +52,6 @@ impl Http {
     }
 }
 
-/// The snapshot object of a `snapshot` frame (without its `type`).
-fn content(mut snapshot: Value) -> Value {
-    snapshot.as_object_mut().unwrap().remove("type");
-    snapshot
-}
-
 /// A small deterministic generator.
 struct Lcg(u64);
 impl Lcg {
@@ -140,35 +61,6 @@ impl Lcg {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n.max(1)
-    }
-}
-
-/// Reads a session until it holds `final_version` (announced later through `target`),
-/// returning the snapshot versions it got, in order, and its last snapshot.
-async fn follow(
-    mut ws: Ws,
-    mut target: tokio::sync::watch::Receiver<Option<i64>>,
-) -> (Vec<i64>, Value, Vec<Value>) {
-    let mut versions = Vec::new();
-    let mut last = Value::Null;
-    let mut others = Vec::new();
-    loop {
-        if let (Some(want), Some(have)) = (*target.borrow(), versions.last())
-            && want == *have
-        {
-            return (versions, last, others);
-        }
-        tokio::select! {
-            got = recv(&mut ws) => match got {
-                Got::Frame(f) if f["type"] == "snapshot" => {
-                    versions.push(f["version"].as_i64().unwrap());
-                    last = f;
-                }
-                Got::Frame(f) => others.push(f),
-                Got::Closed(code) => panic!("session closed ({code:?}) after {versions:?}"),
-            },
-            _ = target.changed() => {}
-        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod proxy;
 pub mod server;
+pub mod ws;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use librarian_store::{Store, StoreConfig};
@@ -86,6 +87,22 @@ impl TestDb {
 
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
+    }
+
+    /// PostgreSQL: runs a query that returns one BIGINT (e.g. a count) and returns it.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        assert!(self.is_postgres(), "query_i64 is for PostgreSQL");
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect");
+        diesel_async::RunQueryDsl::get_result(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                "({sql})"
+            ))),
+            &mut conn,
+        )
+        .await
+        .expect("query")
     }
 
     /// PostgreSQL: the server address of the database, to put a [`proxy::TcpProxy`] before it.

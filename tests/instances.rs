@@ -1,0 +1,286 @@
+//! Several `librarian` processes on one PostgreSQL database (DESIGN §6): commits on one
+//! instance reach sessions on the other through NOTIFY; a lost listener connection and lost
+//! notifications heal; terminating every connection loses no acknowledged write.
+//! PostgreSQL only (SQLite is one instance: see `a_second_instance_on_one_sqlite_file_is_refused`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use librarian_testkit::TestDb;
+use librarian_testkit::server::TestServer;
+use librarian_testkit::ws::{connect, follow, send, until};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Two instances sharing a database and a dev secret (so one token works on both).
+struct Pair {
+    a: TestServer,
+    b: TestServer,
+    _secret_dir: tempfile::TempDir,
+}
+
+fn pair(db: &TestDb, a_env: &[(&str, &str)], b_env: &[(&str, &str)]) -> Pair {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("dev-secret").display().to_string();
+    let start = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("LIBRARIAN__DATABASE__URL", db.url()),
+            ("LIBRARIAN__AUTH__DEV_SECRET_FILE", secret.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        TestServer::start(&env)
+    };
+    let a = start(a_env);
+    let b = start(b_env);
+    Pair {
+        a,
+        b,
+        _secret_dir: secret_dir,
+    }
+}
+
+async fn post(server: &TestServer, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(server.url(&format!("/api/v1{path}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn library(server: &TestServer, token: &str) -> Value {
+    reqwest::Client::new()
+        .get(server.url("/api/v1/library"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Kills the backends named `<prefix>-<pid>` (the servers name their connections so);
+/// returns how many it killed.
+async fn terminate(db: &TestDb, prefix: &str, pids: &[u32]) -> i64 {
+    let names: Vec<String> = pids.iter().map(|p| format!("'{prefix}-{p}'")).collect();
+    db.query_i64(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name IN ({})",
+        names.join(",")
+    ))
+    .await
+}
+
+/// Followers (sessions) on both instances, announced the final version through `target`.
+async fn sessions(
+    p: &Pair,
+    token: &str,
+    per_instance: usize,
+    target: &watch::Receiver<Option<i64>>,
+) -> Vec<tokio::task::JoinHandle<(Vec<i64>, Value, Vec<Value>)>> {
+    let mut all = Vec::new();
+    for server in [&p.a, &p.b] {
+        for _ in 0..per_instance {
+            let ws = connect(server, token).await;
+            all.push(tokio::spawn(follow(ws, target.clone())));
+        }
+    }
+    all
+}
+
+async fn converge(
+    followers: Vec<tokio::task::JoinHandle<(Vec<i64>, Value, Vec<Value>)>>,
+    target: &watch::Sender<Option<i64>>,
+    final_version: i64,
+) {
+    target.send(Some(final_version)).unwrap();
+    for f in followers {
+        let (versions, _, _) = f.await.unwrap();
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "not strictly increasing: {versions:?}"
+        );
+        assert_eq!(*versions.last().unwrap(), final_version);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_two_instances_converge_on_writes_through_both() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(&db, &[], &[]);
+    let token = p.a.token("alice");
+    let (target_tx, target_rx) = watch::channel(None);
+    let followers = sessions(&p, &token, 5, &target_rx).await;
+
+    let mut writers = Vec::new();
+    for (w, server) in [&p.a, &p.b].into_iter().enumerate() {
+        // One writer over HTTP and one over WebSocket on each instance.
+        let (base, token2) = (server.base_url.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0..40 {
+                let res = http
+                    .post(format!("{base}/api/v1/context-blocks"))
+                    .bearer_auth(&token2)
+                    .json(&json!({"title": format!("http {w}.{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 201);
+            }
+        }));
+        let mut ws = connect(server, &token).await;
+        writers.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let mid = format!("ws-{w}-{i}");
+                send(&mut ws, json!({"type": "mutate", "mutation_id": mid, "op": "context_block.create", "data": {"title": mid}})).await;
+                until(&mut ws, "ack").await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let lib = library(&p.b, &token).await;
+    assert_eq!(lib["version"], 160);
+    converge(followers, &target_tx, 160).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_listener_reconnects_and_sessions_still_converge() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    // No reconciliation on B: only the listener (and its reconnect) can bring A's commits.
+    let p = pair(&db, &[], &[("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "0")]);
+    let token = p.a.token("alice");
+    let (target_tx, target_rx) = watch::channel(None);
+    let followers = sessions(&p, &token, 3, &target_rx).await;
+    for i in 0..60 {
+        if i == 20 || i == 40 {
+            assert_eq!(
+                terminate(&db, "librarian-listener", &[p.b.pid()]).await,
+                1,
+                "B's listener"
+            );
+        }
+        let (status, _) = post(&p.a, &token, "/projects", json!({"name": format!("p{i}")})).await;
+        assert_eq!(status, 201);
+    }
+    converge(followers, &target_tx, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_bypasses_notify_is_found_by_reconciliation() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(
+        &db,
+        &[],
+        &[("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "200")],
+    );
+    let token = p.a.token("alice");
+    let (_, r) = post(&p.a, &token, "/context-blocks", json!({"title": "before"})).await;
+    let block = r["data"]["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(&p.b, &token).await;
+    let (hello, _) = until(&mut ws, "hello").await;
+    let library_id = hello["library_id"].as_str().unwrap().to_owned();
+    let (snapshot, _) = until(&mut ws, "snapshot").await;
+    assert_eq!(snapshot["version"], 1);
+    // Behind the servers' backs: no pg_notify.
+    db.execute(&format!(
+        "BEGIN;
+         UPDATE context_blocks SET title = 'sneaky', version = version + 1 WHERE library_id = '{library_id}' AND id = '{block}';
+         UPDATE libraries SET version = version + 1 WHERE id = '{library_id}';
+         COMMIT;"
+    ))
+    .await;
+    let (snapshot, _) = until(&mut ws, "snapshot").await;
+    assert_eq!(snapshot["version"], 2);
+    assert_eq!(snapshot["context_blocks"][0]["title"], "sneaky");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_every_connection_mid_writes_loses_no_acknowledged_write() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(&db, &[], &[]);
+    let token = p.a.token("alice");
+    let (target_tx, target_rx) = watch::channel(None);
+    let followers = sessions(&p, &token, 3, &target_rx).await;
+    let mut acked: Vec<String> = Vec::new();
+    let mut refused = 0;
+    for i in 0..80 {
+        if i == 25 || i == 55 {
+            let pids = [p.a.pid(), p.b.pid()];
+            assert!(
+                terminate(&db, "librarian", &pids).await >= 2,
+                "pooled connections"
+            );
+            assert_eq!(
+                terminate(&db, "librarian-listener", &pids).await,
+                2,
+                "both listeners"
+            );
+        }
+        let server = if i % 2 == 0 { &p.a } else { &p.b };
+        let (status, body) = post(
+            server,
+            &token,
+            "/context-blocks",
+            json!({"title": format!("b{i}")}),
+        )
+        .await;
+        match status {
+            201 => acked.push(body["data"]["id"].as_str().unwrap().to_owned()),
+            503 => refused += 1,
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let lib = library(&p.a, &token).await;
+    let ids: Vec<&str> = lib["context_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(
+            ids.contains(&id.as_str()),
+            "acknowledged block {id} is missing"
+        );
+    }
+    let final_version = lib["version"].as_i64().unwrap();
+    assert_eq!(
+        final_version as usize,
+        ids.len(),
+        "one version per committed write"
+    );
+    assert!(acked.len() + refused == 80 && acked.len() as i64 <= final_version);
+    converge(followers, &target_tx, final_version).await;
+}
+
+#[tokio::test]
+async fn a_second_instance_on_one_sqlite_file_is_refused() {
+    let first = TestServer::start(&[]);
+    let out = std::process::Command::new(librarian_testkit::server::binary())
+        .arg("serve")
+        .current_dir(&first.dir)
+        .env("LIBRARIAN__SERVER__BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another librarian process"), "{err}");
+    // The first one is unharmed.
+    let res = reqwest::get(first.url("/readyz")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
