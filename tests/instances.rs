@@ -74,13 +74,16 @@ async fn terminate(db: &TestDb, prefix: &str, pids: &[u32]) -> i64 {
     .await
 }
 
+/// A session followed until it holds the final version (see `librarian_testkit::ws::follow`).
+type Follower = tokio::task::JoinHandle<(Vec<i64>, Value, Vec<Value>)>;
+
 /// Followers (sessions) on both instances, announced the final version through `target`.
 async fn sessions(
     p: &Pair,
     token: &str,
     per_instance: usize,
     target: &watch::Receiver<Option<i64>>,
-) -> Vec<tokio::task::JoinHandle<(Vec<i64>, Value, Vec<Value>)>> {
+) -> Vec<Follower> {
     let mut all = Vec::new();
     for server in [&p.a, &p.b] {
         for _ in 0..per_instance {
@@ -92,7 +95,7 @@ async fn sessions(
 }
 
 async fn converge(
-    followers: Vec<tokio::task::JoinHandle<(Vec<i64>, Value, Vec<Value>)>>,
+    followers: Vec<Follower>,
     target: &watch::Sender<Option<i64>>,
     final_version: i64,
 ) {
