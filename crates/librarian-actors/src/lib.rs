@@ -38,6 +38,9 @@ pub struct SyncOptions {
     /// How often the versions of all served libraries are checked against the database
     /// (zero: never).
     pub reconcile_interval: Duration,
+    /// The least time between two reload starts of one library (zero: none). Trades latency on
+    /// a hot library for fewer reloads.
+    pub min_reload_interval: Duration,
 }
 
 impl Default for SyncOptions {
@@ -45,6 +48,7 @@ impl Default for SyncOptions {
         SyncOptions {
             max_coalesce: Duration::from_millis(20),
             reconcile_interval: Duration::from_secs(5),
+            min_reload_interval: Duration::ZERO,
         }
     }
 }
@@ -67,13 +71,7 @@ impl SyncCore {
     /// Starts the actors and, on PostgreSQL, the listener for other instances' commits.
     pub fn start_with(store: Store, options: SyncOptions) -> SyncCore {
         let stats = Arc::new(SyncStats::default());
-        let library = LibraryActor::new(
-            store.clone(),
-            stats.clone(),
-            options.max_coalesce,
-            options.reconcile_interval,
-        )
-        .start();
+        let library = LibraryActor::new(store.clone(), stats.clone(), options).start();
         if let Some(mut events) = store.spawn_listener() {
             let library = library.clone();
             actix::spawn(async move {

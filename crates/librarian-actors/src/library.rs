@@ -182,6 +182,10 @@ struct LibraryState {
     deferred_since: Option<Instant>,
     /// Reload once more after the one in flight, whatever versions say ([`ReloadAll`]).
     recheck: bool,
+    /// When the last reload started (for `min_reload_interval`).
+    last_reload: Option<Instant>,
+    /// A reload is scheduled for when `min_reload_interval` has passed.
+    throttled: bool,
     /// Distinguishes this state from an earlier one of the same library, so a reload that
     /// finishes after its library was dropped and re-subscribed is ignored.
     epoch: u64,
@@ -194,24 +198,19 @@ pub struct LibraryActor {
     next_epoch: u64,
     max_coalesce: Duration,
     reconcile_interval: Duration,
+    min_reload_interval: Duration,
 }
 
 impl LibraryActor {
-    /// `max_coalesce`: the longest a reload waits for writes still in flight;
-    /// `reconcile_interval`: how often versions are checked against the database.
-    pub fn new(
-        store: Store,
-        stats: Arc<SyncStats>,
-        max_coalesce: Duration,
-        reconcile_interval: Duration,
-    ) -> Self {
+    pub fn new(store: Store, stats: Arc<SyncStats>, options: crate::SyncOptions) -> Self {
         LibraryActor {
             store,
             stats,
             libraries: HashMap::new(),
             next_epoch: 0,
-            max_coalesce,
-            reconcile_interval,
+            max_coalesce: options.max_coalesce,
+            reconcile_interval: options.reconcile_interval,
+            min_reload_interval: options.min_reload_interval,
         }
     }
 
@@ -288,6 +287,24 @@ impl LibraryActor {
                 Some(_) => {}
             }
         }
+        if let Some(last) = state.last_reload {
+            let since = last.elapsed();
+            if since < self.min_reload_interval {
+                if !state.throttled {
+                    state.throttled = true;
+                    let epoch = state.epoch;
+                    ctx.run_later(self.min_reload_interval - since, move |act, ctx| {
+                        if let Some(s) = act.libraries.get_mut(&library_id)
+                            && s.epoch == epoch
+                        {
+                            s.throttled = false;
+                            act.maybe_reload(library_id, ctx);
+                        }
+                    });
+                }
+                return;
+            }
+        }
         self.start_reload(library_id, ctx);
     }
 
@@ -300,6 +317,7 @@ impl LibraryActor {
         }
         state.loading = true;
         state.deferred_since = None;
+        state.last_reload = Some(Instant::now());
         if state.held >= 0 && state.target > state.held {
             let target_version = state.target;
             state
@@ -467,6 +485,8 @@ impl Handler<Subscribe> for LibraryActor {
                 writes_in_flight: 0,
                 deferred_since: None,
                 recheck: false,
+                last_reload: None,
+                throttled: false,
                 epoch: self.next_epoch,
             },
         );

@@ -92,6 +92,7 @@ pub struct WsSection {
 pub struct SyncConfig {
     pub max_coalesce_ms: u64,
     pub reconcile_interval_ms: u64,
+    pub min_reload_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

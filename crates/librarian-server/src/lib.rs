@@ -7,6 +7,7 @@ pub mod auth;
 mod body;
 pub mod config;
 mod health;
+mod metrics;
 pub mod problem;
 mod state;
 pub mod telemetry;
@@ -89,6 +90,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         librarian_actors::SyncOptions {
             max_coalesce: Duration::from_millis(config.sync.max_coalesce_ms),
             reconcile_interval: Duration::from_millis(config.sync.reconcile_interval_ms),
+            min_reload_interval: Duration::from_millis(config.sync.min_reload_interval_ms),
         },
     );
     let state = aweb::Data::new(AppState::new(store.clone(), sync));
@@ -109,6 +111,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             .app_data(shutdown.clone())
             .service(health::healthz)
             .service(health::readyz)
+            .route("/metrics", aweb::get().to(metrics::metrics))
             // Before the /api/v1 scope, which would otherwise claim the path.
             .configure(|cfg| {
                 if dev_mode {

@@ -14,6 +14,8 @@ const LIBRARY_CACHE_MAX: usize = 100_000;
 pub struct AppState {
     pub store: Store,
     pub sync: SyncCore,
+    /// WebSocket sessions currently open.
+    pub sessions_open: std::sync::atomic::AtomicI64,
     /// user id → library id. The mapping never changes once made, so caching it saves a query
     /// per request.
     libraries: RwLock<HashMap<String, Uuid>>,
@@ -24,6 +26,7 @@ impl AppState {
         AppState {
             store,
             sync,
+            sessions_open: std::sync::atomic::AtomicI64::new(0),
             libraries: RwLock::new(HashMap::new()),
         }
     }

@@ -64,6 +64,12 @@ impl TestDb {
             });
             return None;
         };
+        Some(Self::postgres_at(&admin).await)
+    }
+
+    /// A fresh schema in the PostgreSQL database at `admin` (dropped with the `TestDb`).
+    pub async fn postgres_at(admin: &str) -> TestDb {
+        let admin = admin.to_owned();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = AsyncPgConnection::establish(&admin)
             .await
@@ -73,11 +79,11 @@ impl TestDb {
             .expect("create test schema");
         let sep = if admin.contains('?') { '&' } else { '?' };
         let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-        Some(TestDb {
+        TestDb {
             url,
             dir: None,
             pg: Some((admin, schema)),
-        })
+        }
     }
 
     /// The URL to give the server or a [`StoreConfig`].

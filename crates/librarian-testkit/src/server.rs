@@ -16,15 +16,23 @@ pub struct TestServer {
     _tmp: Option<TempDir>,
 }
 
-/// The path of the `librarian` binary that cargo built for this test run.
+/// The path of the `librarian` binary: `$LIBRARIAN_BIN`, else the one cargo built for this
+/// test run, else the one next to the running executable (or one directory up, for tests and
+/// examples, which live in `deps/` and `examples/`).
 pub fn binary() -> PathBuf {
-    if let Ok(path) = std::env::var("CARGO_BIN_EXE_librarian") {
-        return PathBuf::from(path);
+    for var in ["LIBRARIAN_BIN", "CARGO_BIN_EXE_librarian"] {
+        if let Ok(path) = std::env::var(var) {
+            return PathBuf::from(path);
+        }
     }
-    // Tests of other crates: the binary sits next to the test executable's directory.
+    let name = format!("librarian{}", std::env::consts::EXE_SUFFIX);
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join(format!("librarian{}", std::env::consts::EXE_SUFFIX))
+    let here = exe.parent().expect("exe dir");
+    let sibling = here.join(&name);
+    if sibling.is_file() {
+        return sibling;
+    }
+    here.parent().expect("target dir").join(name)
 }
 
 impl TestServer {

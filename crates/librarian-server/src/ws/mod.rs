@@ -75,7 +75,16 @@ pub async fn connect(
         shutdown: shutdown.0.clone(),
     };
     // The payload stream is not Send: the session runs on this worker's runtime.
-    actix_web::rt::spawn(session.run());
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        state
+            .sessions_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        session.run().await;
+        state
+            .sessions_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
     let mut response = response;
     let response = response
         .message_body(BodyStream::new(body).boxed())
