@@ -373,3 +373,61 @@ async fn shutdown_closes_sessions_with_going_away() {
     assert_eq!(code, Some(1001));
     assert!(stopping.await.unwrap().success());
 }
+
+/// A reload that takes a while is announced: `syncing` with the target version, then the
+/// snapshot, then `live`. (PostgreSQL: an exclusive lock on one table holds the reload up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reload_is_announced_as_syncing_then_live() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let server = start(&db, &[]);
+    let token = server.token("alice");
+    let http = Http::new(&server, &token);
+    let (_, r) = http
+        .call(
+            reqwest::Method::POST,
+            "/context-blocks",
+            Some(json!({"title": "a"})),
+        )
+        .await;
+    let block = r["data"]["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(&server, &token).await;
+    let (status, _) = until(&mut ws, "status").await;
+    assert_eq!(
+        (status["state"].as_str(), status["version"].as_i64()),
+        (Some("live"), Some(1))
+    );
+
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut locker = AsyncPgConnection::establish(db.url()).await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE projects IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
+    let (s, _) = http
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/context-blocks/{block}"),
+            Some(json!({"title": "b"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (syncing, _) = until(&mut ws, "status").await;
+    assert_eq!(syncing["state"], "syncing", "{syncing}");
+    assert_eq!(
+        (
+            syncing["target_version"].as_i64(),
+            syncing["version"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    locker.batch_execute("COMMIT").await.unwrap();
+    let (snapshot, _) = until(&mut ws, "snapshot").await;
+    assert_eq!(snapshot["version"], 2);
+    let (live, _) = until(&mut ws, "status").await;
+    assert_eq!(
+        (live["state"].as_str(), live["version"].as_i64()),
+        (Some("live"), Some(2))
+    );
+}

@@ -163,6 +163,9 @@ pub struct VersionSeen {
 #[rtype(result = "()")]
 pub struct ReloadAll;
 
+/// A reload still running after this long is announced as `syncing`.
+const SYNCING_AFTER: Duration = Duration::from_millis(50);
+
 /// Backoff after failed reloads: 100 ms doubling up to 5 s, each delay jittered to 50–100 %.
 const RETRY_BASE: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -186,6 +189,8 @@ struct LibraryState {
     last_reload: Option<Instant>,
     /// A reload is scheduled for when `min_reload_interval` has passed.
     throttled: bool,
+    /// Counts reloads, so a timer can tell whether the one it was set for is still running.
+    reload_seq: u64,
     /// Distinguishes this state from an earlier one of the same library, so a reload that
     /// finishes after its library was dropped and re-subscribed is ignored.
     epoch: u64,
@@ -318,11 +323,22 @@ impl LibraryActor {
         state.loading = true;
         state.deferred_since = None;
         state.last_reload = Some(Instant::now());
+        state.reload_seq += 1;
         if state.held >= 0 && state.target > state.held {
-            let target_version = state.target;
-            state
-                .views
-                .send_modify(|v| v.state = SyncState::Syncing { target_version });
+            // Announce `syncing` only if this load turns out slow: a fast one would flash a
+            // status nobody can read and wake every session once more per version.
+            let (epoch, seq) = (state.epoch, state.reload_seq);
+            ctx.run_later(SYNCING_AFTER, move |act, _| {
+                if let Some(s) = act.libraries.get_mut(&library_id)
+                    && s.epoch == epoch
+                    && s.loading
+                    && s.reload_seq == seq
+                {
+                    let target_version = s.target;
+                    s.views
+                        .send_modify(|v| v.state = SyncState::Syncing { target_version });
+                }
+            });
         }
         SyncStats::bump(&self.stats.reloads_started, 1);
         let epoch = state.epoch;
@@ -487,6 +503,7 @@ impl Handler<Subscribe> for LibraryActor {
                 recheck: false,
                 last_reload: None,
                 throttled: false,
+                reload_seq: 0,
                 epoch: self.next_epoch,
             },
         );
