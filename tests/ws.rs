@@ -8,7 +8,7 @@ use librarian_testkit::server::TestServer;
 use librarian_testkit::ws::{
     Got, connect, connect_with, content, follow, frame, recv, send, until,
 };
-use librarian_testkit::{TestDb, both_backends};
+use librarian_testkit::{Lcg, TestDb, both_backends};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -49,18 +49,6 @@ impl Http {
 
     async fn library(&self) -> Value {
         self.call(reqwest::Method::GET, "/library", None).await.1
-    }
-}
-
-/// A small deterministic generator.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % n.max(1)
     }
 }
 

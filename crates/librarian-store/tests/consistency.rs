@@ -8,7 +8,7 @@ use librarian_core::{
     ContextBlockPatch, Field, LibrarySnapshot, Mutation, MutationOptions, NewContextBlock,
     NewSavedPrompt, SavedPromptPatch,
 };
-use librarian_testkit::both_backends;
+use librarian_testkit::{Lcg, both_backends};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,18 +35,6 @@ impl Model {
                 .map(|p| (p.id, (p.title.clone(), p.context_block_ids.clone())))
                 .collect(),
         }
-    }
-}
-
-/// A small deterministic generator, so a failure can be replayed.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % n.max(1)
     }
 }
 

@@ -196,6 +196,20 @@ impl Drop for TestDb {
     }
 }
 
+/// A small deterministic generator for randomized tests, so a failure can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number in `0..n`.
+    pub fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
 /// Like [`both_backends!`], inside an actix `System` (for tests that start actors).
 #[macro_export]
 macro_rules! both_backends_actix {
