@@ -130,7 +130,7 @@ impl Authenticator {
                 Problem::unauthorized(why)
             })?;
         let sub = data.claims.sub;
-        if sub.is_empty() || sub.len() > SUB_MAX || sub.chars().any(char::is_control) {
+        if !valid_user_id(&sub) {
             return Err(Problem::unauthorized(
                 "the token's subject is not a valid user id",
             ));
@@ -156,6 +156,11 @@ impl Authenticator {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AuthSetupError::Sign)
     }
+}
+
+/// A user id (a token's `sub`) is 1–255 characters with no control characters.
+pub fn valid_user_id(user: &str) -> bool {
+    !user.is_empty() && user.chars().count() <= SUB_MAX && !user.chars().any(char::is_control)
 }
 
 /// Dev mode may only listen on loopback: its tokens are for one person's machine.

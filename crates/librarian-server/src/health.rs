@@ -1,7 +1,8 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the database answers and every
 //! migration is applied), for load balancers and orchestrators.
 
-use actix_web::{HttpResponse, get, http::header, web};
+use crate::problem::Problem;
+use actix_web::{HttpResponse, get, web};
 use librarian_store::Store;
 use serde_json::json;
 
@@ -11,20 +12,11 @@ pub async fn healthz() -> HttpResponse {
 }
 
 #[get("/readyz")]
-pub async fn readyz(store: web::Data<Store>) -> HttpResponse {
-    match store.ready().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .insert_header((header::CONTENT_TYPE, "application/problem+json"))
-                .insert_header((header::RETRY_AFTER, "1"))
-                .json(json!({
-                    "type": "about:blank",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": e.to_string(),
-                }))
-        }
-    }
+pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, Problem> {
+    // Not ready is always 503 (never 500): the database or its migrations are not there yet.
+    store
+        .ready()
+        .await
+        .map_err(|e| Problem::from(librarian_core::Error::Unavailable(e.to_string())))?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }

@@ -76,6 +76,13 @@ async fn wait_for_signal() {
 
 /// `librarian token <user>`: a bearer token for `user`, signed with the configured secret.
 pub fn mint_token(config: &Config, user: &str) -> Result<String, ServerError> {
+    if !auth::valid_user_id(user) {
+        return Err(librarian_core::Error::invalid(
+            "user",
+            "must be 1 to 255 printable characters",
+        )
+        .into());
+    }
     Ok(Authenticator::new(&config.auth)?.mint(user)?)
 }
 

@@ -7,7 +7,7 @@
 //! `Retry-After`. A 500 never carries internal detail (it is logged instead). `type` is a
 //! stable URN per kind of problem, and `code` repeats its last segment for convenience.
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::ErrorHandlerResponse;
@@ -180,6 +180,3 @@ pub fn rewrite_plain_errors<B: MessageBody + 'static>(
         ServiceResponse::new(req, response).map_into_right_body::<B>(),
     ))
 }
-
-/// A problem with an `EitherBody` type for handlers that need one.
-pub type Body<B> = EitherBody<B, BoxBody>;

@@ -58,7 +58,7 @@ async fn dev_token(
     body: JsonBody<DevSignIn>,
 ) -> Result<HttpResponse, Problem> {
     let user = body.0.user.trim().to_owned();
-    if user.is_empty() || user.chars().count() > 255 || user.chars().any(char::is_control) {
+    if !crate::auth::valid_user_id(&user) {
         return Err(Problem::invalid(vec![FieldError::new(
             "user",
             "must be 1 to 255 printable characters",
