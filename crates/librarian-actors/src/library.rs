@@ -23,10 +23,10 @@ use bytestring::ByteString;
 use librarian_core::Error;
 use librarian_core::protocol::{SnapshotFrame, SyncState};
 use librarian_store::Store;
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub frame: ByteString,
     /// Number of rows, for metrics and logs.
     pub items: usize,
+    /// When this instance first heard of a commit this snapshot is the first to include (for
+    /// the commit → frame latency sessions report). `None` for loads no event asked for.
+    pub pending_since: Option<Instant>,
 }
 
 /// What every subscriber of a library can see right now.
@@ -54,19 +57,69 @@ impl LibraryView {
     }
 }
 
-/// Counters of the sync core, readable at any time (tests, metrics).
-#[derive(Debug, Default)]
+/// Counters of the sync core, readable at any time (tests) and exported as Prometheus metrics.
+#[derive(Debug, Clone)]
 pub struct SyncStats {
-    pub reloads_started: AtomicU64,
-    pub reloads_failed: AtomicU64,
+    pub reloads_started: IntCounter,
+    pub reloads_failed: IntCounter,
     /// `Mutated` events that needed no reload of their own (absorbed by one in flight).
-    pub events_coalesced: AtomicU64,
-    pub snapshots_published: AtomicU64,
-    pub snapshot_bytes: AtomicU64,
+    pub events_coalesced: IntCounter,
+    pub snapshots_published: IntCounter,
+    pub snapshot_bytes: IntCounter,
     /// Newer versions found by reconciliation (a notification had been lost).
-    pub reconcile_catches: AtomicU64,
+    pub reconcile_catches: IntCounter,
     /// Times the cross-instance listener (re)connected.
-    pub listener_connects: AtomicU64,
+    pub listener_connects: IntCounter,
+    /// How long reloads take (read transaction + serialization).
+    pub reload_seconds: Histogram,
+}
+
+impl Default for SyncStats {
+    fn default() -> Self {
+        let counter = |name: &str, help: &str| {
+            IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric())
+        };
+        SyncStats {
+            reloads_started: counter(
+                "librarian_reloads_started_total",
+                "Library reloads started.",
+            ),
+            reloads_failed: counter(
+                "librarian_reloads_failed_total",
+                "Library reloads that failed.",
+            ),
+            events_coalesced: counter(
+                "librarian_events_coalesced_total",
+                "Change events that needed no reload of their own.",
+            ),
+            snapshots_published: counter(
+                "librarian_snapshots_published_total",
+                "New snapshot versions published to sessions.",
+            ),
+            snapshot_bytes: counter(
+                "librarian_snapshot_bytes_total",
+                "Bytes of snapshot frames serialized (once per version).",
+            ),
+            reconcile_catches: counter(
+                "librarian_reconcile_catches_total",
+                "Newer versions found by reconciliation.",
+            ),
+            listener_connects: counter(
+                "librarian_listener_connects_total",
+                "Times the cross-instance listener (re)connected.",
+            ),
+            reload_seconds: Histogram::with_opts(
+                HistogramOpts::new("librarian_reload_seconds", "Duration of library reloads.")
+                    .buckets(prometheus::exponential_buckets(0.0002, 2.0, 14).unwrap_or_default()),
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        }
+    }
+}
+
+/// Metric names and help texts above are constants that cannot be invalid.
+fn unreachable_metric<T>() -> T {
+    unreachable!("a constant metric definition was refused")
 }
 
 /// A plain copy of [`SyncStats`].
@@ -83,20 +136,35 @@ pub struct SyncStatsSnapshot {
 
 impl SyncStats {
     pub fn read(&self) -> SyncStatsSnapshot {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SyncStatsSnapshot {
-            reloads_started: r(&self.reloads_started),
-            reloads_failed: r(&self.reloads_failed),
-            events_coalesced: r(&self.events_coalesced),
-            snapshots_published: r(&self.snapshots_published),
-            snapshot_bytes: r(&self.snapshot_bytes),
-            reconcile_catches: r(&self.reconcile_catches),
-            listener_connects: r(&self.listener_connects),
+            reloads_started: self.reloads_started.get(),
+            reloads_failed: self.reloads_failed.get(),
+            events_coalesced: self.events_coalesced.get(),
+            snapshots_published: self.snapshots_published.get(),
+            snapshot_bytes: self.snapshot_bytes.get(),
+            reconcile_catches: self.reconcile_catches.get(),
+            listener_connects: self.listener_connects.get(),
         }
     }
 
-    fn bump(counter: &AtomicU64, by: u64) {
-        counter.fetch_add(by, Ordering::Relaxed);
+    /// Adds every metric to `registry`.
+    pub fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        for c in [
+            &self.reloads_started,
+            &self.reloads_failed,
+            &self.events_coalesced,
+            &self.snapshots_published,
+            &self.snapshot_bytes,
+            &self.reconcile_catches,
+            &self.listener_connects,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(self.reload_seconds.clone()))
+    }
+
+    fn bump(counter: &IntCounter, by: u64) {
+        counter.inc_by(by);
     }
 }
 
@@ -191,6 +259,8 @@ struct LibraryState {
     throttled: bool,
     /// Counts reloads, so a timer can tell whether the one it was set for is still running.
     reload_seq: u64,
+    /// Since when the library has been behind (a commit announced, not yet published).
+    behind_since: Option<Instant>,
     /// Distinguishes this state from an earlier one of the same library, so a reload that
     /// finishes after its library was dropped and re-subscribed is ignored.
     epoch: u64,
@@ -233,6 +303,7 @@ impl LibraryActor {
         if state.target > state.held {
             SyncStats::bump(&self.stats.events_coalesced, 1);
         }
+        state.behind_since.get_or_insert_with(Instant::now);
         state.target = version;
         self.maybe_reload(library_id, ctx);
         true
@@ -372,6 +443,7 @@ impl LibraryActor {
             Ok(snapshot) => {
                 state.failures = 0;
                 state.target = state.target.max(snapshot.version);
+                self.stats.reload_seconds.observe(took.as_secs_f64());
                 tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
                     bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
                 let behind = state.target > snapshot.version || std::mem::take(&mut state.recheck);
@@ -383,6 +455,11 @@ impl LibraryActor {
                     SyncState::Live
                 };
                 if snapshot.version > state.held {
+                    let mut snapshot = snapshot;
+                    snapshot.pending_since = state.behind_since;
+                    if snapshot.version >= state.target {
+                        state.behind_since = None;
+                    }
                     state.held = snapshot.version;
                     SyncStats::bump(&self.stats.snapshots_published, 1);
                     SyncStats::bump(&self.stats.snapshot_bytes, snapshot.frame.len() as u64);
@@ -449,6 +526,7 @@ fn serialize(snapshot: librarian_core::LibrarySnapshot) -> Result<Snapshot, Erro
         version,
         frame: ByteString::from(frame),
         items,
+        pending_since: None,
     })
 }
 
@@ -504,6 +582,7 @@ impl Handler<Subscribe> for LibraryActor {
                 last_reload: None,
                 throttled: false,
                 reload_seq: 0,
+                behind_since: None,
                 epoch: self.next_epoch,
             },
         );

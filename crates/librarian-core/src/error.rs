@@ -47,6 +47,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short stable name of the kind of error (the `code` of problem documents).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "validation",
+            Error::NotFound { .. } => "not_found",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::VersionMismatch { .. } => "version_mismatch",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::Unavailable(_) => "database_unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid(vec![FieldError::new(field, message)])
     }

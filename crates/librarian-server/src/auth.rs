@@ -255,12 +255,17 @@ impl FromRequest for AuthUser {
                 "authentication is not configured",
             )));
         };
-        ready(match bearer_token(req, false) {
+        let user = match bearer_token(req, false) {
             None => Err(Problem::unauthorized(
                 "missing bearer token (Authorization: Bearer <token>)",
             )),
             Some(token) => auth.verify(&token),
-        })
+        };
+        if let Ok(user) = &user {
+            // For the request log line.
+            actix_web::HttpMessage::extensions_mut(req).insert(user.clone());
+        }
+        ready(user)
     }
 }
 

@@ -100,7 +100,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             min_reload_interval: Duration::from_millis(config.sync.min_reload_interval_ms),
         },
     );
-    let state = aweb::Data::new(AppState::new(store.clone(), sync));
+    let metrics = metrics::Metrics::new(&sync.stats)
+        .map_err(|e| librarian_core::Error::Internal(format!("metrics: {e}")))?;
+    let state = aweb::Data::new(AppState::new(store.clone(), sync, metrics));
     let store = aweb::Data::new(store);
     let limits = aweb::Data::new(config.limits.clone());
     let ws_config = aweb::Data::new(std::sync::Arc::new(config.ws()));
@@ -110,6 +112,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem::rewrite_plain_errors))
+            .wrap(actix_web::middleware::from_fn(metrics::track))
             .app_data(state.clone())
             .app_data(store.clone())
             .app_data(authenticator.clone())

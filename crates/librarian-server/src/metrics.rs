@@ -1,62 +1,142 @@
-//! `GET /metrics`: the sync core's counters in Prometheus text format. (A first cut for the
-//! benchmark; the full set of metrics comes with the operability work.)
+//! Prometheus metrics (the `prometheus` crate): HTTP requests, mutations, commits, sessions,
+//! frames, freshness, and the sync core's counters. `GET /metrics` serves them as text.
 
 use crate::state::AppState;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use librarian_actors::SyncStats;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use std::time::Instant;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_seconds: HistogramVec,
+    pub mutations: IntCounterVec,
+    pub commit_seconds: Histogram,
+    pub sessions_open: IntGauge,
+    pub frames_sent: IntCounterVec,
+    pub versions_skipped: IntCounter,
+    pub commit_to_frame_seconds: Histogram,
+}
+
+/// Latency buckets from 0.2 ms to ~1.6 s.
+fn buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.0002, 2.0, 14).unwrap_or_default()
+}
+
+impl Metrics {
+    pub fn new(sync: &SyncStats) -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let m = Metrics {
+            http_requests: IntCounterVec::new(
+                Opts::new("librarian_http_requests_total", "HTTP requests by route, method and status."),
+                &["route", "method", "status"],
+            )?,
+            http_seconds: HistogramVec::new(
+                HistogramOpts::new("librarian_http_request_seconds", "HTTP request latency.")
+                    .buckets(buckets()),
+                &["route", "method"],
+            )?,
+            mutations: IntCounterVec::new(
+                Opts::new(
+                    "librarian_mutations_total",
+                    "Mutations by kind, op and outcome (committed, replayed, or the problem code).",
+                ),
+                &["kind", "op", "outcome"],
+            )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "librarian_commit_seconds",
+                    "Time from handing a mutation to the write path to its commit.",
+                )
+                .buckets(buckets()),
+            )?,
+            sessions_open: IntGauge::new("librarian_sessions_open", "WebSocket sessions open.")?,
+            frames_sent: IntCounterVec::new(
+                Opts::new("librarian_ws_frames_sent_total", "WebSocket frames sent, by type."),
+                &["type"],
+            )?,
+            versions_skipped: IntCounter::new(
+                "librarian_ws_versions_skipped_total",
+                "Versions a session never got because a newer one replaced them (latest wins).",
+            )?,
+            commit_to_frame_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "librarian_ws_commit_to_frame_seconds",
+                    "Per session: from hearing of a commit to handing the snapshot with it to the socket.",
+                )
+                .buckets(buckets()),
+            )?,
+            registry,
+        };
+        m.registry.register(Box::new(m.http_requests.clone()))?;
+        m.registry.register(Box::new(m.http_seconds.clone()))?;
+        m.registry.register(Box::new(m.mutations.clone()))?;
+        m.registry.register(Box::new(m.commit_seconds.clone()))?;
+        m.registry.register(Box::new(m.sessions_open.clone()))?;
+        m.registry.register(Box::new(m.frames_sent.clone()))?;
+        m.registry.register(Box::new(m.versions_skipped.clone()))?;
+        m.registry
+            .register(Box::new(m.commit_to_frame_seconds.clone()))?;
+        sync.register(&m.registry)?;
+        Ok(m)
+    }
+
+    fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let s = state.sync.stats.read();
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
-    };
-    counter(
-        "librarian_reloads_started_total",
-        "Library reloads started.",
-        s.reloads_started,
-    );
-    counter(
-        "librarian_reloads_failed_total",
-        "Library reloads that failed.",
-        s.reloads_failed,
-    );
-    counter(
-        "librarian_events_coalesced_total",
-        "Change events that needed no reload of their own.",
-        s.events_coalesced,
-    );
-    counter(
-        "librarian_snapshots_published_total",
-        "New snapshot versions published to sessions.",
-        s.snapshots_published,
-    );
-    counter(
-        "librarian_snapshot_bytes_total",
-        "Bytes of snapshot frames serialized (once per version).",
-        s.snapshot_bytes,
-    );
-    counter(
-        "librarian_reconcile_catches_total",
-        "Newer versions found by reconciliation.",
-        s.reconcile_catches,
-    );
-    counter(
-        "librarian_listener_connects_total",
-        "Times the cross-instance listener (re)connected.",
-        s.listener_connects,
-    );
-    let open = state.sessions_open.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP librarian_sessions_open WebSocket sessions open.\n# TYPE librarian_sessions_open gauge\nlibrarian_sessions_open {open}"
-    );
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4"))
-        .body(out)
+        .insert_header((header::CONTENT_TYPE, TextEncoder::new().format_type()))
+        .body(state.metrics.render())
+}
+
+/// Middleware: counts and times every request by its route pattern, and logs one line per
+/// request. The route pattern, not the path, is logged: a query string may carry a token.
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Some(state) = state {
+        let m = &state.metrics;
+        m.http_requests
+            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .inc();
+        m.http_seconds
+            .with_label_values(&[route.as_str(), method.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+    let user_id = res
+        .request()
+        .extensions()
+        .get::<crate::auth::AuthUser>()
+        .map(|u| u.user_id.clone());
+    tracing::info!(
+        target: "librarian_server::http",
+        method, route, status, user_id,
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        "request"
+    );
+    Ok(res)
 }

@@ -168,7 +168,7 @@ async fn mutate(
         idempotency_key: idempotency_key(req)?,
     };
     let library = state.library_id(user).await?;
-    let committed = state.sync.writers.apply(library, mutation, opts).await?;
+    let committed = state.apply(user, library, mutation, opts).await?;
     // Loaded after the commit, so its version is at least the mutation's.
     let snapshot = if prefers_library(req) {
         Some(state.store.load_library(library).await?)

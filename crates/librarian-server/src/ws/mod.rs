@@ -70,20 +70,16 @@ pub async fn connect(
         expires_at: expires_at.map(|remaining| Instant::now() + remaining),
         outbox,
         inbox: transport::Inbox::new(payload, config.max_frame_bytes),
-        sync: state.sync.clone(),
+        state: state.clone().into_inner(),
         config: config.get_ref().clone(),
         shutdown: shutdown.0.clone(),
     };
     // The payload stream is not Send: the session runs on this worker's runtime.
-    let state = state.into_inner();
+    let open = state.metrics.sessions_open.clone();
     actix_web::rt::spawn(async move {
-        state
-            .sessions_open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        open.inc();
         session.run().await;
-        state
-            .sessions_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        open.dec();
     });
     let mut response = response;
     let response = response

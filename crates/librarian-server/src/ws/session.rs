@@ -5,11 +5,13 @@
 use super::WsConfig;
 use super::frames::{self, Request};
 use super::transport::{Gone, Inbox, Incoming, Outbox, ReadError};
+use crate::auth::AuthUser;
 use crate::problem::Problem;
+use crate::state::AppState;
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use actix_web::web::Bytes;
 use bytestring::ByteString;
-use librarian_actors::{LibraryView, Subscribe, SyncCore};
+use librarian_actors::{LibraryView, Subscribe};
 use librarian_core::protocol::{Hello, ServerFrame, Status, SyncState, close};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +31,7 @@ pub struct Session<S> {
     pub expires_at: Option<Instant>,
     pub outbox: Outbox,
     pub inbox: Inbox<S>,
-    pub sync: SyncCore,
+    pub state: Arc<AppState>,
     pub config: Arc<WsConfig>,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -97,10 +99,11 @@ where
             user_id: self.user_id.clone(),
             library_id: self.library_id,
         }));
-        if let Err(end) = self.send_text(hello.into()).await {
+        if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;
         }
         let subscription = match self
+            .state
             .sync
             .library
             .send(Subscribe {
@@ -145,7 +148,7 @@ where
                         Some(incoming) => self.on_incoming(incoming, &replies_tx, &inflight).await,
                     }
                 }
-                Some(reply) = replies.recv() => self.send_text(reply.into()).await,
+                Some(reply) = replies.recv() => self.send_text("reply", reply.into()).await,
                 changed = views.changed() => match changed {
                     Ok(()) => {
                         let view = views.borrow_and_update().clone();
@@ -175,7 +178,17 @@ where
             let resumed = sent.version.is_none() && self.since_version == Some(snapshot.version);
             if !resumed {
                 // The frame was serialized once for every session; this shares its bytes.
-                self.send_text(snapshot.frame.clone()).await?;
+                self.send_text("snapshot", snapshot.frame.clone()).await?;
+                let metrics = &self.state.metrics;
+                if let Some(since) = snapshot.pending_since {
+                    metrics
+                        .commit_to_frame_seconds
+                        .observe(since.elapsed().as_secs_f64());
+                }
+                if let Some(had) = sent.version {
+                    let skipped = (snapshot.version - had - 1).max(0);
+                    metrics.versions_skipped.inc_by(skipped as u64);
+                }
             }
             sent.version = Some(snapshot.version);
         }
@@ -194,8 +207,11 @@ where
             version: sent.version,
         };
         if sent.status.as_ref() != Some(&status) {
-            self.send_text(frames::frame(&ServerFrame::Status(status.clone())).into())
-                .await?;
+            self.send_text(
+                "status",
+                frames::frame(&ServerFrame::Status(status.clone())).into(),
+            )
+            .await?;
             sent.status = Some(status);
         }
         Ok(())
@@ -218,7 +234,7 @@ where
                         Ok(m) => m,
                         Err(problem) => {
                             return self
-                                .send_text(frames::reject(&mutation_id, &problem).into())
+                                .send_text("reply", frames::reject(&mutation_id, &problem).into())
                                 .await;
                         }
                     };
@@ -232,13 +248,16 @@ where
                             ),
                         );
                         return self
-                            .send_text(frames::reject(&mutation_id, &problem).into())
+                            .send_text("reply", frames::reject(&mutation_id, &problem).into())
                             .await;
                     };
-                    let (writers, library_id, replies) =
-                        (self.sync.writers.clone(), self.library_id, replies.clone());
+                    let (state, library_id, replies) =
+                        (self.state.clone(), self.library_id, replies.clone());
+                    let user = AuthUser {
+                        user_id: self.user_id.clone(),
+                    };
                     actix_web::rt::spawn(async move {
-                        let reply = match writers.apply(library_id, mutation, opts).await {
+                        let reply = match state.apply(&user, library_id, mutation, opts).await {
                             Ok(committed) => frames::ack(&mutation_id, committed),
                             Err(e) => frames::reject(&mutation_id, &Problem::from(e)),
                         };
@@ -277,13 +296,19 @@ where
     /// An `error` frame, then close 4400.
     async fn refuse(&mut self, code: &str, why: impl Into<String>) -> Result<(), End> {
         let why = why.into();
-        self.send_text(frames::error(code, why.clone()).into())
+        self.send_text("error", frames::error(code, why.clone()).into())
             .await?;
         Err(End::Close(close::MALFORMED, why))
     }
 
-    async fn send_text(&mut self, text: ByteString) -> Result<(), End> {
-        self.send(Message::Text(text)).await
+    async fn send_text(&mut self, kind: &'static str, text: ByteString) -> Result<(), End> {
+        self.send(Message::Text(text)).await?;
+        self.state
+            .metrics
+            .frames_sent
+            .with_label_values(&[kind])
+            .inc();
+        Ok(())
     }
 
     /// Waits for the outbox slot, at most `send_timeout`: a client that takes no frames for
