@@ -30,7 +30,7 @@ impl fmt::Display for EntityKind {
 }
 
 /// A folder. Projects nest through `parent_id`; the tree never has a cycle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Project {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -42,7 +42,7 @@ pub struct Project {
 }
 
 /// A reusable text snippet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContextBlock {
     pub id: Uuid,
     pub project_id: Option<Uuid>,
@@ -55,7 +55,7 @@ pub struct ContextBlock {
 }
 
 /// A saved prompt, built from an ordered list of context blocks of the same library.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavedPrompt {
     pub id: Uuid,
     pub project_id: Option<Uuid>,
@@ -70,7 +70,7 @@ pub struct SavedPrompt {
 
 /// Any one row; serialized untagged, exactly as the row itself. (Read back untagged too: a
 /// prompt is the only kind with `context_block_ids`, a project the only one with `name`.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Entity {
     SavedPrompt(SavedPrompt),

@@ -8,7 +8,7 @@ use std::fmt;
 use uuid::Uuid;
 
 /// Body of `project.create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     #[serde(default)]
@@ -21,19 +21,22 @@ pub struct NewProject {
 }
 
 /// Body of `project.update`: absent = unchanged, `null` clears `parent_id`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub name: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub description: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Uuid>)]
     pub parent_id: Field<Uuid>,
 }
 
 /// Body of `context_block.create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContextBlock {
     #[serde(default)]
@@ -48,21 +51,25 @@ pub struct NewContextBlock {
 }
 
 /// Body of `context_block.update`: absent = unchanged, `null` clears `project_id`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContextBlockPatch {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Uuid>)]
     pub project_id: Field<Uuid>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub title: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub content: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub tags: Field<Vec<String>>,
 }
 
 /// Body of `saved_prompt.create`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSavedPrompt {
     #[serde(default)]
@@ -79,18 +86,23 @@ pub struct NewSavedPrompt {
 }
 
 /// Body of `saved_prompt.update`: absent = unchanged, `null` clears `project_id`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SavedPromptPatch {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Uuid>)]
     pub project_id: Field<Uuid>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub title: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<String>)]
     pub content: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub tags: Field<Vec<String>>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
+    #[schema(value_type = Option<Vec<Uuid>>)]
     pub context_block_ids: Field<Vec<Uuid>>,
 }
 

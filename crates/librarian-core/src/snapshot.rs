@@ -14,7 +14,7 @@ pub struct Library {
 
 /// Every row of one library as of `version`, read in one transaction. Each list is ordered by
 /// `(created_at, id)`, so two loads of the same version are byte-for-byte equal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LibrarySnapshot {
     pub version: i64,
     pub projects: Vec<Project>,

@@ -2,16 +2,19 @@
 //! migration is applied), for load balancers and orchestrators.
 
 use crate::problem::Problem;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use librarian_store::Store;
 use serde_json::json;
 
-#[get("/healthz")]
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "the process answers")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-#[get("/readyz")]
+#[utoipa::path(get, path = "/readyz", tag = "meta", responses(
+    (status = 200, description = "the database answers and every migration is applied"),
+    (status = 503, description = "not ready", body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, Problem> {
     // Not ready is always 503 (never 500): the database or its migrations are not there yet.
     store

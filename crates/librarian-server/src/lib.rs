@@ -2,7 +2,7 @@
 //! shutdown. The binary (`src/main.rs` of the root package) only parses the command line and
 //! calls [`serve`], [`migrate`] or [`mint_token`].
 
-mod api;
+pub mod api;
 pub mod auth;
 mod body;
 pub mod config;
@@ -119,17 +119,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             .app_data(limits.clone())
             .app_data(ws_config.clone())
             .app_data(shutdown.clone())
-            .service(health::healthz)
-            .service(health::readyz)
-            .route("/metrics", aweb::get().to(metrics::metrics))
-            // Before the /api/v1 scope, which would otherwise claim the path.
+            .configure(api::mount)
             .configure(|cfg| {
                 if dev_mode {
-                    web::dev_routes(cfg);
+                    api::mount_dev(cfg);
                 }
             })
-            .configure(api::routes)
-            .configure(web::routes)
+            .default_service(aweb::to(api::fallback))
     })
     // Nagle + delayed ACK would hold a small second frame for ~40 ms (STACK.md).
     .on_connect(|conn, _ext| {

@@ -18,19 +18,27 @@ use std::fmt;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URN per kind of problem, e.g. `urn:librarian:problem:validation`.
     #[serde(rename = "type")]
     pub type_: String,
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// The last segment of `type`.
+    #[schema(value_type = String)]
     pub code: &'static str,
+    /// For validation problems: every broken rule, by field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For 412: the row as it is now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Entity>)]
     pub current: Option<Box<Entity>>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub retry_after_s: Option<u64>,
 }
 

@@ -16,44 +16,51 @@ const CSS: &str = include_str!("../web/app.css");
 const APP: &str = include_str!("../web/app.js");
 const CLIENT: &str = include_str!("../web/librarian.js");
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/",
-        web::get().to(|| asset(INDEX, "text/html; charset=utf-8")),
-    )
-    .route(
-        "/app.css",
-        web::get().to(|| asset(CSS, "text/css; charset=utf-8")),
-    )
-    .route(
-        "/app.js",
-        web::get().to(|| asset(APP, "text/javascript; charset=utf-8")),
-    )
-    .route(
-        "/librarian.js",
-        web::get().to(|| asset(CLIENT, "text/javascript; charset=utf-8")),
-    );
+#[utoipa::path(get, path = "/", tag = "web page",
+    responses((status = 200, description = "the web page", content_type = "text/html")))]
+pub async fn index() -> HttpResponse {
+    asset(INDEX, "text/html; charset=utf-8")
 }
 
-/// Only mounted in dev auth mode.
-pub fn dev_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/dev/token", web::post().to(dev_token));
+#[utoipa::path(get, path = "/app.css", tag = "web page",
+    responses((status = 200, description = "the page's styles", content_type = "text/css")))]
+pub async fn css() -> HttpResponse {
+    asset(CSS, "text/css; charset=utf-8")
 }
 
-async fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
+#[utoipa::path(get, path = "/app.js", tag = "web page",
+    responses((status = 200, description = "the page's script", content_type = "text/javascript")))]
+pub async fn app_js() -> HttpResponse {
+    asset(APP, "text/javascript; charset=utf-8")
+}
+
+#[utoipa::path(get, path = "/librarian.js", tag = "web page",
+    responses((status = 200, description = "the ES-module client", content_type = "text/javascript")))]
+pub async fn client_js() -> HttpResponse {
+    asset(CLIENT, "text/javascript; charset=utf-8")
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body)
 }
 
-#[derive(Deserialize)]
+/// Dev sign-in: a user name.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DevSignIn {
+pub struct DevSignIn {
     user: String,
 }
 
-async fn dev_token(
+/// Dev auth mode only (absent in jwt mode): a token for a user name.
+#[utoipa::path(post, path = "/api/v1/dev/token", tag = "auth", request_body = DevSignIn,
+    responses(
+        (status = 200, description = "`{\"token\": …, \"user\": …}`", content_type = "application/json"),
+        (status = 422, description = "not a valid user id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn dev_token(
     auth: web::Data<Authenticator>,
     body: JsonBody<DevSignIn>,
 ) -> Result<HttpResponse, Problem> {

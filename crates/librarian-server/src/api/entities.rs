@@ -81,16 +81,6 @@ impl Resource for SavedPrompts {
     }
 }
 
-pub fn resource<R: Resource>(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource(format!("/{}", R::PATH)).route(web::post().to(create::<R>)))
-        .service(
-            web::resource(format!("/{}/{{id}}", R::PATH))
-                .route(web::get().to(read::<R>))
-                .route(web::patch().to(update::<R>))
-                .route(web::delete().to(delete::<R>)),
-        );
-}
-
 /// The `{id}` of a path, refused with 400 unless it is a UUID.
 pub struct PathId(Uuid);
 
@@ -107,7 +97,7 @@ impl FromRequest for PathId {
     }
 }
 
-async fn create<R: Resource>(
+pub async fn create<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
@@ -116,7 +106,7 @@ async fn create<R: Resource>(
     mutate(&req, &state, &user, R::create(body.0), Some(R::PATH)).await
 }
 
-async fn read<R: Resource>(
+pub async fn read<R: Resource>(
     state: web::Data<AppState>,
     user: AuthUser,
     id: PathId,
@@ -128,7 +118,7 @@ async fn read<R: Resource>(
         .json(entity))
 }
 
-async fn update<R: Resource>(
+pub async fn update<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
@@ -138,7 +128,7 @@ async fn update<R: Resource>(
     mutate(&req, &state, &user, R::update(id.0, body.0), None).await
 }
 
-async fn delete<R: Resource>(
+pub async fn delete<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
@@ -147,10 +137,14 @@ async fn delete<R: Resource>(
     mutate(&req, &state, &user, R::delete(id.0), None).await
 }
 
-#[derive(Serialize)]
-struct MutationReply<'a> {
-    data: &'a Option<Entity>,
+/// The answer to every mutation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MutationReply {
+    /// The row as committed; `null` after a delete.
+    data: Option<Entity>,
+    /// The library version this mutation's commit produced.
     library_version: i64,
+    /// With `Prefer: return=library`: the library at a version at least `library_version`.
     #[serde(skip_serializing_if = "Option::is_none")]
     library: Option<LibrarySnapshot>,
 }
@@ -191,8 +185,144 @@ async fn mutate(
         res.insert_header(("Preference-Applied", "return=library"));
     }
     Ok(res.json(MutationReply {
-        data: &committed.data,
+        data: committed.data,
         library_version: committed.library_version,
         library: snapshot,
     }))
 }
+
+/// The four routes of one kind: concrete handlers (so the API description is generated from
+/// them) over the generic ones above.
+macro_rules! resource_handlers {
+    ($mod_name:ident, $res:ty, $new:ty, $patch:ty, $tag:literal, $collection:literal, $item:literal) => {
+        pub mod $mod_name {
+            use super::*;
+            #[allow(unused_imports)]
+            use crate::problem::Problem;
+
+            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $new,
+                params(
+                    ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
+                    ("Prefer" = Option<String>, Header, description = "`return=library` adds the snapshot to the reply"),
+                ),
+                responses(
+                    (status = 201, description = "created", body = MutationReply),
+                    (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+                    (status = 409, description = "the id is taken", body = Problem, content_type = "application/problem+json"),
+                    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+                    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "a rule is broken (fields named)", body = Problem, content_type = "application/problem+json"),
+                    (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+                ),
+                security(("bearer" = [])))]
+            pub async fn create(
+                req: HttpRequest,
+                state: web::Data<AppState>,
+                user: AuthUser,
+                body: JsonBody<$new>,
+            ) -> Result<HttpResponse, Problem> {
+                super::create::<$res>(req, state, user, body).await
+            }
+
+            #[utoipa::path(get, path = $item, tag = $tag,
+                params(("id" = uuid::Uuid, Path, description = "the row's id")),
+                responses(
+                    (status = 200, description = "the row; `ETag` is its version", body = Entity),
+                    (status = 400, description = "the id is not a UUID", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row (also another user's)", body = Problem, content_type = "application/problem+json"),
+                    (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+                ),
+                security(("bearer" = [])))]
+            pub async fn read(
+                state: web::Data<AppState>,
+                user: AuthUser,
+                id: PathId,
+            ) -> Result<HttpResponse, Problem> {
+                super::read::<$res>(state, user, id).await
+            }
+
+            #[utoipa::path(patch, path = $item, tag = $tag, request_body = $patch,
+                params(
+                    ("id" = uuid::Uuid, Path, description = "the row's id"),
+                    ("If-Match" = Option<String>, Header, description = "the row version last seen, e.g. \"3\""),
+                    ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
+                    ("Prefer" = Option<String>, Header, description = "`return=library` adds the snapshot to the reply"),
+                ),
+                responses(
+                    (status = 200, description = "updated; absent fields unchanged, `null` clears an optional reference", body = MutationReply),
+                    (status = 400, description = "malformed JSON, bad id or If-Match", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row", body = Problem, content_type = "application/problem+json"),
+                    (status = 412, description = "If-Match does not match: `current` holds the row", body = Problem, content_type = "application/problem+json"),
+                    (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+                    (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "a rule is broken (fields named)", body = Problem, content_type = "application/problem+json"),
+                    (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+                ),
+                security(("bearer" = [])))]
+            pub async fn update(
+                req: HttpRequest,
+                state: web::Data<AppState>,
+                user: AuthUser,
+                id: PathId,
+                body: JsonBody<$patch>,
+            ) -> Result<HttpResponse, Problem> {
+                super::update::<$res>(req, state, user, id, body).await
+            }
+
+            #[utoipa::path(delete, path = $item, tag = $tag,
+                params(
+                    ("id" = uuid::Uuid, Path, description = "the row's id"),
+                    ("If-Match" = Option<String>, Header, description = "the row version last seen"),
+                    ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
+                ),
+                responses(
+                    (status = 200, description = "deleted (`data` is null)", body = MutationReply),
+                    (status = 400, description = "bad id or If-Match", body = Problem, content_type = "application/problem+json"),
+                    (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row", body = Problem, content_type = "application/problem+json"),
+                    (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+                    (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+                ),
+                security(("bearer" = [])))]
+            pub async fn delete(
+                req: HttpRequest,
+                state: web::Data<AppState>,
+                user: AuthUser,
+                id: PathId,
+            ) -> Result<HttpResponse, Problem> {
+                super::delete::<$res>(req, state, user, id).await
+            }
+        }
+    };
+}
+
+resource_handlers!(
+    projects,
+    Projects,
+    NewProject,
+    ProjectPatch,
+    "projects",
+    "/api/v1/projects",
+    "/api/v1/projects/{id}"
+);
+resource_handlers!(
+    context_blocks,
+    ContextBlocks,
+    NewContextBlock,
+    ContextBlockPatch,
+    "context blocks",
+    "/api/v1/context-blocks",
+    "/api/v1/context-blocks/{id}"
+);
+resource_handlers!(
+    saved_prompts,
+    SavedPrompts,
+    NewSavedPrompt,
+    SavedPromptPatch,
+    "saved prompts",
+    "/api/v1/saved-prompts",
+    "/api/v1/saved-prompts/{id}"
+);

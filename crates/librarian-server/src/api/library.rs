@@ -5,7 +5,17 @@ use crate::auth::AuthUser;
 use crate::problem::Problem;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use librarian_core::LibrarySnapshot;
 
+#[utoipa::path(get, path = "/api/v1/library", tag = "library",
+    params(("If-None-Match" = Option<String>, Header, description = "the version held, e.g. \"7\"")),
+    responses(
+        (status = 200, description = "the whole library; `ETag` is its version", body = LibrarySnapshot),
+        (status = 304, description = "the version in If-None-Match is current"),
+        (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,

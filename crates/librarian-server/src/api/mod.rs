@@ -1,18 +1,88 @@
-//! The REST API under `/api/v1` (DESIGN §4).
+//! Every HTTP route of the server, in one table: [`mount`] registers them and [`ROUTES`] lists
+//! them (the OpenAPI test checks that each one is described). The REST API lives under
+//! `/api/v1` (DESIGN §4).
 
-mod entities;
+pub mod entities;
 mod headers;
-mod library;
+pub mod library;
+pub mod openapi;
 
-use actix_web::web;
+use crate::{health, metrics, web, ws};
+use actix_web::web as aweb;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .route("/library", web::get().to(library::get))
-            .route("/ws", web::get().to(crate::ws::connect))
-            .configure(entities::resource::<entities::Projects>)
-            .configure(entities::resource::<entities::ContextBlocks>)
-            .configure(entities::resource::<entities::SavedPrompts>),
-    );
+macro_rules! routes {
+    ($( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        /// Registers every route of the table.
+        pub fn mount(cfg: &mut aweb::ServiceConfig) {
+            $( cfg.route($path, aweb::$method().to($handler)); )*
+        }
+
+        /// (method, path) of every route [`mount`] registers.
+        pub const ROUTES: &[(&str, &str)] = &[ $( (stringify!($method), $path) ),* ];
+    };
+}
+
+routes! {
+    get "/healthz" => health::healthz,
+    get "/readyz" => health::readyz,
+    get "/metrics" => metrics::metrics,
+    get "/" => web::index,
+    get "/app.css" => web::css,
+    get "/app.js" => web::app_js,
+    get "/librarian.js" => web::client_js,
+    get "/api/v1/openapi.json" => openapi::openapi_json,
+    get "/api/v1/library" => library::get,
+    get "/api/v1/ws" => ws::connect,
+    post "/api/v1/projects" => entities::projects::create,
+    get "/api/v1/projects/{id}" => entities::projects::read,
+    patch "/api/v1/projects/{id}" => entities::projects::update,
+    delete "/api/v1/projects/{id}" => entities::projects::delete,
+    post "/api/v1/context-blocks" => entities::context_blocks::create,
+    get "/api/v1/context-blocks/{id}" => entities::context_blocks::read,
+    patch "/api/v1/context-blocks/{id}" => entities::context_blocks::update,
+    delete "/api/v1/context-blocks/{id}" => entities::context_blocks::delete,
+    post "/api/v1/saved-prompts" => entities::saved_prompts::create,
+    get "/api/v1/saved-prompts/{id}" => entities::saved_prompts::read,
+    patch "/api/v1/saved-prompts/{id}" => entities::saved_prompts::update,
+    delete "/api/v1/saved-prompts/{id}" => entities::saved_prompts::delete,
+}
+
+/// Routes that exist in dev auth mode only.
+pub const DEV_ROUTES: &[(&str, &str)] = &[("post", "/api/v1/dev/token")];
+
+pub fn mount_dev(cfg: &mut aweb::ServiceConfig) {
+    cfg.route("/api/v1/dev/token", aweb::post().to(web::dev_token));
+}
+
+/// The default service: a path of the table with another method is 405 (with `Allow`), any
+/// other path 404; both as problem documents.
+pub async fn fallback(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+    let path = req.path();
+    let allowed: Vec<String> = ROUTES
+        .iter()
+        .chain(DEV_ROUTES)
+        .filter(|(_, pattern)| actix_web::dev::ResourceDef::new(*pattern).is_match(path))
+        .map(|(method, _)| method.to_uppercase())
+        .collect();
+    if allowed.is_empty() {
+        return crate::problem::Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+            .error_response();
+    }
+    let mut res = crate::problem::Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed here (allowed: {})",
+            req.method(),
+            allowed.join(", ")
+        ),
+    )
+    .error_response();
+    if let Ok(allow) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        res.headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
+    }
+    res
 }

@@ -35,6 +35,18 @@ pub struct WsConfig {
 #[derive(Clone)]
 pub struct Shutdown(pub watch::Receiver<bool>);
 
+/// The WebSocket (frames: docs/PROTOCOL.md).
+#[utoipa::path(get, path = "/api/v1/ws", tag = "live",
+    params(
+        ("access_token" = Option<String>, Query, description = "the bearer token, for browsers"),
+        ("since_version" = Option<i64>, Query, description = "the version held: resume without a resend"),
+    ),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, description = "not a WebSocket request, or a bad since_version", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "no or bad token (checked before the upgrade)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
 pub async fn connect(
     req: HttpRequest,
     payload: web::Payload,

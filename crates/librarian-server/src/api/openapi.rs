@@ -1,0 +1,91 @@
+//! `GET /api/v1/openapi.json`: the API described, generated from the handlers' `#[utoipa::path]`
+//! annotations and the types' `ToSchema` derives.
+
+use super::entities::{MutationReply, context_blocks, projects, saved_prompts};
+use crate::problem::Problem;
+use actix_web::HttpResponse;
+use std::sync::OnceLock;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Librarian", description = "Real-time sync server for a prompt-builder's library. \
+        Live updates: the WebSocket at /api/v1/ws (docs/PROTOCOL.md)."),
+    paths(
+        crate::health::healthz, crate::health::readyz, crate::metrics::metrics,
+        crate::web::index, crate::web::css, crate::web::app_js, crate::web::client_js,
+        crate::web::dev_token, openapi_json, super::library::get, crate::ws::connect,
+        projects::create, projects::read, projects::update, projects::delete,
+        context_blocks::create, context_blocks::read, context_blocks::update, context_blocks::delete,
+        saved_prompts::create, saved_prompts::read, saved_prompts::update, saved_prompts::delete,
+    ),
+    components(schemas(Problem, MutationReply)),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "this document", content_type = "application/json")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mounted_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in super::super::ROUTES.iter().chain(super::super::DEV_ROUTES) {
+            let item = paths
+                .get(*path)
+                .unwrap_or_else(|| panic!("{path} is not described"));
+            assert!(
+                item.get(*method).is_some(),
+                "{} {path} is not described",
+                method.to_uppercase()
+            );
+        }
+        // And nothing is described that is not mounted.
+        let mounted = super::super::ROUTES.len() + super::super::DEV_ROUTES.len();
+        let described: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(described, mounted);
+    }
+
+    #[test]
+    fn problem_responses_reference_the_problem_schema() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let problem = &doc["paths"]["/api/v1/projects"]["post"]["responses"]["422"]["content"]["application/problem+json"]
+            ["schema"];
+        assert_eq!(problem["$ref"], "#/components/schemas/Problem");
+        assert!(doc["components"]["schemas"]["NewProject"].is_object());
+    }
+}
