@@ -48,19 +48,6 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip_as_rfc3339_millis() {
-        let t = Timestamp(1_764_159_193_123);
-        let json = serde_json::to_string(&t).unwrap();
-        assert_eq!(json, "\"2025-11-26T12:13:13.123Z\"");
-        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
-    }
-}
-
 impl utoipa::PartialSchema for Timestamp {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
@@ -73,3 +60,16 @@ impl utoipa::PartialSchema for Timestamp {
 }
 
 impl utoipa::ToSchema for Timestamp {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_as_rfc3339_millis() {
+        let t = Timestamp(1_764_159_193_123);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2025-11-26T12:13:13.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+}
