@@ -190,7 +190,7 @@ both_backends! {
         let rows: HashMap<Uuid, String> = lib["context_blocks"].as_array().unwrap().iter()
             .map(|b| (b["id"].as_str().unwrap().parse().unwrap(), b["title"].as_str().unwrap().to_owned()))
             .collect();
-        let journal = journal.lock().unwrap();
+        let journal = std::mem::take(&mut *journal.lock().unwrap());
         assert!(journal.acked.len() > 20, "too few acknowledged writes to mean anything: {}", journal.acked.len());
         let mut versions = HashSet::new();
         let mut last: HashMap<Uuid, &(Uuid, &str, i64, String)> = HashMap::new();
