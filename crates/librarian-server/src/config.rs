@@ -28,6 +28,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: String,
     pub shutdown_timeout_s: u64,
+    /// Web origins besides the server's own page that may call the API and open WebSockets.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +138,9 @@ impl Config {
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
+            // LIBRARIAN__SERVER__ALLOWED_ORIGINS=https://a.example,https://b.example
+            .list_separator(",")
+            .with_list_parse_key("server.allowed_origins")
             .source(env);
         Ok(builder.add_source(environment).build()?.try_deserialize()?)
     }

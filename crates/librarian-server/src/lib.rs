@@ -8,6 +8,7 @@ mod body;
 pub mod config;
 mod health;
 mod metrics;
+pub mod origin;
 pub mod problem;
 mod state;
 pub mod telemetry;
@@ -107,11 +108,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let limits = aweb::Data::new(config.limits.clone());
     let ws_config = aweb::Data::new(std::sync::Arc::new(config.ws()));
     let dev_mode = config.auth.mode == config::AuthMode::Dev;
+    let origins = std::sync::Arc::new(config.server.allowed_origins.clone());
+    let ws_origins = aweb::Data::new(ws::AllowedOrigins(origins.clone()));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown = aweb::Data::new(ws::Shutdown(shutdown_rx));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem::rewrite_plain_errors))
+            .wrap(origin::cors(origins.clone()))
             .wrap(actix_web::middleware::from_fn(metrics::track))
             .app_data(state.clone())
             .app_data(store.clone())
@@ -119,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             .app_data(limits.clone())
             .app_data(ws_config.clone())
             .app_data(shutdown.clone())
+            .app_data(ws_origins.clone())
             .configure(api::mount)
             .configure(|cfg| {
                 if dev_mode {

@@ -13,6 +13,7 @@ pub struct TestServer {
     pub base_url: String,
     pub dir: PathBuf,
     env: Vec<(String, String)>,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _tmp: Option<TempDir>,
 }
 
@@ -52,12 +53,14 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, addr) = spawn(dir, &env);
+        let logs = std::sync::Arc::default();
+        let (child, addr) = spawn(dir, &env, &logs);
         TestServer {
             child,
             base_url: format!("http://{addr}"),
             dir: dir.to_path_buf(),
             env,
+            logs,
             _tmp: None,
         }
     }
@@ -82,6 +85,11 @@ impl TestServer {
             .to_owned()
     }
 
+    /// Every log line the server has written so far (stderr).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// The server's process id (to read its memory from /proc, or to kill it).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -104,7 +112,7 @@ impl TestServer {
         let addr = self.base_url.trim_start_matches("http://").to_owned();
         let mut env = self.env.clone();
         env.push(("LIBRARIAN__SERVER__BIND".into(), addr.clone()));
-        let (child, bound) = spawn(&self.dir, &env);
+        let (child, bound) = spawn(&self.dir, &env, &self.logs);
         assert_eq!(bound, addr, "restarted on another address");
         self.child = child;
     }
@@ -119,7 +127,11 @@ impl TestServer {
 }
 
 /// Spawns `librarian serve` and waits for the address it logs.
-fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String) {
+fn spawn(
+    dir: &Path,
+    env: &[(String, String)],
+    logs: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> (Child, String) {
     let mut cmd = Command::new(binary());
     cmd.arg("serve")
         .current_dir(dir)
@@ -132,14 +144,18 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> (Child, String) {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn librarian");
-    let logs = child.stderr.take().expect("stderr");
+    let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let kept = logs.clone();
     std::thread::spawn(move || {
         let mut sent = false;
-        for line in BufReader::new(logs).lines() {
+        for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             // Shown by the test harness only when the test fails.
             eprintln!("[librarian] {line}");
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line.clone());
+            }
             if let Some(addr) = bound_address(&line).filter(|_| !sent) {
                 let _ = tx.send(addr);
                 sent = true;

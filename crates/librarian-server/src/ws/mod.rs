@@ -31,6 +31,10 @@ pub struct WsConfig {
     pub max_inflight: usize,
 }
 
+/// `server.allowed_origins`, for the WebSocket `Origin` check.
+#[derive(Clone)]
+pub struct AllowedOrigins(pub Arc<Vec<String>>);
+
 /// Tells every session that the server is shutting down (they close with 1001).
 #[derive(Clone)]
 pub struct Shutdown(pub watch::Receiver<bool>);
@@ -45,6 +49,7 @@ pub struct Shutdown(pub watch::Receiver<bool>);
         (status = 101, description = "switching to the WebSocket protocol"),
         (status = 400, description = "not a WebSocket request, or a bad since_version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token (checked before the upgrade)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a browser page from an origin not allowed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn connect(
@@ -54,7 +59,26 @@ pub async fn connect(
     auth: web::Data<Authenticator>,
     config: web::Data<Arc<WsConfig>>,
     shutdown: web::Data<Shutdown>,
+    origins: web::Data<AllowedOrigins>,
 ) -> Result<HttpResponse, Problem> {
+    // Browsers always send Origin on a WebSocket: only our page and listed origins may connect
+    // (a page elsewhere must not ride on a user's cookies or query token).
+    if let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) {
+        let host = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| crate::origin::allowed(o, host, &origins.0));
+        if !ok {
+            return Err(Problem::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not open a WebSocket (see server.allowed_origins)",
+            ));
+        }
+    }
     let token = bearer_token(&req, true).ok_or_else(|| {
         Problem::unauthorized("missing token (Authorization: Bearer, or ?access_token=)")
     })?;
