@@ -22,6 +22,8 @@ pub mod close {
     pub const IDLE: u16 = 4408;
     /// The session could not take frames for too long.
     pub const TOO_SLOW: u16 = 4429;
+    /// The client sent frames faster than allowed (same code as too slow, like HTTP 429).
+    pub const RATE_LIMITED: u16 = 4429;
 }
 
 /// Every frame the server sends.

@@ -88,6 +88,8 @@ pub struct WsSection {
     pub idle_timeout_ms: u64,
     pub send_timeout_ms: u64,
     pub max_inflight_mutations: usize,
+    pub max_sessions_per_user: usize,
+    pub max_frames_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +154,8 @@ impl Config {
             send_timeout: Duration::from_millis(self.ws.send_timeout_ms),
             max_frame_bytes: self.limits.body_max_bytes,
             max_inflight: self.ws.max_inflight_mutations.max(1),
+            max_sessions_per_user: self.ws.max_sessions_per_user.max(1),
+            max_frames_per_second: self.ws.max_frames_per_second.max(1),
         }
     }
 

@@ -16,6 +16,8 @@ pub struct AppState {
     pub store: Store,
     pub sync: SyncCore,
     pub metrics: crate::metrics::Metrics,
+    /// Open WebSocket sessions per user, for `ws.max_sessions_per_user`.
+    pub sessions: SessionCounts,
     /// user id → library id. The mapping never changes once made, so caching it saves a query
     /// per request.
     libraries: RwLock<HashMap<String, Uuid>>,
@@ -27,6 +29,7 @@ impl AppState {
             store,
             sync,
             metrics,
+            sessions: SessionCounts::default(),
             libraries: RwLock::new(HashMap::new()),
         }
     }
@@ -83,5 +86,44 @@ impl AppState {
             cache.insert(user.user_id.clone(), library.id);
         }
         Ok(library.id)
+    }
+}
+
+/// Open sessions per user.
+#[derive(Default)]
+pub struct SessionCounts(std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>);
+
+/// One open session's place in [`SessionCounts`]; freed when dropped.
+pub struct Seat {
+    counts: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl SessionCounts {
+    /// A seat for one more session of `user`, unless `max` are open.
+    pub fn claim(&self, user: &str, max: usize) -> Option<Seat> {
+        let mut counts = self.0.lock().ok()?;
+        let n = counts.entry(user.to_owned()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Seat {
+            counts: self.0.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some(n) = counts.get_mut(&self.user)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.user);
+            }
+        }
     }
 }

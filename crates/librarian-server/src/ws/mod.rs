@@ -29,6 +29,10 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
     /// Mutations one session may have in flight at once.
     pub max_inflight: usize,
+    /// Sessions one user may have open on this instance.
+    pub max_sessions_per_user: usize,
+    /// Frames a client may send per second (and in a burst).
+    pub max_frames_per_second: u32,
 }
 
 /// `server.allowed_origins`, for the WebSocket `Origin` check.
@@ -50,6 +54,7 @@ pub struct Shutdown(pub watch::Receiver<bool>);
         (status = 400, description = "not a WebSocket request, or a bad since_version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token (checked before the upgrade)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "a browser page from an origin not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "too many sessions for this user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn connect(
@@ -96,6 +101,22 @@ pub async fn connect(
     let response = actix_http::ws::handshake(req.head())
         .map_err(|e| Problem::bad_request("not_a_websocket", e.to_string()))?;
     let library_id = state.library_id(&user).await?;
+    let Some(seat) = state
+        .sessions
+        .claim(&user.user_id, config.max_sessions_per_user)
+    else {
+        return Err(Problem {
+            retry_after_s: Some(5),
+            ..Problem::new(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sessions",
+                format!(
+                    "at most {} sessions per user (ws.max_sessions_per_user)",
+                    config.max_sessions_per_user
+                ),
+            )
+        });
+    };
 
     let (outbox, body) = transport::outbox();
     let session = session::Session {
@@ -116,6 +137,7 @@ pub async fn connect(
         open.inc();
         session.run().await;
         open.dec();
+        drop(seat);
     });
     let mut response = response;
     let response = response

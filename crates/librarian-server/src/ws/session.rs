@@ -122,6 +122,9 @@ where
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.reset();
         let mut last_heard = Instant::now();
+        // Token bucket for client frames: `max_frames_per_second` per second, as a burst too.
+        let rate = f64::from(self.config.max_frames_per_second);
+        let (mut tokens, mut refilled) = (rate, Instant::now());
         let expires_at = self.expires_at;
         let expiry = async move {
             match expires_at {
@@ -143,8 +146,21 @@ where
                 }
                 incoming = self.inbox.next() => {
                     last_heard = Instant::now();
+                    tokens = (tokens + refilled.elapsed().as_secs_f64() * rate).min(rate);
+                    refilled = last_heard;
+                    tokens -= 1.0;
                     match incoming {
                         None => return End::Gone,
+                        Some(_) if tokens < 0.0 => {
+                            let why = format!(
+                                "more than {} frames per second (ws.max_frames_per_second)",
+                                self.config.max_frames_per_second
+                            );
+                            let _ = self.send_text("error", frames::error("rate_limited", why.clone()).into()).await;
+                            // The error frame first: the close that follows would overtake it.
+                            self.outbox.flush(CLOSE_WAIT).await;
+                            return End::Close(close::RATE_LIMITED, why);
+                        }
                         Some(incoming) => self.on_incoming(incoming, &replies_tx, &inflight).await,
                     }
                 }

@@ -183,11 +183,22 @@ where
                 Ok(Some(frame)) => match self.join(frame) {
                     Ok(Some(msg)) => return Some(Ok(msg)),
                     Ok(None) => continue,
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => {
+                        self.ended = true;
+                        return Some(Err(e));
+                    }
                 },
                 Ok(None) => {}
-                Err(ProtocolError::Overflow) => return Some(Err(ReadError::TooLarge)),
-                Err(e) => return Some(Err(ReadError::Protocol(e.to_string()))),
+                // Past a framing error nothing more is read: the rest of an oversize frame is
+                // never buffered.
+                Err(ProtocolError::Overflow) => {
+                    self.ended = true;
+                    return Some(Err(ReadError::TooLarge));
+                }
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(ReadError::Protocol(e.to_string())));
+                }
             }
             match self.payload.next().await {
                 Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),

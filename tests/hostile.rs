@@ -1,0 +1,148 @@
+//! Hostile clients: a thousand sessions from one user, a frame flood, a 100 MB frame. Each is
+//! refused or closed with a clear code, the server's memory stays bounded, and another user's
+//! session keeps converging meanwhile.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use futures_util::{SinkExt, StreamExt};
+use librarian_testkit::server::TestServer;
+use librarian_testkit::ws::{Got, connect, connect_with, recv, until};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Bob writes over HTTP and his own session must see it: the server still serves others.
+async fn others_still_converge(server: &TestServer) {
+    let bob = server.token("bob");
+    let mut ws = connect(server, &bob).await;
+    until(&mut ws, "snapshot").await;
+    let res: Value = reqwest::Client::new()
+        .post(server.url("/api/v1/projects"))
+        .bearer_auth(&bob)
+        .json(&json!({"name": "still here"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = res["library_version"].as_i64().unwrap();
+    loop {
+        let (snapshot, _) = until(&mut ws, "snapshot").await;
+        if snapshot["version"].as_i64().unwrap() >= version {
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sessions_from_one_user_are_capped() {
+    let server = TestServer::start(&[("LIBRARIAN__WS__MAX_SESSIONS_PER_USER", "50")]);
+    let token = server.token("mallory");
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1000 {
+        match connect_with(&server, "", Some(&token)).await {
+            Ok(ws) => open.push(ws),
+            Err(tungstenite::Error::Http(res)) => {
+                assert_eq!(res.status(), 429);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((open.len(), refused), (50, 950));
+    others_still_converge(&server).await;
+    assert!(
+        rss_kib(server.pid()) < 300 * 1024,
+        "RSS {} KiB",
+        rss_kib(server.pid())
+    );
+    // Closing sessions frees their seats.
+    open.truncate(40);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(connect_with(&server, "", Some(&token)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_frames_is_closed_with_4429() {
+    let server = TestServer::start(&[("LIBRARIAN__WS__MAX_FRAMES_PER_SECOND", "50")]);
+    let token = server.token("mallory");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "snapshot").await;
+    let (mut sink, mut stream) = ws.split();
+    let flood = tokio::spawn(async move {
+        for i in 0..2000 {
+            let frame = json!({"type": "mutate", "mutation_id": format!("f{i}"), "op": "project.create", "data": {"name": "flood"}});
+            if sink
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut error = None;
+    let code = loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let f: Value = serde_json::from_str(&t).unwrap();
+                if f["type"] == "error" {
+                    error = Some(f);
+                }
+            }
+            Some(Ok(Message::Close(c))) => break c.map(|c| u16::from(c.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break None,
+        }
+    };
+    let _ = flood.await;
+    assert_eq!(error.unwrap()["code"], "rate_limited");
+    assert_eq!(code, Some(4429));
+    others_still_converge(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mb_frame_is_refused_without_being_buffered() {
+    let server = TestServer::start(&[]);
+    let token = server.token("mallory");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "snapshot").await;
+    let before = rss_kib(server.pid());
+    let huge = "x".repeat(100 * 1024 * 1024);
+    // The server refuses on the frame header; the rest may not even be accepted.
+    let _ = ws.send(Message::Text(huge.into())).await;
+    let mut refused = false;
+    loop {
+        match recv(&mut ws).await {
+            Got::Frame(f) if f["type"] == "error" => {
+                assert_eq!(f["code"], "frame_too_large");
+                refused = true;
+            }
+            Got::Frame(_) => {}
+            Got::Closed(code) => {
+                assert!(code.is_none() || code == Some(4400), "{code:?}");
+                break;
+            }
+        }
+    }
+    let after = rss_kib(server.pid());
+    assert!(
+        after < before + 50 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    println!("100 MB frame: error frame seen: {refused}; RSS {before} → {after} KiB");
+    others_still_converge(&server).await;
+}
