@@ -7,7 +7,9 @@
 use librarian_testkit::TestDb;
 use librarian_testkit::proxy::TcpProxy;
 use librarian_testkit::server::TestServer;
+use librarian_testkit::ws::{Ws, connect, until};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Hang guard for one request; the server's own limits are far shorter.
@@ -136,6 +138,16 @@ async fn run(server: &TestServer, outage: impl AsyncFnOnce(), recover: impl Asyn
     assert!(lib["version"].as_i64().unwrap() >= acked);
 }
 
+/// Reads status frames until one in `state` arrives.
+async fn state(ws: &Arc<tokio::sync::Mutex<Ws>>, want: &str) -> Value {
+    loop {
+        let (status, _) = until(&mut *ws.lock().await, "status").await;
+        if status["state"] == want {
+            return status;
+        }
+    }
+}
+
 // Multi-threaded: the proxy's tasks must run while the test blocks on starting the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_gives_503_and_loses_nothing() {
@@ -148,13 +160,50 @@ async fn postgres_going_away_gives_503_and_loses_nothing() {
         ("LIBRARIAN__DATABASE__URL", &db.url_through(proxy.addr)),
         ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
         ("LIBRARIAN__DATABASE__QUERY_TIMEOUT_MS", "2000"),
+        ("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "200"),
     ]);
+    // A session open through the outage is told (status error, with retry_in_ms), then recovers.
+    let token = server.token("alice");
+    let ws = Arc::new(tokio::sync::Mutex::new(connect(&server, &token).await));
+    until(&mut *ws.lock().await, "snapshot").await;
+    let (ws1, ws2) = (ws.clone(), ws.clone());
     run(
         &server,
-        async || proxy.cut(),
-        async || proxy.restore().await,
+        async || {
+            proxy.cut();
+            let error = state(&ws1, "error").await;
+            assert_eq!(error["code"], "database_unavailable");
+            assert!(error["retry_in_ms"].as_u64().unwrap() > 0);
+        },
+        async || {
+            proxy.restore().await;
+            let back = std::time::Instant::now();
+            state(&ws2, "live").await;
+            println!(
+                "session live again {:?} after the database came back",
+                back.elapsed()
+            );
+        },
     )
     .await;
+    // And it converges on everything written.
+    let final_version = reqwest::Client::new()
+        .get(server.url("/api/v1/library"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    loop {
+        let (snapshot, _) = until(&mut *ws.lock().await, "snapshot").await;
+        if snapshot["version"].as_i64().unwrap() >= final_version {
+            break;
+        }
+    }
 }
 
 #[tokio::test]

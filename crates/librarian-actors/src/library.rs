@@ -321,6 +321,7 @@ impl LibraryActor {
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok(versions) => {
+                        act.database_reachable();
                         for (library_id, version) in versions {
                             if act.seen(library_id, version, ctx) {
                                 tracing::info!(%library_id, version, "reconciliation found a newer version");
@@ -328,7 +329,10 @@ impl LibraryActor {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reconciliation failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reconciliation failed");
+                        act.database_unreachable(&e);
+                    }
                 }),
         );
     }
@@ -382,6 +386,52 @@ impl LibraryActor {
             }
         }
         self.start_reload(library_id, ctx);
+    }
+
+    /// Reconciliation could not reach the database: every session learns it (`status error`),
+    /// even when no write is under way to fail on its own.
+    fn database_unreachable(&mut self, e: &Error) {
+        let (code, message) = match e {
+            Error::Unavailable(_) => ("database_unavailable", "the database is unavailable"),
+            _ => (
+                "reconcile_failed",
+                "the library versions could not be checked",
+            ),
+        };
+        let retry_in_ms = self.reconcile_interval.as_millis() as u64;
+        for state in self.libraries.values() {
+            state.views.send_modify(|v| {
+                v.state = SyncState::Error {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                    retry_in_ms,
+                }
+            });
+        }
+    }
+
+    /// Reconciliation reached the database again: clear errors it had set on libraries that
+    /// are neither loading nor failing on their own.
+    fn database_reachable(&mut self) {
+        for state in self.libraries.values() {
+            if state.loading || state.failures > 0 || state.held < 0 {
+                continue;
+            }
+            let next = if state.target > state.held {
+                SyncState::Syncing {
+                    target_version: state.target,
+                }
+            } else {
+                SyncState::Live
+            };
+            state.views.send_if_modified(|v| {
+                let was_error = matches!(v.state, SyncState::Error { .. });
+                if was_error {
+                    v.state = next.clone();
+                }
+                was_error
+            });
+        }
     }
 
     fn start_reload(&mut self, library_id: Uuid, ctx: &mut Context<Self>) {
