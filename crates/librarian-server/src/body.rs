@@ -83,6 +83,38 @@ fn too_large(limit: usize) -> Problem {
     )
 }
 
+/// Runs untrusted bytes through body parsing and the field rules of every kind (fuzzing and
+/// the corpus replay test). It must never panic.
+pub fn check_untrusted(data: &[u8]) {
+    use librarian_core::validate::validate;
+    use librarian_core::{Limits, Mutation};
+    let limits = Limits::default();
+    if let Ok(p) = parse::<librarian_core::NewSavedPrompt>(data) {
+        let _ = validate(&Mutation::CreateSavedPrompt(p), &limits);
+    }
+    if let Ok(p) = parse::<librarian_core::SavedPromptPatch>(data) {
+        let _ = validate(
+            &Mutation::UpdateSavedPrompt {
+                id: uuid::Uuid::nil(),
+                patch: p,
+            },
+            &limits,
+        );
+    }
+    if let Ok(p) = parse::<librarian_core::NewProject>(data) {
+        let _ = validate(&Mutation::CreateProject(p), &limits);
+    }
+    if let Ok(b) = parse::<librarian_core::ContextBlockPatch>(data) {
+        let _ = validate(
+            &Mutation::UpdateContextBlock {
+                id: uuid::Uuid::nil(),
+                patch: b,
+            },
+            &limits,
+        );
+    }
+}
+
 /// Parses JSON, telling malformed JSON (400) from JSON of the wrong shape (422, field named).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let mut de = serde_json::Deserializer::from_slice(body);

@@ -4,7 +4,7 @@
 
 pub mod api;
 pub mod auth;
-mod body;
+pub mod body;
 pub mod config;
 mod health;
 mod metrics;

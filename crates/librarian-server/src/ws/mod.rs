@@ -16,6 +16,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Runs untrusted bytes through everything that decodes client input on a WebSocket: the
+/// frame codec (as raw bytes from the wire) and the text-frame parser. It must never panic.
+/// Used by the fuzz targets under `fuzz/` and by the corpus replay test.
+pub fn decode_untrusted(data: &[u8]) {
+    use actix_codec::Decoder;
+    let mut codec = actix_http::ws::Codec::new().max_size(64 * 1024);
+    let mut buf = actix_web::web::BytesMut::from(data);
+    while let Ok(Some(_)) = codec.decode(&mut buf) {}
+    let _ = frames::parse(data);
+}
+
 /// Session limits, from the `[ws]` config section.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
