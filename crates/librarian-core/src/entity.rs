@@ -31,6 +31,9 @@ impl fmt::Display for EntityKind {
 
 /// A folder. Projects nest through `parent_id`; the tree never has a cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// Exact fields: the untagged `Entity` (and its `oneOf` in the API description) then matches
+// exactly one kind.
+#[serde(deny_unknown_fields)]
 pub struct Project {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -43,6 +46,9 @@ pub struct Project {
 
 /// A reusable text snippet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// Exact fields: the untagged `Entity` (and its `oneOf` in the API description) then matches
+// exactly one kind.
+#[serde(deny_unknown_fields)]
 pub struct ContextBlock {
     pub id: Uuid,
     pub project_id: Option<Uuid>,
@@ -56,6 +62,9 @@ pub struct ContextBlock {
 
 /// A saved prompt, built from an ordered list of context blocks of the same library.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// Exact fields: the untagged `Entity` (and its `oneOf` in the API description) then matches
+// exactly one kind.
+#[serde(deny_unknown_fields)]
 pub struct SavedPrompt {
     pub id: Uuid,
     pub project_id: Option<Uuid>,

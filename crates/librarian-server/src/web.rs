@@ -58,6 +58,9 @@ pub struct DevSignIn {
 #[utoipa::path(post, path = "/api/v1/dev/token", tag = "auth", request_body = DevSignIn,
     responses(
         (status = 200, description = "`{\"token\": …, \"user\": …}`", content_type = "application/json"),
+        (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "not a valid user id", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn dev_token(

@@ -284,6 +284,7 @@ macro_rules! resource_handlers {
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "no such row", body = Problem, content_type = "application/problem+json"),
                     (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+                    (status = 422, description = "a bad Idempotency-Key, or one reused for another request", body = Problem, content_type = "application/problem+json"),
                     (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
                 ),
                 security(("bearer" = [])))]
