@@ -146,3 +146,46 @@ async fn a_100_mb_frame_is_refused_without_being_buffered() {
     println!("100 MB frame: error frame seen: {refused}; RSS {before} → {after} KiB");
     others_still_converge(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_dropped_and_cost_nothing_lasting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&[
+        ("LIBRARIAN__WS__HEARTBEAT_MS", "100"),
+        ("LIBRARIAN__WS__IDLE_TIMEOUT_MS", "300"),
+    ]);
+    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let token = server.token("mallory");
+    // 1. Connected, never a byte. 2. Half a request line. 3. A WebSocket upgrade, then silence.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    partial
+        .write_all(b"GET /api/v1/library HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut upgraded = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    upgraded.write_all(handshake.as_bytes()).await.unwrap();
+    // Each must be closed by the server (EOF or reset), whatever it wrote before.
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("partial", &mut partial),
+        ("upgraded", &mut upgraded),
+    ] {
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the {name} connection was never closed");
+    }
+    others_still_converge(&server).await;
+}

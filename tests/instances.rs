@@ -287,3 +287,77 @@ async fn a_second_instance_on_one_sqlite_file_is_refused() {
     assert_eq!(res.status(), 200);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_ride_out_a_database_outage() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    db.store().await;
+    let proxy = librarian_testkit::proxy::TcpProxy::start(db.postgres_addr().unwrap()).await;
+    let url = db.url_through(proxy.addr);
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("dev-secret").display().to_string();
+    let env = [
+        ("LIBRARIAN__DATABASE__URL", url.as_str()),
+        ("LIBRARIAN__AUTH__DEV_SECRET_FILE", secret.as_str()),
+        ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
+        ("LIBRARIAN__DATABASE__QUERY_TIMEOUT_MS", "2000"),
+        ("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "200"),
+    ];
+    let p = Pair {
+        a: TestServer::start(&env),
+        b: TestServer::start(&env),
+        _secret_dir: secret_dir,
+    };
+    let token = p.a.token("alice");
+    let mut watcher = connect(&p.b, &token).await;
+    until(&mut watcher, "snapshot").await;
+    let (target_tx, target_rx) = watch::channel(None);
+    let followers = sessions(&p, &token, 2, &target_rx).await;
+    let mut acked = Vec::new();
+    for round in 0..3 {
+        if round == 1 {
+            proxy.cut();
+            // Every instance's sessions hear of it.
+            loop {
+                let (s, _) = until(&mut watcher, "status").await;
+                if s["state"] == "error" {
+                    assert_eq!(s["code"], "database_unavailable");
+                    break;
+                }
+            }
+        }
+        if round == 2 {
+            proxy.restore().await;
+        }
+        for i in 0..10 {
+            let server = if i % 2 == 0 { &p.a } else { &p.b };
+            let (status, body) = post(
+                server,
+                &token,
+                "/context-blocks",
+                json!({"title": format!("r{round} b{i}")}),
+            )
+            .await;
+            match (round, status) {
+                (1, 503) => {}
+                (_, 201) => acked.push(body["data"]["id"].as_str().unwrap().to_owned()),
+                (r, s) => panic!("round {r}: unexpected {s}: {body}"),
+            }
+        }
+    }
+    let lib = library(&p.a, &token).await;
+    let ids: Vec<&str> = lib["context_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        acked.iter().all(|a| ids.contains(&a.as_str())),
+        "an acknowledged write is missing"
+    );
+    assert_eq!(acked.len(), 20, "rounds 0 and 2 commit everything");
+    converge(followers, &target_tx, lib["version"].as_i64().unwrap()).await;
+}
