@@ -56,18 +56,6 @@ async fn session(server: &TestServer, token: &str) -> anyhow::Result<watch::Rece
     Ok(rx)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 async fn measure(name: &str, db: &TestDb) -> anyhow::Result<()> {
     let server = TestServer::start(&[("LIBRARIAN__DATABASE__URL", db.url())]);
     let token = server.token("bench");
@@ -127,7 +115,7 @@ async fn measure(name: &str, db: &TestDb) -> anyhow::Result<()> {
 
     drop(sessions);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = rss_kib(server.pid());
+    let before = server.rss_kib();
     let mut idle = Vec::new();
     for u in 0..IDLE / 10 {
         let token = server.token(&format!("idle{u}"));
@@ -139,7 +127,7 @@ async fn measure(name: &str, db: &TestDb) -> anyhow::Result<()> {
         s.wait_for(|v| *v >= 0).await?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kib(server.pid());
+    let after = server.rss_kib();
     println!(
         "{name}: RSS {before} KiB before, {after} KiB with {IDLE} idle sessions ({} users × 10): {:.1} KiB per session",
         IDLE / 10,

@@ -10,18 +10,6 @@ use librarian_testkit::ws::{Got, connect, connect_with, recv, until};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Bob writes over HTTP and his own session must see it: the server still serves others.
 async fn others_still_converge(server: &TestServer) {
     let bob = server.token("bob");
@@ -65,9 +53,9 @@ async fn a_thousand_sessions_from_one_user_are_capped() {
     assert_eq!((open.len(), refused), (50, 950));
     others_still_converge(&server).await;
     assert!(
-        rss_kib(server.pid()) < 300 * 1024,
+        server.rss_kib() < 300 * 1024,
         "RSS {} KiB",
-        rss_kib(server.pid())
+        server.rss_kib()
     );
     // Closing sessions frees their seats.
     open.truncate(40);
@@ -120,7 +108,7 @@ async fn a_100_mb_frame_is_refused_without_being_buffered() {
     let token = server.token("mallory");
     let mut ws = connect(&server, &token).await;
     until(&mut ws, "snapshot").await;
-    let before = rss_kib(server.pid());
+    let before = server.rss_kib();
     let huge = "x".repeat(100 * 1024 * 1024);
     // The server refuses on the frame header; the rest may not even be accepted.
     let _ = ws.send(Message::Text(huge.into())).await;
@@ -138,7 +126,7 @@ async fn a_100_mb_frame_is_refused_without_being_buffered() {
             }
         }
     }
-    let after = rss_kib(server.pid());
+    let after = server.rss_kib();
     assert!(
         after < before + 50 * 1024,
         "RSS grew from {before} to {after} KiB"

@@ -20,11 +20,16 @@ struct Pair {
 }
 
 fn pair(db: &TestDb, a_env: &[(&str, &str)], b_env: &[(&str, &str)]) -> Pair {
+    pair_at(db.url(), a_env, b_env)
+}
+
+/// Like [`pair`], with the instances reaching the database at `url` (e.g. through a proxy).
+fn pair_at(url: &str, a_env: &[(&str, &str)], b_env: &[(&str, &str)]) -> Pair {
     let secret_dir = tempfile::tempdir().unwrap();
     let secret = secret_dir.path().join("dev-secret").display().to_string();
     let start = |extra: &[(&str, &str)]| {
         let mut env = vec![
-            ("LIBRARIAN__DATABASE__URL", db.url()),
+            ("LIBRARIAN__DATABASE__URL", url),
             ("LIBRARIAN__AUTH__DEV_SECRET_FILE", secret.as_str()),
         ];
         env.extend_from_slice(extra);
@@ -296,20 +301,12 @@ async fn two_instances_ride_out_a_database_outage() {
     db.store().await;
     let proxy = librarian_testkit::proxy::TcpProxy::start(db.postgres_addr().unwrap()).await;
     let url = db.url_through(proxy.addr);
-    let secret_dir = tempfile::tempdir().unwrap();
-    let secret = secret_dir.path().join("dev-secret").display().to_string();
     let env = [
-        ("LIBRARIAN__DATABASE__URL", url.as_str()),
-        ("LIBRARIAN__AUTH__DEV_SECRET_FILE", secret.as_str()),
         ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "1000"),
         ("LIBRARIAN__DATABASE__QUERY_TIMEOUT_MS", "2000"),
         ("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "200"),
     ];
-    let p = Pair {
-        a: TestServer::start(&env),
-        b: TestServer::start(&env),
-        _secret_dir: secret_dir,
-    };
+    let p = pair_at(&url, &env, &env);
     let token = p.a.token("alice");
     let mut watcher = connect(&p.b, &token).await;
     until(&mut watcher, "snapshot").await;

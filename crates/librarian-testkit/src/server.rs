@@ -95,6 +95,19 @@ impl TestServer {
         self.child.id()
     }
 
+    /// The server process's resident memory, from /proc (0 where unavailable).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// `{base_url}{path}`
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
