@@ -22,6 +22,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub sessions_open: IntGauge,
     pub frames_sent: IntCounterVec,
+    /// `frames_sent` per frame type, resolved once (sending a frame is a per-session hot path).
+    frames_by_type: Vec<(&'static str, IntCounter)>,
     pub versions_skipped: IntCounter,
     pub commit_to_frame_seconds: Histogram,
 }
@@ -34,7 +36,7 @@ fn buckets() -> Vec<f64> {
 impl Metrics {
     pub fn new(sync: &SyncStats) -> prometheus::Result<Metrics> {
         let registry = Registry::new();
-        let m = Metrics {
+        let mut m = Metrics {
             http_requests: IntCounterVec::new(
                 Opts::new("librarian_http_requests_total", "HTTP requests by route, method and status."),
                 &["route", "method", "status"],
@@ -74,8 +76,13 @@ impl Metrics {
                 )
                 .buckets(buckets()),
             )?,
+            frames_by_type: Vec::new(),
             registry,
         };
+        m.frames_by_type = ["hello", "snapshot", "status", "reply", "error"]
+            .into_iter()
+            .map(|kind| (kind, m.frames_sent.with_label_values(&[kind])))
+            .collect();
         m.registry.register(Box::new(m.http_requests.clone()))?;
         m.registry.register(Box::new(m.http_seconds.clone()))?;
         m.registry.register(Box::new(m.mutations.clone()))?;
@@ -87,6 +94,14 @@ impl Metrics {
             .register(Box::new(m.commit_to_frame_seconds.clone()))?;
         sync.register(&m.registry)?;
         Ok(m)
+    }
+
+    /// Counts one frame of `kind` sent.
+    pub fn frame_sent(&self, kind: &'static str) {
+        match self.frames_by_type.iter().find(|(k, _)| *k == kind) {
+            Some((_, counter)) => counter.inc(),
+            None => self.frames_sent.with_label_values(&[kind]).inc(),
+        }
     }
 
     fn render(&self) -> String {

@@ -319,11 +319,7 @@ where
 
     async fn send_text(&mut self, kind: &'static str, text: ByteString) -> Result<(), End> {
         self.send(Message::Text(text)).await?;
-        self.state
-            .metrics
-            .frames_sent
-            .with_label_values(&[kind])
-            .inc();
+        self.state.metrics.frame_sent(kind);
         Ok(())
     }
 
