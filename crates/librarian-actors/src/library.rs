@@ -21,7 +21,7 @@ use crate::event::Mutated;
 use actix::prelude::*;
 use bytestring::ByteString;
 use librarian_core::Error;
-use librarian_core::protocol::{SnapshotFrame, SyncState};
+use librarian_core::protocol::{ServerFrame, SyncState};
 use librarian_store::Store;
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use rand::Rng;
@@ -570,7 +570,7 @@ impl LibraryActor {
 fn serialize(snapshot: librarian_core::LibrarySnapshot) -> Result<Snapshot, Error> {
     let version = snapshot.version;
     let items = snapshot.len();
-    let frame = serde_json::to_string(&SnapshotFrame { snapshot })
+    let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot))
         .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
     Ok(Snapshot {
         version,

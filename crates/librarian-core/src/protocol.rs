@@ -99,14 +99,6 @@ pub struct MutateFrame {
     pub data: Option<serde_json::Value>,
 }
 
-/// `{"type":"snapshot","version":…,"projects":[…],"context_blocks":[…],"saved_prompts":[…]}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename = "snapshot")]
-pub struct SnapshotFrame {
-    #[serde(flatten)]
-    pub snapshot: LibrarySnapshot,
-}
-
 /// Where a subscriber's view of its library stands (the `status` frame's `state`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -146,12 +138,10 @@ mod tests {
 
     #[test]
     fn a_snapshot_frame_is_the_snapshot_object_with_a_type() {
-        let frame = SnapshotFrame {
-            snapshot: LibrarySnapshot {
-                version: 7,
-                ..Default::default()
-            },
-        };
+        let frame = ServerFrame::Snapshot(LibrarySnapshot {
+            version: 7,
+            ..Default::default()
+        });
         assert_eq!(
             serde_json::to_string(&frame).unwrap(),
             r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#
