@@ -107,16 +107,18 @@ impl ResponseError for Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Problem {
+        // The codes are core's (`Error::code`), so metrics and problem documents agree.
+        let code = e.code();
         match e {
             Error::Invalid(errors) => Problem::invalid(errors),
             Error::NotFound { kind, id } => Problem::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                code,
                 format!("no {} with id {id}", kind.as_str().replace('_', " ")),
             ),
             Error::AlreadyExists { kind, id } => Problem::new(
                 StatusCode::CONFLICT,
-                "already_exists",
+                code,
                 format!(
                     "a {} with id {id} already exists",
                     kind.as_str().replace('_', " ")
@@ -128,11 +130,11 @@ impl From<Error> for Problem {
                     current.version()
                 ),
                 current: Some(current),
-                ..Problem::new(StatusCode::PRECONDITION_FAILED, "version_mismatch", "")
+                ..Problem::new(StatusCode::PRECONDITION_FAILED, code, "")
             },
             Error::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                code,
                 "this Idempotency-Key was already used for a different request",
             ),
             Error::Unavailable(detail) => {
@@ -141,7 +143,7 @@ impl From<Error> for Problem {
                     retry_after_s: Some(1),
                     ..Problem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "database_unavailable",
+                        code,
                         "the database is unavailable; nothing was changed, retry shortly",
                     )
                 }
@@ -150,7 +152,7 @@ impl From<Error> for Problem {
                 tracing::error!(%detail, "internal error");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
+                    code,
                     "an internal error occurred",
                 )
             }
