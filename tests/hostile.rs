@@ -177,3 +177,121 @@ async fn half_open_connections_are_dropped_and_cost_nothing_lasting() {
     }
     others_still_converge(&server).await;
 }
+
+/// Server-side TCP connections on `port` in state ESTABLISHED whose client port is one of
+/// `clients`, from /proc/net/tcp.
+fn established_on(port: u16, clients: &[u16]) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            port_of(cols[1]) == port && clients.contains(&port_of(cols[2])) && cols[3] == "01"
+        })
+        .count()
+}
+
+/// A raw WebSocket upgrade that reads the response head and then never reads again.
+async fn zombie(addr: &str, token: &str) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    match &head[9..12] {
+        b"101" => Some(stream),
+        b"429" => None,
+        other => panic!("unexpected status {}", String::from_utf8_lossy(other)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_read_end_with_their_session() {
+    let server = TestServer::start(&[
+        ("LIBRARIAN__WS__MAX_SESSIONS_PER_USER", "5"),
+        ("LIBRARIAN__WS__SEND_TIMEOUT_MS", "1000"),
+    ]);
+    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let token = server.token("mallory");
+    // A 1.2 MB library: every snapshot frame is far larger than the socket buffers.
+    let http = reqwest::Client::new();
+    for i in 0..12 {
+        let res = http
+            .post(server.url("/api/v1/context-blocks"))
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("big {i}"), "content": "x".repeat(100_000)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let res: Value = http
+        .post(server.url("/api/v1/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "edited"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = format!("/api/v1/projects/{}", res["data"]["id"].as_str().unwrap());
+    let before = server.rss_kib();
+    // Zombies keep coming for longer than the send timeout (when the server closes them) and
+    // than the kernel bound (send timeout + 5 s, when their connections must be gone).
+    let (mut zombies, mut ports) = (Vec::new(), Vec::new());
+    let (mut admitted, mut most_established) = (0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(9) {
+        if let Some(z) = zombie(&addr, &token).await {
+            admitted += 1;
+            ports.push(z.local_addr().unwrap().port());
+            zombies.push(z);
+        }
+        most_established = most_established.max(established_on(port, &ports));
+        // A new version every round: sessions that cannot take it hit the send timeout.
+        let res = http
+            .patch(server.url(&project))
+            .bearer_auth(&token)
+            .json(&json!({"description": format!("round {admitted}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after = server.rss_kib();
+    println!(
+        "zombies admitted {admitted}, most ESTABLISHED {most_established}, RSS {before} → {after} KiB"
+    );
+    // Never more connections than seats, although none of them ever reads or closes.
+    assert!(most_established <= 5, "{most_established} connections open");
+    // Earlier zombies were dropped by the kernel bound and their seats reused.
+    assert!(
+        admitted > 5,
+        "only {admitted} zombies got a seat: seats never came back"
+    );
+    assert!(
+        after < before + 30 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    // Stop making zombies (still holding every socket): their connections all go.
+    let gone = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while established_on(port, &ports) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "zombie connections outlived their sessions");
+    // A well-behaved client gets in and is served.
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "snapshot").await;
+    drop(zombies);
+}

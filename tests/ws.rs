@@ -215,19 +215,19 @@ both_backends! {
             .map(|ws| tokio::spawn(follow(ws, target_rx.clone())))
             .collect();
 
-        // 1 000 new versions while `slow` reads nothing.
-        for i in 0..1000 {
-            let (status, _) = http.call(reqwest::Method::PATCH, &format!("/context-blocks/{target}"), Some(json!({"title": format!("t{i}")}))).await;
+        // New versions while `slow` reads nothing, until the server closes it as too slow
+        // (seen in its log). Reading right then gets what was queued and the close; much later
+        // the kernel would have reset the connection (send timeout + 5 s, DESIGN §13).
+        let too_slow = |server: &librarian_testkit::server::TestServer| {
+            server.logs().iter().any(|l| l.contains("\"close_code\":4429"))
+        };
+        let mut writes = 0;
+        while !too_slow(&server) {
+            assert!(writes < 5000, "the slow session was never closed");
+            let (status, _) = http.call(reqwest::Method::PATCH, &format!("/context-blocks/{target}"), Some(json!({"title": format!("t{writes}")}))).await;
             assert_eq!(status, 200);
+            writes += 1;
         }
-        let final_version = http.library().await["version"].as_i64().unwrap();
-        target_tx.send(Some(final_version)).unwrap();
-        for f in fast {
-            let (versions, _, _) = f.await.unwrap();
-            assert_eq!(*versions.last().unwrap(), final_version);
-        }
-        // Give the server time to notice, then read what was queued for `slow`.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
         let mut snapshots = 0;
         let code = loop {
             match recv(&mut slow).await {
@@ -236,10 +236,16 @@ both_backends! {
                 Got::Closed(code) => break code,
             }
         };
+        let final_version = http.library().await["version"].as_i64().unwrap();
+        target_tx.send(Some(final_version)).unwrap();
+        for f in fast {
+            let (versions, _, _) = f.await.unwrap();
+            assert_eq!(*versions.last().unwrap(), final_version);
+        }
         assert_eq!(code, Some(4429));
         // Only what the kernel's socket buffers held, plus the one frame in flight: nowhere
         // near a backlog of 1 000 versions.
-        println!("the slow session got {snapshots} of {} versions before 4429", final_version - 60);
+        println!("the slow session got {snapshots} of {writes} versions before 4429");
         assert!(snapshots < 50, "{snapshots} snapshots were queued for a client that did not read");
     }
 
@@ -418,4 +424,65 @@ async fn a_slow_reload_is_announced_as_syncing_then_live() {
         (live["state"].as_str(), live["version"].as_i64()),
         (Some("live"), Some(2))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_ends_right_after_the_closing_handshake() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Draining unread request bytes for ten minutes: a WebSocket must not wait for that.
+    let server = TestServer::start(&[("LIBRARIAN__SERVER__DRAIN_TIMEOUT_MS", "600000")]);
+    let token = server.token("alice");
+    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Up to the first snapshot, then a masked close frame with code 1000 (RFC 6455 §5.5.1).
+    while !String::from_utf8_lossy(&received).contains("\"snapshot\"") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the snapshot");
+        received.extend_from_slice(&buf[..n]);
+    }
+    let mask = [1u8, 2, 3, 4];
+    stream
+        .write_all(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ mask[0], 0xE8 ^ mask[1]])
+        .await
+        .unwrap();
+    // The server echoes the close and then ends the connection (EOF): a client following the
+    // RFC waits for exactly that. The timeout is a hang guard, far below the drain timeout.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut tail = Vec::new();
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return tail,
+                Ok(n) => tail.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server kept the connection open after the closing handshake");
+    // The echoed close frame: opcode 8, code 1000.
+    let at = ended
+        .windows(4)
+        .position(|w| w[0] == 0x88 && w[2..4] == [0x03, 0xE8]);
+    assert!(at.is_some(), "no close frame echoed: {ended:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(l) = server
+                .logs()
+                .into_iter()
+                .find(|l| l.contains("\"session closed\""))
+            {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(closed.contains("\"close_code\":1000"), "{closed}");
 }

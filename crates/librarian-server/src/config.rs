@@ -28,6 +28,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: String,
     pub shutdown_timeout_s: u64,
+    /// How long a finished connection with unread request bytes is drained before it closes.
+    pub drain_timeout_ms: u64,
     /// Web origins besides the server's own page that may call the API and open WebSockets.
     #[serde(default)]
     pub allowed_origins: Vec<String>,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
+mod connection;
 mod health;
 mod metrics;
 pub mod origin;
@@ -110,6 +111,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let dev_mode = config.auth.mode == config::AuthMode::Dev;
     let origins = std::sync::Arc::new(config.server.allowed_origins.clone());
     let ws_origins = aweb::Data::new(ws::AllowedOrigins(origins.clone()));
+    // A client that stops reading is closed by its session after the send timeout; the
+    // kernel then frees its connection within 5 s more (connection.rs).
+    let user_timeout = Duration::from_millis(config.ws.send_timeout_ms.saturating_add(5_000));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown = aweb::Data::new(ws::Shutdown(shutdown_rx));
     let server = HttpServer::new(move || {
@@ -132,13 +136,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             })
             .default_service(aweb::to(api::fallback))
     })
-    // Nagle + delayed ACK would hold a small second frame for ~40 ms (STACK.md).
-    .on_connect(|conn, _ext| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
+    .on_connect(move |conn, ext| connection::on_connect(conn, ext, user_timeout))
     .shutdown_timeout(config.server.shutdown_timeout_s)
+    .client_disconnect_timeout(Duration::from_millis(config.server.drain_timeout_ms))
     // Signals are handled below, so that WebSocket sessions close (1001) before the server
     // waits for connections to finish.
     .disable_signals()

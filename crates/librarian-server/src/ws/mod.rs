@@ -129,7 +129,10 @@ pub async fn connect(
         });
     };
 
-    let (outbox, body) = transport::outbox();
+    // The seat lives in the response body: actix drops it with the connection, so a zombie
+    // connection keeps counting against the user until the kernel has let it go.
+    let (outbox, body) = transport::outbox(Box::new(seat));
+    let socket = req.conn_data::<crate::connection::ConnSocket>().cloned();
     let session = session::Session {
         id: Uuid::now_v7(),
         user_id: user.user_id,
@@ -141,6 +144,7 @@ pub async fn connect(
         state: state.clone().into_inner(),
         config: config.get_ref().clone(),
         shutdown: shutdown.0.clone(),
+        socket,
     };
     // The payload stream is not Send: the session runs on this worker's runtime.
     let open = state.metrics.sessions_open.clone();
@@ -148,7 +152,6 @@ pub async fn connect(
         open.inc();
         session.run().await;
         open.dec();
-        drop(seat);
     });
     let mut response = response;
     let response = response

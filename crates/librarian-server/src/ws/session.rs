@@ -34,13 +34,17 @@ pub struct Session<S> {
     pub state: Arc<AppState>,
     pub config: Arc<WsConfig>,
     pub shutdown: watch::Receiver<bool>,
+    /// The connection's socket, to end it together with the session.
+    pub socket: Option<crate::connection::ConnSocket>,
 }
 
 /// How a session ended.
 enum End {
     /// Send this close frame.
     Close(u16, String),
-    /// The client closed or vanished: nothing more to send.
+    /// The client closed with this code (already answered).
+    ClientClosed(u16),
+    /// The client vanished: nothing more to send.
     Gone,
 }
 
@@ -86,10 +90,18 @@ where
                 .await;
                 (Some(code), reason)
             }
+            End::ClientClosed(code) => (Some(code), "closed by the client".to_owned()),
             End::Gone => (None, "client gone".to_owned()),
         };
         tracing::info!(session_id = %self.id, user_id = %self.user_id, close_code = code,
             reason, duration_ms = started.elapsed().as_millis() as u64, "session closed");
+        let Session { outbox, socket, .. } = self;
+        // Nothing more to send: the body ends once the close frame is out, and with reads
+        // ended actix shuts the connection down then instead of lingering (connection.rs).
+        drop(outbox);
+        if let Some(socket) = socket {
+            socket.end_reads();
+        }
     }
 
     async fn serve(&mut self) -> End {
@@ -296,7 +308,7 @@ where
                     code: CloseCode::from(code),
                     description: None,
                 }));
-                Err(End::Gone)
+                Err(End::ClientClosed(code))
             }
             Err(ReadError::TooLarge) => {
                 let why = format!(

@@ -9,6 +9,12 @@
 //! latest-wins view (a `watch`) decides what goes next. A close frame jumps the queue; the
 //! connection itself stays open until the session drops its [`Outbox`], so that the session
 //! can wait for the client's answering close (the closing handshake).
+//!
+//! Text frames are written as a hand-made header followed by slices of the shared payload, at
+//! most [`CHUNK`] bytes each: actix copies every chunk into its connection's write buffer, so a
+//! client that stops reading pins one chunk there, not a copy of a whole multi-megabyte
+//! snapshot. The session's seat (`ws.max_sessions_per_user`) lives in the body, so it is freed
+//! only when actix drops the connection, never while a zombie connection still holds buffers.
 
 use actix_http::ws::{CloseReason, Codec, Frame, Item, Message, ProtocolError};
 use actix_web::web::{Bytes, BytesMut};
@@ -17,6 +23,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
+
+/// The largest piece of a frame's payload handed to actix at once.
+pub const CHUNK: usize = 16 * 1024;
 
 /// The session's side of the outgoing direction.
 pub struct Outbox {
@@ -52,6 +61,10 @@ impl Outbox {
 /// The response body: encodes one message at a time, as actix pulls.
 pub struct OutboxBody {
     rx: mpsc::Receiver<Message>,
+    /// The rest of the text frame being written.
+    pending: Bytes,
+    /// Whatever must live exactly as long as the connection (the session's seat).
+    _keep: Box<dyn std::any::Any>,
     close: Option<oneshot::Receiver<Option<CloseReason>>>,
     codec: Codec,
     /// The close frame went out: drain and drop whatever else comes until the session ends.
@@ -59,7 +72,9 @@ pub struct OutboxBody {
     done: bool,
 }
 
-pub fn outbox() -> (Outbox, OutboxBody) {
+/// A session's outbox and the response body it feeds; `keep` is dropped with the body, i.e.
+/// when actix drops the connection.
+pub fn outbox(keep: Box<dyn std::any::Any>) -> (Outbox, OutboxBody) {
     let (tx, rx) = mpsc::channel(1);
     let (close_tx, close_rx) = oneshot::channel();
     (
@@ -69,6 +84,8 @@ pub fn outbox() -> (Outbox, OutboxBody) {
         },
         OutboxBody {
             rx,
+            pending: Bytes::new(),
+            _keep: keep,
             close: Some(close_rx),
             codec: Codec::new(),
             closed: false,
@@ -77,8 +94,40 @@ pub fn outbox() -> (Outbox, OutboxBody) {
     )
 }
 
+/// The header of an unmasked, final text frame of `len` payload bytes (RFC 6455 §5.2).
+fn text_header(len: usize) -> Bytes {
+    let mut header = Vec::with_capacity(10);
+    header.push(0x81);
+    match len {
+        0..=125 => header.push(len as u8),
+        126..=0xFFFF => {
+            header.push(126);
+            header.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            header.push(127);
+            header.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    Bytes::from(header)
+}
+
 impl OutboxBody {
+    /// The next piece of the text frame being written, if any.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let n = self.pending.len().min(CHUNK);
+        Some(self.pending.split_to(n))
+    }
+
     fn encode(&mut self, msg: Message) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
+        if let Message::Text(text) = msg {
+            // Shares the payload's bytes: only the header is new.
+            self.pending = text.into_bytes();
+            return Poll::Ready(Some(Ok(text_header(self.pending.len()))));
+        }
         let mut buf = BytesMut::new();
         match actix_codec::Encoder::encode(&mut self.codec, msg, &mut buf) {
             Ok(()) => Poll::Ready(Some(Ok(buf.freeze()))),
@@ -97,6 +146,10 @@ impl Stream for OutboxBody {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
+        }
+        // A frame under way is finished first: nothing, not even a close, may cut into it.
+        if let Some(chunk) = this.next_chunk() {
+            return Poll::Ready(Some(Ok(chunk)));
         }
         if let Some(close) = this.close.as_mut() {
             match Pin::new(close).poll(cx) {
@@ -250,5 +303,50 @@ where
                 Incoming::Binary
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// Frames of every length class, written as header + shared chunks, decode as a client
+    /// would decode them; no chunk is larger than [`CHUNK`].
+    #[tokio::test]
+    async fn chunked_text_frames_decode_whole() {
+        let lengths = [0, 125, 126, 65_535, 65_536, 3 * CHUNK + 7];
+        let (mut outbox, mut body) = outbox(Box::new(()));
+        let texts: Vec<String> = lengths
+            .iter()
+            .map(|&n| (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect())
+            .collect();
+        let sender = {
+            let texts = texts.clone();
+            tokio::spawn(async move {
+                for t in texts {
+                    outbox.send(Message::Text(t.into())).await.unwrap();
+                }
+                // Dropped without a close, the outbox would discard what is still queued.
+                outbox
+            })
+        };
+        let mut wire = BytesMut::new();
+        let mut codec = Codec::new().client_mode();
+        let mut decoded = Vec::new();
+        while decoded.len() < texts.len() {
+            let chunk = body.next().await.unwrap().unwrap();
+            assert!(chunk.len() <= CHUNK, "a chunk of {} bytes", chunk.len());
+            wire.extend_from_slice(&chunk);
+            while let Some(frame) = actix_codec::Decoder::decode(&mut codec, &mut wire).unwrap() {
+                match frame {
+                    Frame::Text(b) => decoded.push(String::from_utf8(b.to_vec()).unwrap()),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        sender.await.unwrap();
+        assert_eq!(decoded, texts);
     }
 }
