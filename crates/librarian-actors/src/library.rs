@@ -570,7 +570,7 @@ impl LibraryActor {
 fn serialize(snapshot: librarian_core::LibrarySnapshot) -> Result<Snapshot, Error> {
     let version = snapshot.version;
     let items = snapshot.len();
-    let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot))
+    let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot.into()))
         .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
     Ok(Snapshot {
         version,

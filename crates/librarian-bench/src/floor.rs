@@ -152,7 +152,7 @@ impl Floor {
     async fn load(&self, library: Uuid) -> Option<(i64, Arc<str>)> {
         let snapshot = self.store.load_library(library).await.ok()?;
         let version = snapshot.version;
-        let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot)).ok()?;
+        let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot.into())).ok()?;
         Some((version, frame.into()))
     }
 

@@ -156,7 +156,6 @@ impl Connection {
                 return Outcome::Dropped(e.to_string());
             }
         }
-        let mut first_snapshot = true;
         loop {
             tokio::select! {
                 cmd = self.commands.recv() => match cmd {
@@ -174,7 +173,7 @@ impl Connection {
                 },
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        self.on_frame(&text, &mut first_snapshot);
+                        self.on_frame(&text);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         return Outcome::Dropped(format!("closed by the server: {frame:?}"));
@@ -187,7 +186,7 @@ impl Connection {
         }
     }
 
-    fn on_frame(&mut self, text: &str, first_snapshot: &mut bool) {
+    fn on_frame(&mut self, text: &str) {
         let frame: ServerFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -202,11 +201,11 @@ impl Connection {
                     self.status.send_replace(SyncStatus::Loading);
                 }
             }
-            ServerFrame::Snapshot(snapshot) => {
-                // Within a session versions only grow; a new session may legitimately start
-                // lower (the server's database was restored).
-                if *first_snapshot || self.held.is_none_or(|h| snapshot.version > h) {
-                    *first_snapshot = false;
+            ServerFrame::Snapshot(frame) => {
+                // Never a step back (G9): an older snapshot than the one held is ignored,
+                // unless the server says its library went back (restored from a backup).
+                let snapshot = frame.library;
+                if frame.reset || self.held.is_none_or(|h| snapshot.version > h) {
                     self.held = Some(snapshot.version);
                     self.snapshot.send_replace(Some(Arc::new(snapshot)));
                     self.resolve_visible();

@@ -31,7 +31,7 @@ pub mod close {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Hello(Hello),
-    Snapshot(LibrarySnapshot),
+    Snapshot(SnapshotFrame),
     Status(Status),
     Ack(Ack),
     Reject(Reject),
@@ -44,6 +44,37 @@ pub struct Hello {
     pub session_id: Uuid,
     pub user_id: String,
     pub library_id: Uuid,
+    /// Mutations this session may have in flight at once (`ws.max_inflight_mutations`): a
+    /// client keeps at most this many unanswered and queues the rest. Absent from servers
+    /// before it was announced (clients then assume 32).
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight_mutations: usize,
+}
+
+fn default_max_inflight() -> usize {
+    32
+}
+
+/// `snapshot`: the whole library at `version`.
+///
+/// `reset` is set only when the library is older than the version the client said it holds
+/// (`?since_version=`): the database was restored from a backup. Without it a client ignores
+/// a snapshot older than what it holds (G9); with it the client replaces its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFrame {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+    #[serde(flatten)]
+    pub library: LibrarySnapshot,
+}
+
+impl From<LibrarySnapshot> for SnapshotFrame {
+    fn from(library: LibrarySnapshot) -> Self {
+        SnapshotFrame {
+            reset: false,
+            library,
+        }
+    }
 }
 
 /// `status`: where the session stands; `version` is the snapshot it holds (if any).
@@ -138,13 +169,23 @@ mod tests {
 
     #[test]
     fn a_snapshot_frame_is_the_snapshot_object_with_a_type() {
-        let frame = ServerFrame::Snapshot(LibrarySnapshot {
-            version: 7,
-            ..Default::default()
-        });
-        assert_eq!(
-            serde_json::to_string(&frame).unwrap(),
-            r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#
+        let frame = ServerFrame::Snapshot(
+            LibrarySnapshot {
+                version: 7,
+                ..Default::default()
+            }
+            .into(),
         );
+        let json = r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#;
+        assert_eq!(serde_json::to_string(&frame).unwrap(), json);
+        assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), frame);
+        let ServerFrame::Snapshot(mut reset) = frame else {
+            unreachable!()
+        };
+        reset.reset = true;
+        let reset = ServerFrame::Snapshot(reset);
+        let json = r#"{"type":"snapshot","reset":true,"version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#;
+        assert_eq!(serde_json::to_string(&reset).unwrap(), json);
+        assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), reset);
     }
 }

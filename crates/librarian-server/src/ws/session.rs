@@ -110,6 +110,7 @@ where
             session_id: self.id,
             user_id: self.user_id.clone(),
             library_id: self.library_id,
+            max_inflight_mutations: self.config.max_inflight,
         }));
         if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;
