@@ -358,3 +358,62 @@ async fn two_instances_ride_out_a_database_outage() {
     assert_eq!(acked.len(), 20, "rounds 0 and 2 commit everything");
     converge(followers, &target_tx, lib["version"].as_i64().unwrap()).await;
 }
+
+fn signal(server: &TestServer, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// G9: a client that resumes on an instance that lags behind what the client was acknowledged
+/// never receives an older snapshot. B is paused (SIGSTOP) while A commits, so B's cached view
+/// is older when the client reconnects to it with the acknowledged version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_on_a_lagging_instance_never_steps_back() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(&db, &[], &[]);
+    let token = p.a.token("alice");
+    // A session on B keeps B's view of the library cached (and is read, so never slow).
+    let mut keeper = connect(&p.b, &token).await;
+    until(&mut keeper, "snapshot").await;
+    let keeper = tokio::spawn(async move {
+        while let librarian_testkit::ws::Got::Frame(_) =
+            librarian_testkit::ws::recv(&mut keeper).await
+        {}
+    });
+    let mut stepped_back = Vec::new();
+    for i in 0..30 {
+        signal(&p.b, "-STOP");
+        let (status, r) = post(&p.a, &token, "/projects", json!({"name": format!("p{i}")})).await;
+        signal(&p.b, "-CONT");
+        assert_eq!(status, 201);
+        let acked = r["library_version"].as_i64().unwrap();
+        let (mut ws, _) = librarian_testkit::ws::connect_with(
+            &p.b,
+            &format!("?since_version={acked}"),
+            Some(&token),
+        )
+        .await
+        .map(|ws| (ws, ()))
+        .unwrap();
+        // The first snapshot, or a `live` status saying the held version is current.
+        let first = loop {
+            let f = librarian_testkit::ws::frame(&mut ws).await;
+            if f["type"] == "snapshot" || (f["type"] == "status" && f["state"] == "live") {
+                break f;
+            }
+        };
+        let version = first["version"].as_i64().unwrap();
+        if version < acked {
+            stepped_back.push((acked, first["type"].clone(), version));
+        }
+        assert_ne!(first["reset"], true, "the database did not go back");
+    }
+    keeper.abort();
+    println!("resumes that stepped back: {} of 30", stepped_back.len());
+    assert!(stepped_back.is_empty(), "stepped back: {stepped_back:?}");
+}

@@ -196,6 +196,27 @@ both_backends! {
         assert_eq!(until(&mut browser, "snapshot").await.0["version"], 4);
     }
 
+    async fn resuming_above_the_database_gets_a_snapshot_marked_reset(db) {
+        let server = start(&db, &[]);
+        let token = server.token("alice");
+        let http = Http::new(&server, &token);
+        for i in 0..3 {
+            http.call(reqwest::Method::POST, "/projects", Some(json!({"name": format!("p{i}")}))).await;
+        }
+        // The client holds version 1000: the database was restored to an older state since.
+        let mut ws = connect_with(&server, "?since_version=1000", Some(&token)).await.unwrap();
+        let (snapshot, before) = until(&mut ws, "snapshot").await;
+        assert!(before.iter().all(|f| f["type"] != "snapshot"), "{before:?}");
+        assert_eq!((snapshot["version"].as_i64(), &snapshot["reset"]), (Some(3), &json!(true)));
+        assert_eq!(snapshot["projects"].as_array().unwrap().len(), 3);
+        let (status, _) = until(&mut ws, "status").await;
+        assert_eq!((status["state"].as_str(), status["version"].as_i64()), (Some("live"), Some(3)));
+        // From there on, ordinary snapshots.
+        http.call(reqwest::Method::POST, "/projects", Some(json!({"name": "p3"}))).await;
+        let (snapshot, _) = until(&mut ws, "snapshot").await;
+        assert_eq!((snapshot["version"].as_i64(), snapshot.get("reset")), (Some(4), None));
+    }
+
     async fn a_session_that_stops_reading_is_closed_as_too_slow_while_others_converge(db) {
         let server = start(&db, &[("LIBRARIAN__WS__SEND_TIMEOUT_MS", "1000")]);
         let token = server.token("alice");

@@ -17,7 +17,7 @@ mod write;
 pub use context::{ContextActor, ContextBlockWrite, WriteContextBlock};
 pub use event::Mutated;
 pub use library::{
-    LibraryActor, LibraryView, ReloadAll, Snapshot, Subscribe, Subscription, SyncStats,
+    LibraryActor, LibraryView, Refresh, ReloadAll, Snapshot, Subscribe, Subscription, SyncStats,
     SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
 pub use project::{ProjectActor, ProjectWrite, WriteProject};

@@ -44,11 +44,30 @@ pub struct Snapshot {
     pub pending_since: Option<Instant>,
 }
 
+impl Snapshot {
+    /// The same frame marked `"reset": true` (the library went back below what a client
+    /// holds). Rare, so built per session from the shared frame rather than kept.
+    pub fn reset_frame(&self) -> ByteString {
+        // serde writes the tag first, then the fields in declaration order: `reset` (skipped
+        // when false) comes right after it.
+        const TAG: &str = r#"{"type":"snapshot","#;
+        match self.frame.strip_prefix(TAG) {
+            Some(rest) => ByteString::from(format!(r#"{TAG}"reset":true,{rest}"#)),
+            None => self.frame.clone(),
+        }
+    }
+}
+
 /// What every subscriber of a library can see right now.
 #[derive(Debug, Clone)]
 pub struct LibraryView {
     pub snapshot: Option<Arc<Snapshot>>,
     pub state: SyncState,
+    /// The number of the last reload whose result this view shows (see [`Refresh`]).
+    pub loaded: u64,
+    /// Bumped when the database was found at a lower version than the view held (restored
+    /// from a backup): the snapshot then steps back, and sessions say so (`reset`).
+    pub generation: u64,
 }
 
 impl LibraryView {
@@ -226,12 +245,24 @@ pub struct VersionSeen {
     pub version: i64,
 }
 
+/// Load `library_id` afresh. Answers the number of the reload that will reflect the database
+/// as of now or later: once a view's `loaded` reaches it, the view is not behind the database
+/// as it was when this was sent. Sessions resuming above the view they are given use it to
+/// tell a lagging instance (wait) from a database that went back (reset), G9.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "u64")]
+pub struct Refresh {
+    pub library_id: Uuid,
+}
+
 /// Events may have been missed (the listener reconnected): reload every served library.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct ReloadAll;
 
-/// A reload still running after this long is announced as `syncing`.
+/// A library behind the database for this long (a slow load, or a burst of writes that keeps
+/// it behind) is announced as `syncing`; a shorter gap would flash a status nobody can read
+/// and wake every session once more per version.
 const SYNCING_AFTER: Duration = Duration::from_millis(50);
 
 /// Backoff after failed reloads: 100 ms doubling up to 5 s, each delay jittered to 50–100 %.
@@ -257,8 +288,11 @@ struct LibraryState {
     last_reload: Option<Instant>,
     /// A reload is scheduled for when `min_reload_interval` has passed.
     throttled: bool,
-    /// Counts reloads, so a timer can tell whether the one it was set for is still running.
+    /// Counts reloads started, so a timer can tell whether the one it was set for is still
+    /// running, and [`Refresh`] which one will do.
     reload_seq: u64,
+    /// Times the database was found below the held version.
+    generation: u64,
     /// Since when the library has been behind (a commit announced, not yet published).
     behind_since: Option<Instant>,
     /// Distinguishes this state from an earlier one of the same library, so a reload that
@@ -303,10 +337,47 @@ impl LibraryActor {
         if state.target > state.held {
             SyncStats::bump(&self.stats.events_coalesced, 1);
         }
-        state.behind_since.get_or_insert_with(Instant::now);
+        if state.behind_since.is_none() {
+            state.behind_since = Some(Instant::now());
+            let epoch = state.epoch;
+            ctx.run_later(SYNCING_AFTER, move |act, ctx| {
+                act.announce_if_still_behind(library_id, epoch, ctx)
+            });
+        }
         state.target = version;
         self.maybe_reload(library_id, ctx);
         true
+    }
+
+    /// `syncing` once the library has been behind for [`SYNCING_AFTER`] (re-armed until it
+    /// catches up). An error status stays: it says more.
+    fn announce_if_still_behind(&mut self, library_id: Uuid, epoch: u64, ctx: &mut Context<Self>) {
+        let Some(state) = self.libraries.get_mut(&library_id) else {
+            return;
+        };
+        let Some(since) = state.behind_since.filter(|_| state.epoch == epoch) else {
+            return;
+        };
+        if state.held < 0 || state.target <= state.held {
+            return;
+        }
+        let waited = since.elapsed();
+        if waited < SYNCING_AFTER {
+            ctx.run_later(SYNCING_AFTER - waited, move |act, ctx| {
+                act.announce_if_still_behind(library_id, epoch, ctx)
+            });
+            return;
+        }
+        let target_version = state.target;
+        state.views.send_if_modified(|v| {
+            let next = SyncState::Syncing { target_version };
+            let change =
+                matches!(v.state, SyncState::Live | SyncState::Syncing { .. }) && v.state != next;
+            if change {
+                v.state = next;
+            }
+            change
+        });
     }
 
     /// One query for the versions of every served library; reloads those that moved.
@@ -445,24 +516,8 @@ impl LibraryActor {
         state.deferred_since = None;
         state.last_reload = Some(Instant::now());
         state.reload_seq += 1;
-        if state.held >= 0 && state.target > state.held {
-            // Announce `syncing` only if this load turns out slow: a fast one would flash a
-            // status nobody can read and wake every session once more per version.
-            let (epoch, seq) = (state.epoch, state.reload_seq);
-            ctx.run_later(SYNCING_AFTER, move |act, _| {
-                if let Some(s) = act.libraries.get_mut(&library_id)
-                    && s.epoch == epoch
-                    && s.loading
-                    && s.reload_seq == seq
-                {
-                    let target_version = s.target;
-                    s.views
-                        .send_modify(|v| v.state = SyncState::Syncing { target_version });
-                }
-            });
-        }
         SyncStats::bump(&self.stats.reloads_started, 1);
-        let epoch = state.epoch;
+        let (epoch, seq) = (state.epoch, state.reload_seq);
         let store = self.store.clone();
         let load = async move {
             let started = Instant::now();
@@ -470,7 +525,7 @@ impl LibraryActor {
             (result, started.elapsed())
         };
         ctx.spawn(load.into_actor(self).map(move |(result, took), act, ctx| {
-            act.reload_done(library_id, epoch, result, took, ctx);
+            act.reload_done(library_id, epoch, seq, result, took, ctx);
         }));
     }
 
@@ -478,6 +533,7 @@ impl LibraryActor {
         &mut self,
         library_id: Uuid,
         epoch: u64,
+        seq: u64,
         result: Result<Snapshot, Error>,
         took: Duration,
         ctx: &mut Context<Self>,
@@ -497,14 +553,28 @@ impl LibraryActor {
                 tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
                     bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
                 let behind = state.target > snapshot.version || std::mem::take(&mut state.recheck);
-                let next_state = if behind {
-                    SyncState::Syncing {
-                        target_version: state.target,
+                // Still behind after this load: `syncing` only if it has been so for a while
+                // (otherwise the timer armed in `seen` announces it if it lasts).
+                let next_state = match state.behind_since {
+                    Some(since)
+                        if state.target > snapshot.version && since.elapsed() >= SYNCING_AFTER =>
+                    {
+                        SyncState::Syncing {
+                            target_version: state.target,
+                        }
                     }
-                } else {
-                    SyncState::Live
+                    _ => SyncState::Live,
                 };
-                if snapshot.version > state.held {
+                // Below the held version only if the database went back (restored from a
+                // backup): then the view follows it, as a new generation.
+                let went_back = state.held >= 0 && snapshot.version < state.held;
+                if went_back {
+                    tracing::warn!(%library_id, held = state.held, version = snapshot.version,
+                        "the database holds an older version of the library than this instance served");
+                    state.generation += 1;
+                    state.target = snapshot.version;
+                }
+                if snapshot.version > state.held || went_back {
                     let mut snapshot = snapshot;
                     snapshot.pending_since = state.behind_since;
                     if snapshot.version >= state.target {
@@ -516,12 +586,16 @@ impl LibraryActor {
                     state.views.send_replace(LibraryView {
                         snapshot: Some(Arc::new(snapshot)),
                         state: next_state,
+                        loaded: seq,
+                        generation: state.generation,
                     });
                 } else {
-                    // Same version as held (e.g. recovering from an error): status only.
+                    // Same version as held (a recheck, or recovering from an error): the
+                    // status and the reload number only.
                     state.views.send_if_modified(|v| {
-                        let changed = v.state != next_state;
+                        let changed = v.state != next_state || v.loaded != seq;
                         v.state = next_state;
+                        v.loaded = seq;
                         changed
                     });
                 }
@@ -615,6 +689,8 @@ impl Handler<Subscribe> for LibraryActor {
         let (views, rx) = watch::channel(LibraryView {
             snapshot: None,
             state: SyncState::Loading,
+            loaded: 0,
+            generation: 0,
         });
         self.next_epoch += 1;
         self.libraries.insert(
@@ -632,6 +708,7 @@ impl Handler<Subscribe> for LibraryActor {
                 last_reload: None,
                 throttled: false,
                 reload_seq: 0,
+                generation: 0,
                 behind_since: None,
                 epoch: self.next_epoch,
             },
@@ -691,6 +768,25 @@ impl Handler<ReloadAll> for LibraryActor {
     }
 }
 
+impl Handler<Refresh> for LibraryActor {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Refresh, ctx: &mut Context<Self>) -> u64 {
+        let Some(state) = self.libraries.get_mut(&msg.library_id) else {
+            return 0;
+        };
+        // The next reload to start began after this message: one in flight may have read the
+        // database before the caller's reason to ask.
+        let wanted = state.reload_seq + 1;
+        if state.loading {
+            state.recheck = true;
+        } else {
+            self.start_reload(msg.library_id, ctx);
+        }
+        wanted
+    }
+}
+
 impl Handler<WriteStarted> for LibraryActor {
     type Result = ();
 
@@ -718,6 +814,23 @@ impl Handler<WriteEnded> for LibraryActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_frame_is_the_snapshot_frame_with_reset_set() {
+        let library = librarian_core::LibrarySnapshot {
+            version: 3,
+            ..Default::default()
+        };
+        let snapshot = serialize(library.clone()).unwrap();
+        let expected = serde_json::to_string(&ServerFrame::Snapshot(
+            librarian_core::protocol::SnapshotFrame {
+                reset: true,
+                library,
+            },
+        ))
+        .unwrap();
+        assert_eq!(&*snapshot.reset_frame(), expected.as_str());
+    }
 
     #[test]
     fn retry_delays_grow_and_stay_capped() {

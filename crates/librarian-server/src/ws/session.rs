@@ -57,8 +57,17 @@ impl From<Gone> for End {
 /// What the session has told its client so far.
 #[derive(Default)]
 struct Sent {
+    /// The version the client holds: the last snapshot sent, or before that the one it
+    /// resumed with. Nothing older ever goes out without `reset` (G9).
     version: Option<i64>,
+    /// Snapshots sent in this session.
+    snapshots: u64,
     status: Option<Status>,
+    /// The client holds more than this instance's view: the reload that settles whether the
+    /// instance lags (wait for it) or the database went back (reset).
+    awaiting: Option<u64>,
+    /// The view generation last seen (it changes when the database went back).
+    generation: Option<u64>,
 }
 
 impl<S> Session<S>
@@ -129,7 +138,10 @@ where
         };
         let mut views = subscription.views;
         views.mark_changed();
-        let mut sent = Sent::default();
+        let mut sent = Sent {
+            version: self.since_version,
+            ..Sent::default()
+        };
         let (replies_tx, mut replies) = mpsc::channel::<String>(self.config.max_inflight);
         let inflight = Arc::new(Semaphore::new(self.config.max_inflight));
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
@@ -201,28 +213,63 @@ where
 
     /// Sends what changed in the library view: a newer snapshot, then the status if it moved.
     async fn on_view(&mut self, view: LibraryView, sent: &mut Sent) -> Result<(), End> {
-        if let Some(snapshot) = &view.snapshot
-            && sent.version.is_none_or(|v| snapshot.version > v)
-        {
-            let resumed = sent.version.is_none() && self.since_version == Some(snapshot.version);
-            if !resumed {
-                // The frame was serialized once for every session; this shares its bytes.
-                self.send_text("snapshot", snapshot.frame.clone()).await?;
-                let metrics = &self.state.metrics;
-                if let Some(since) = snapshot.pending_since {
-                    metrics
-                        .commit_to_frame_seconds
-                        .observe(since.elapsed().as_secs_f64());
+        if let Some(snapshot) = &view.snapshot {
+            let went_back = sent.generation.is_some_and(|g| g != view.generation);
+            sent.generation = Some(view.generation);
+            match sent.version {
+                Some(held) if snapshot.version == held => {}
+                Some(held) if snapshot.version < held => {
+                    let settled = sent.awaiting.is_some_and(|seq| view.loaded >= seq);
+                    if went_back || settled {
+                        // Fresh from the database and still older: it went back (restored
+                        // from a backup). Say so rather than silently stepping back.
+                        self.send_text("snapshot", snapshot.reset_frame()).await?;
+                        sent.version = Some(snapshot.version);
+                        sent.snapshots += 1;
+                        sent.awaiting = None;
+                    } else if sent.awaiting.is_none() {
+                        // This instance lags (e.g. its notifications are late): load afresh
+                        // and hold everything older back meanwhile.
+                        let refresh = librarian_actors::Refresh {
+                            library_id: self.library_id,
+                        };
+                        match self.state.sync.library.send(refresh).await {
+                            Ok(seq) => sent.awaiting = Some(seq),
+                            Err(_) => {
+                                return Err(End::Close(1011, "the sync core stopped".into()));
+                            }
+                        }
+                    }
                 }
-                if let Some(had) = sent.version {
-                    let skipped = (snapshot.version - had - 1).max(0);
-                    metrics.versions_skipped.inc_by(skipped as u64);
+                _ => {
+                    // The frame was serialized once for every session; this shares its bytes.
+                    self.send_text("snapshot", snapshot.frame.clone()).await?;
+                    let metrics = &self.state.metrics;
+                    if let Some(since) = snapshot.pending_since {
+                        metrics
+                            .commit_to_frame_seconds
+                            .observe(since.elapsed().as_secs_f64());
+                    }
+                    if let Some(had) = sent.version.filter(|_| sent.snapshots > 0) {
+                        let skipped = (snapshot.version - had - 1).max(0);
+                        metrics.versions_skipped.inc_by(skipped as u64);
+                    }
+                    sent.version = Some(snapshot.version);
+                    sent.snapshots += 1;
+                    sent.awaiting = None;
                 }
             }
-            sent.version = Some(snapshot.version);
         }
+        let behind_client = view
+            .snapshot
+            .as_ref()
+            .zip(sent.version)
+            .is_some_and(|(s, held)| s.version < held);
         let state = match view.state {
             SyncState::Loading => return Ok(()),
+            _ if behind_client => SyncState::Syncing {
+                target_version: sent.version.unwrap_or_default(),
+            },
             SyncState::Syncing { target_version }
                 if sent.version.is_none_or(|v| target_version > v) =>
             {
