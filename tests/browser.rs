@@ -1,7 +1,8 @@
 //! The web page in a real headless Chromium (Debian's `chromium` + `chromium-driver`, driven
 //! over WebDriver by fantoccini): two pages of one user stay in sync, temporary blocks stay
-//! local, and the status pill shows an outage and the recovery. Saves screenshots under
-//! `target/browser/`.
+//! local, and the status pill shows an outage and the recovery; librarian.js paces mutations
+//! under the server's in-flight limit across cut connections and never steps back. Saves
+//! screenshots under `target/browser/`.
 //!
 //! Skipped (with a note) when chromedriver is missing, unless `LIBRARIAN_TEST_REQUIRE_BROWSER=1`
 //! (set by `.ci/run`).
@@ -9,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use librarian_testkit::proxy::TcpProxy;
 use librarian_testkit::server::TestServer;
 use std::io::Write;
 use std::path::PathBuf;
@@ -292,4 +294,142 @@ async fn two_pages_of_one_user_stay_in_sync_in_a_real_browser() {
     println!("screenshot: {}", shot.display());
     page1.close().await.unwrap();
     page2.close().await.unwrap();
+}
+
+/// Runs `script` in the page and returns its value as an integer.
+async fn js_i64(page: &Client, script: &str) -> i64 {
+    page.execute(script, vec![])
+        .await
+        .unwrap()
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+/// librarian.js alone (no app): 40 creates at once against a limit of 2 in flight, with the
+/// connection cut twice on the way; every one resolves and applies once. Then the held
+/// snapshot does not step back for an older one, only for one marked `reset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_back() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let server = TestServer::start(&[("LIBRARIAN__WS__MAX_INFLIGHT_MUTATIONS", "2")]);
+    let upstream = server
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy = TcpProxy::start(upstream).await;
+    let page = driver.page("pacing").await;
+    page.goto(&format!("http://{}/", proxy.addr)).await.unwrap();
+    const N: i64 = 40;
+    page.execute(
+        r#"
+        const n = arguments[0];
+        window.results = [];
+        (async () => {
+          const { Library, devToken } = await import("/librarian.js");
+          const lib = new Library(location.origin, await devToken(location.origin, "pacer"));
+          window.lib = lib;
+          await Promise.all(Array.from({ length: n }, (_, i) =>
+            lib.createContextBlock({ title: `p${String(i).padStart(3, "0")}` }).then(
+              () => window.results.push("ok"),
+              (e) => window.results.push(JSON.stringify(e.problem ?? String(e))))));
+        })().catch((e) => window.results.push(String(e)));
+        "#,
+        vec![serde_json::json!(N)],
+    )
+    .await
+    .unwrap();
+    for cut_after in [3, N / 2] {
+        eventually(&format!("{cut_after} mutations resolved"), || async {
+            js_i64(&page, "return window.results.length").await >= cut_after
+        })
+        .await;
+        proxy.cut();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        proxy.restore().await;
+    }
+    eventually("every mutation resolved", || async {
+        js_i64(&page, "return window.results.length").await == N
+    })
+    .await;
+    let results = page.execute("return window.results", vec![]).await.unwrap();
+    let failed: Vec<&serde_json::Value> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| *r != "ok")
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} reported as failed, the first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let library: serde_json::Value = reqwest::Client::new()
+        .get(server.url("/api/v1/library"))
+        .bearer_auth(server.token("pacer"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut titles: Vec<&str> = library["context_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["title"].as_str().unwrap())
+        .collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len() as i64, N, "each mutation applied exactly once");
+    assert_eq!(
+        library["context_blocks"].as_array().unwrap().len() as i64,
+        N
+    );
+
+    // A resumed session (no snapshot on it yet) is handed an older snapshot: ignored; one
+    // marked `reset` replaces what is held. Frames fed to the client's own handler.
+    page.execute("window.ws0 = window.lib.ws", vec![])
+        .await
+        .unwrap();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.restore().await;
+    eventually("a resumed live session", || async {
+        js_i64(
+            &page,
+            r#"return (window.lib.ws !== window.ws0 && window.lib.ws.readyState === 1
+                       && window.lib.status.state === "live") ? 1 : 0"#,
+        )
+        .await
+            == 1
+    })
+    .await;
+    let versions = page
+        .execute(
+            r#"
+            const lib = window.lib;
+            const held = lib.snapshot.version;
+            const frame = (version, reset) => ({ data: JSON.stringify({ type: "snapshot", reset,
+              version, projects: [], context_blocks: [], saved_prompts: [] }) });
+            lib.ws.onmessage(frame(held - 1, false));
+            const kept = lib.snapshot.version;
+            lib.ws.onmessage(frame(1, true));
+            const reset = lib.snapshot.version;
+            lib.close();
+            return [held, kept, reset];
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        versions,
+        serde_json::json!([N, N, 1]),
+        "[held, after older, after reset]"
+    );
+    page.close().await.unwrap();
 }

@@ -1,6 +1,11 @@
 //! The background task behind a [`Library`](crate::Library): one WebSocket session at a time,
 //! reconnecting with backoff and `since_version`, resending unacknowledged mutations with their
 //! original `mutation_id`, and resolving each mutation once its version is in a snapshot.
+//!
+//! Pacing: at most `hello.max_inflight_mutations` mutations are unanswered on a session; the
+//! rest wait in order and go as answers arrive. A reject the server may not mean as final
+//! (`too_many_mutations`, any 503) is resent with the same `mutation_id` after a backoff: the
+//! first attempt may have committed, so reporting it as failed could be a lie.
 
 use crate::{Applied, ClientError, SyncStatus};
 use futures_util::{SinkExt, StreamExt};
@@ -10,6 +15,7 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
@@ -24,17 +30,49 @@ pub(crate) enum Command {
 
 /// A mutation the server has not yet confirmed into a snapshot this client holds.
 pub(crate) struct Pending {
-    pub mutation_id: String,
-    pub op: Op,
-    pub id: Option<Uuid>,
-    pub if_version: Option<i64>,
-    pub data: Option<serde_json::Value>,
-    pub done: oneshot::Sender<Result<Applied, ClientError>>,
+    mutation_id: String,
+    op: Op,
+    id: Option<Uuid>,
+    if_version: Option<i64>,
+    data: Option<serde_json::Value>,
+    done: oneshot::Sender<Result<Applied, ClientError>>,
+    /// Sent on the current session and not answered yet.
+    in_flight: bool,
+    /// Retryable rejects so far (drives the backoff).
+    retries: u32,
+    /// After a retryable reject: not sent again before this.
+    not_before: Option<Instant>,
     /// Set by the `ack`; the mutation resolves once a snapshot at least this new arrives.
-    pub acked: Option<Applied>,
+    acked: Option<Applied>,
 }
 
 impl Pending {
+    pub fn new(
+        op: Op,
+        id: Option<Uuid>,
+        if_version: Option<i64>,
+        data: Option<serde_json::Value>,
+        done: oneshot::Sender<Result<Applied, ClientError>>,
+    ) -> Pending {
+        Pending {
+            mutation_id: Uuid::new_v4().to_string(),
+            op,
+            id,
+            if_version,
+            data,
+            done,
+            in_flight: false,
+            retries: 0,
+            not_before: None,
+            acked: None,
+        }
+    }
+
+    /// Waiting to be sent (again), whether or not its backoff has passed.
+    fn queued(&self) -> bool {
+        !self.in_flight && self.acked.is_none()
+    }
+
     fn frame(&self) -> String {
         let frame = MutateFrame {
             mutation_id: self.mutation_id.clone(),
@@ -57,10 +95,14 @@ pub(crate) struct Connection {
     snapshot: watch::Sender<Option<Arc<LibrarySnapshot>>>,
     status: watch::Sender<SyncStatus>,
     commands: mpsc::UnboundedReceiver<Command>,
+    /// In the order the mutations were issued, which is the order they are sent in.
     pending: Vec<Pending>,
     /// Version of the snapshot this client holds.
     held: Option<i64>,
     failures: u32,
+    /// The current session's `max_inflight_mutations`; `None` until its `hello` (nothing is
+    /// sent before: the limit may differ from the last server's).
+    max_inflight: Option<usize>,
 }
 
 enum Outcome {
@@ -87,6 +129,7 @@ impl Connection {
             pending: Vec::new(),
             held: None,
             failures: 0,
+            max_inflight: None,
         }
     }
 }
@@ -118,6 +161,13 @@ pub(crate) async fn run(mut c: Connection) {
     }
 }
 
+/// A reject that says "not now" rather than "no": the server may have committed an earlier
+/// attempt of the same mutation, so it is resent, never reported.
+fn retryable(status: u16, code: Option<&str>) -> bool {
+    status == 503 || code == Some("too_many_mutations")
+}
+
+/// The one backoff: reconnects (by consecutive failures) and deferred mutations (by retries).
 fn retry_delay(failures: u32) -> Duration {
     let exp = RETRY_BASE.saturating_mul(1 << failures.saturating_sub(1).min(10));
     exp.min(RETRY_MAX)
@@ -144,28 +194,25 @@ impl Connection {
             Ok((ws, _)) => ws,
             Err(e) => return Outcome::Dropped(e.to_string()),
         };
-        // Whatever was sent before and not acknowledged goes again, with the same id.
-        for frame in self
-            .pending
-            .iter()
-            .filter(|p| p.acked.is_none())
-            .map(Pending::frame)
-            .collect::<Vec<_>>()
-        {
-            if let Err(e) = ws.send(Message::Text(frame.into())).await {
-                return Outcome::Dropped(e.to_string());
-            }
-        }
+        self.begin_session();
         loop {
+            let now = Instant::now();
+            for frame in self.sendable(now) {
+                if let Err(e) = ws.send(Message::Text(frame.into())).await {
+                    return Outcome::Dropped(e.to_string());
+                }
+            }
+            let retry_at = self.next_retry(now);
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::Mutate(p)) => {
-                        let frame = p.frame();
-                        self.pending.push(*p);
-                        if let Err(e) = ws.send(Message::Text(frame.into())).await {
-                            return Outcome::Dropped(e.to_string());
-                        }
-                    }
+                    // Queued; the top of the loop sends it if the limit allows.
+                    Some(Command::Mutate(p)) => self.pending.push(*p),
                     Some(Command::Close) | None => {
                         let _ = ws.close(None).await;
                         return Outcome::Closed;
@@ -182,8 +229,51 @@ impl Connection {
                     Some(Err(e)) => return Outcome::Dropped(e.to_string()),
                     None => return Outcome::Dropped("connection ended".into()),
                 },
+                () = retry => {}
             }
         }
+    }
+
+    /// A new session: nothing is in flight on it yet. Whatever was sent before and not
+    /// acknowledged goes again, with the same id, paced once `hello` gives the limit.
+    fn begin_session(&mut self) {
+        self.max_inflight = None;
+        for p in &mut self.pending {
+            p.in_flight = false;
+        }
+    }
+
+    /// Marks as in flight, and returns the frames of, the queued mutations the limit allows
+    /// now, oldest first (none before this session's `hello`).
+    fn sendable(&mut self, now: Instant) -> Vec<String> {
+        let Some(limit) = self.max_inflight else {
+            return Vec::new();
+        };
+        let mut in_flight = self.pending.iter().filter(|p| p.in_flight).count();
+        let mut frames = Vec::new();
+        for p in &mut self.pending {
+            if in_flight >= limit {
+                break;
+            }
+            if p.queued() && p.not_before.is_none_or(|t| t <= now) {
+                p.in_flight = true;
+                p.not_before = None;
+                in_flight += 1;
+                frames.push(p.frame());
+            }
+        }
+        frames
+    }
+
+    /// When the earliest backoff still running ends. Only future ones: a mutation whose backoff
+    /// is over but the limit holds back goes when an answer frees a place (no busy wake-ups).
+    fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter(|p| p.queued())
+            .filter_map(|p| p.not_before)
+            .filter(|t| *t > now)
+            .min()
     }
 
     fn on_frame(&mut self, text: &str) {
@@ -195,8 +285,9 @@ impl Connection {
             }
         };
         match frame {
-            ServerFrame::Hello(_) => {
+            ServerFrame::Hello(hello) => {
                 self.failures = 0;
+                self.max_inflight = Some(hello.max_inflight_mutations.max(1));
                 if self.held.is_none() {
                     self.status.send_replace(SyncStatus::Loading);
                 }
@@ -246,6 +337,7 @@ impl Connection {
                     .iter_mut()
                     .find(|p| p.mutation_id == ack.mutation_id)
                 {
+                    p.in_flight = false;
                     p.acked = Some(Applied {
                         data: ack.data,
                         library_version: ack.library_version,
@@ -254,19 +346,29 @@ impl Connection {
                 self.resolve_visible();
             }
             ServerFrame::Reject(reject) => {
-                if let Some(at) = self
+                let Some(at) = self
                     .pending
                     .iter()
-                    .position(|p| p.mutation_id == reject.mutation_id)
-                {
-                    let p = self.pending.remove(at);
-                    let problem = reject.error;
-                    let _ = p.done.send(Err(ClientError::Rejected {
-                        status: problem["status"].as_u64().unwrap_or(0) as u16,
-                        detail: problem["detail"].as_str().unwrap_or_default().to_owned(),
-                        problem,
-                    }));
+                    .position(|p| p.mutation_id == reject.mutation_id && p.acked.is_none())
+                else {
+                    return;
+                };
+                let problem = reject.error;
+                let status = problem["status"].as_u64().unwrap_or(0) as u16;
+                if retryable(status, problem["code"].as_str()) {
+                    let p = &mut self.pending[at];
+                    p.in_flight = false;
+                    p.retries += 1;
+                    p.not_before = Some(Instant::now() + retry_delay(p.retries));
+                    tracing::debug!(mutation_id = %p.mutation_id, status, "mutation deferred; resending");
+                    return;
                 }
+                let p = self.pending.remove(at);
+                let _ = p.done.send(Err(ClientError::Rejected {
+                    status,
+                    detail: problem["detail"].as_str().unwrap_or_default().to_owned(),
+                    problem,
+                }));
             }
             ServerFrame::Error(e) => {
                 tracing::warn!(code = %e.code, message = %e.message, "the server refused a frame");
@@ -291,6 +393,198 @@ impl Connection {
             } else {
                 i += 1;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The session's bookkeeping without a network: frames in, frames to send out.
+
+    use super::*;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    type Done = oneshot::Receiver<Result<Applied, ClientError>>;
+
+    fn connection() -> (Connection, watch::Receiver<Option<Arc<LibrarySnapshot>>>) {
+        let (snapshot, snapshots) = watch::channel(None);
+        let (status, _) = watch::channel(SyncStatus::Connecting);
+        let (_, commands) = mpsc::unbounded_channel();
+        let c = Connection::new("ws://unused".into(), "t".into(), snapshot, status, commands);
+        (c, snapshots)
+    }
+
+    fn hello(max_inflight: usize) -> String {
+        serde_json::json!({
+            "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
+            "library_id": Uuid::nil(), "max_inflight_mutations": max_inflight,
+        })
+        .to_string()
+    }
+
+    fn snapshot(version: i64, reset: bool) -> String {
+        serde_json::json!({
+            "type": "snapshot", "reset": reset, "version": version,
+            "projects": [], "context_blocks": [], "saved_prompts": [],
+        })
+        .to_string()
+    }
+
+    fn ack(mutation_id: &str, version: i64) -> String {
+        serde_json::json!({
+            "type": "ack", "mutation_id": mutation_id, "library_version": version, "data": null,
+        })
+        .to_string()
+    }
+
+    fn reject(mutation_id: &str, status: u16, code: &str) -> String {
+        serde_json::json!({
+            "type": "reject", "mutation_id": mutation_id,
+            "error": {"type": format!("urn:librarian:problem:{code}"), "title": "t",
+                      "status": status, "detail": "d", "code": code},
+        })
+        .to_string()
+    }
+
+    /// Queues a mutation as the handle would.
+    fn issue(c: &mut Connection) -> Done {
+        let (done, result) = oneshot::channel();
+        c.pending.push(Pending::new(
+            Op::ProjectDelete,
+            Some(Uuid::new_v4()),
+            None,
+            None,
+            done,
+        ));
+        result
+    }
+
+    fn ids(frames: &[String]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| {
+                let v: serde_json::Value = serde_json::from_str(f).unwrap();
+                assert_eq!(v["type"], "mutate");
+                v["mutation_id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    fn held(snapshots: &watch::Receiver<Option<Arc<LibrarySnapshot>>>) -> Option<i64> {
+        snapshots.borrow().as_ref().map(|s| s.version)
+    }
+
+    #[test]
+    fn an_older_snapshot_is_ignored_unless_the_server_says_reset() {
+        let (mut c, snapshots) = connection();
+        c.on_frame(&hello(32));
+        c.on_frame(&snapshot(5, false));
+        assert_eq!(held(&snapshots), Some(5));
+        // A lagging instance's older snapshot: never a step back (G9).
+        c.on_frame(&snapshot(3, false));
+        c.on_frame(&snapshot(5, false));
+        assert_eq!((held(&snapshots), c.held), (Some(5), Some(5)));
+        // The database went back (restored from a backup): the client follows it.
+        c.on_frame(&snapshot(3, true));
+        assert_eq!((held(&snapshots), c.held), (Some(3), Some(3)));
+        c.on_frame(&snapshot(4, false));
+        assert_eq!(held(&snapshots), Some(4));
+    }
+
+    #[test]
+    fn no_more_than_the_announced_limit_is_in_flight_and_the_rest_follow_in_order() {
+        let (mut c, _snapshots) = connection();
+        let mut done: Vec<Done> = (0..5).map(|_| issue(&mut c)).collect();
+        c.begin_session();
+        // Nothing before `hello`: the limit is not known yet.
+        assert!(c.sendable(Instant::now()).is_empty());
+        c.on_frame(&hello(2));
+        let first = ids(&c.sendable(Instant::now()));
+        assert_eq!(first.len(), 2);
+        assert!(
+            c.sendable(Instant::now()).is_empty(),
+            "the limit is reached"
+        );
+        // Each answer lets one more go; one issued meanwhile waits its turn behind the others.
+        done.push(issue(&mut c));
+        c.on_frame(&ack(&first[0], 1));
+        let next = ids(&c.sendable(Instant::now()));
+        assert_eq!(next, [c.pending[2].mutation_id.clone()]);
+        c.on_frame(&reject(&first[1], 422, "validation"));
+        let next = ids(&c.sendable(Instant::now()));
+        assert_eq!(next, [c.pending[2].mutation_id.clone()]);
+        assert!(matches!(
+            done[1].try_recv(),
+            Ok(Err(ClientError::Rejected { status: 422, .. }))
+        ));
+        // Acknowledged but not yet in a held snapshot: not in flight, not resolved either.
+        assert!(matches!(done[0].try_recv(), Err(TryRecvError::Empty)));
+        c.on_frame(&snapshot(1, false));
+        assert!(matches!(done[0].try_recv(), Ok(Ok(_))));
+
+        // A dropped connection: the unanswered go again on the next session, paced again.
+        let unanswered: Vec<String> = c
+            .pending
+            .iter()
+            .filter(|p| p.acked.is_none())
+            .map(|p| p.mutation_id.clone())
+            .collect();
+        assert_eq!(unanswered.len(), 4);
+        c.begin_session();
+        assert!(c.sendable(Instant::now()).is_empty());
+        c.on_frame(&hello(3));
+        assert_eq!(ids(&c.sendable(Instant::now())), unanswered[..3]);
+    }
+
+    #[test]
+    fn a_deferred_mutation_whose_backoff_is_over_waits_for_a_free_place_without_a_wake_up() {
+        let (mut c, _snapshots) = connection();
+        let _first = issue(&mut c);
+        let _second = issue(&mut c);
+        c.on_frame(&hello(1));
+        let sent = ids(&c.sendable(Instant::now()));
+        c.on_frame(&reject(&sent[0], 429, "too_many_mutations"));
+        let now = Instant::now();
+        let other = ids(&c.sendable(now));
+        let retry_at = c.next_retry(now).unwrap();
+        // Its backoff is over, but the one place is taken: nothing to wake up for.
+        assert!(c.sendable(retry_at).is_empty());
+        assert_eq!(c.next_retry(retry_at), None);
+        c.on_frame(&ack(&other[0], 1));
+        assert_eq!(ids(&c.sendable(retry_at)), sent);
+    }
+
+    #[test]
+    fn a_deferred_mutation_is_resent_with_its_id_after_a_backoff_and_never_failed() {
+        for (status, code) in [(429, "too_many_mutations"), (503, "database_unavailable")] {
+            let (mut c, _snapshots) = connection();
+            let mut first = issue(&mut c);
+            let _second = issue(&mut c);
+            c.on_frame(&hello(1));
+            let sent = ids(&c.sendable(Instant::now()));
+            c.on_frame(&reject(&sent[0], status, code));
+            assert!(
+                matches!(first.try_recv(), Err(TryRecvError::Empty)),
+                "{code}: reported as final"
+            );
+            // The next in line may go meanwhile; the deferred one waits for its backoff.
+            let now = Instant::now();
+            let other = ids(&c.sendable(now));
+            assert_ne!(other, sent);
+            let retry_at = c.next_retry(now).unwrap();
+            c.on_frame(&ack(&other[0], 1));
+            assert!(
+                c.sendable(now).is_empty(),
+                "{code}: resent before its backoff"
+            );
+            assert_eq!(
+                ids(&c.sendable(retry_at)),
+                sent,
+                "{code}: not resent as itself"
+            );
+            c.on_frame(&ack(&sent[0], 2));
+            c.on_frame(&snapshot(2, false));
+            assert!(matches!(first.try_recv(), Ok(Ok(a)) if a.library_version == 2));
         }
     }
 }

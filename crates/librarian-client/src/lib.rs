@@ -7,6 +7,9 @@
 //! afterwards always includes its own write (read-your-writes), and nothing is shown before the
 //! server confirmed it (no optimistic state). A mutation not yet acknowledged when the connection
 //! drops is sent again with the same `mutation_id`, which the server applies at most once.
+//! At most the server's `max_inflight_mutations` are in flight at once (the rest queue), and a
+//! mutation the server deferred (`too_many_mutations`, 503) is resent after a backoff, never
+//! reported as failed: an earlier attempt of it may have committed.
 //!
 //! Temporary blocks live only in this handle: they are merged into [`Library::view`], marked
 //! as temporary, never sent, and survive every snapshot until saved (a create) or discarded.
@@ -251,15 +254,9 @@ impl Library {
         let data = data.map(serde_json::to_value).transpose()?;
         let (done, result) = oneshot::channel();
         self.commands
-            .send(connection::Command::Mutate(Box::new(connection::Pending {
-                mutation_id: Uuid::new_v4().to_string(),
-                op,
-                id,
-                if_version,
-                data,
-                done,
-                acked: None,
-            })))
+            .send(connection::Command::Mutate(Box::new(
+                connection::Pending::new(op, id, if_version, data, done),
+            )))
             .map_err(|_| ClientError::Closed)?;
         result.await.map_err(|_| ClientError::Closed)?
     }

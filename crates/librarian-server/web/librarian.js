@@ -7,11 +7,28 @@
 //   snapshot at least as new as its version (read-your-writes); it rejects with the server's
 //   problem document. Mutations not yet acknowledged when the connection drops are sent again
 //   with the same `mutation_id`, which the server applies at most once.
+// - At most `hello.max_inflight_mutations` mutations are unanswered on a session; the rest
+//   wait in order and go as answers arrive. A reject that means "not now" (`too_many_mutations`,
+//   any 503) is resent with the same `mutation_id` after a backoff, never reported: an earlier
+//   attempt of it may have committed.
+// - Never a step back (G9): a snapshot older than the one held is ignored, unless the server
+//   marks it `reset` (its database went back, restored from a backup).
 // - Temporary blocks live only here: merged into `view()`, marked `temporary`, never sent,
 //   kept across snapshots until saved (a create) or discarded.
 
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
+
+/** The one backoff (reconnects and deferred mutations): exponential, capped, with jitter. */
+function retryDelay(failures) {
+  const exp = Math.min(RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 10), RETRY_MAX_MS);
+  return Math.round(exp * (0.5 + Math.random() / 2));
+}
+
+/** A reject that says "not now" rather than "no". */
+function retryable(problem) {
+  return problem?.status === 503 || problem?.code === "too_many_mutations";
+}
 
 function uuid() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
@@ -55,7 +72,11 @@ export class Library extends EventTarget {
     this.snapshot = null;
     /** {state: "connecting"|"loading"|"live"|"syncing"|"error"|"reconnecting", ...} */
     this.status = { state: "connecting" };
+    /** Unresolved mutations by id; a Map keeps the order they were issued (and are sent) in. */
     this.pending = new Map();
+    /** The current session's `max_inflight_mutations`; null until its `hello`. */
+    this.maxInflight = null;
+    this.retryTimer = null;
     this.temporary = [];
     this.failures = 0;
     this.closed = false;
@@ -65,6 +86,7 @@ export class Library extends EventTarget {
 
   close() {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     this.ws?.close(1000);
     for (const p of this.pending.values()) p.reject(new MutationError({ detail: "closed" }));
     this.pending.clear();
@@ -93,8 +115,8 @@ export class Library extends EventTarget {
     if (ifVersion != null) frame.if_version = ifVersion;
     if (data !== undefined) frame.data = data;
     return new Promise((resolve, reject) => {
-      this.pending.set(mutation_id, { frame, resolve, reject, acked: null });
-      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+      this.pending.set(mutation_id, { frame, resolve, reject, acked: null, inFlight: false, retries: 0, notBefore: 0 });
+      this.#pump();
     });
   }
 
@@ -147,13 +169,14 @@ export class Library extends EventTarget {
     const url = new URL("/api/v1/ws", this.baseUrl);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("access_token", this.token);
+    // Resume from the version held (the snapshot shown).
     if (this.snapshot) url.searchParams.set("since_version", String(this.snapshot.version));
     const ws = new WebSocket(url);
     this.ws = ws;
-    let firstSnapshot = true;
-    ws.onopen = () => {
-      for (const p of this.pending.values()) if (!p.acked) ws.send(JSON.stringify(p.frame));
-    };
+    // A new session: nothing is in flight on it; unacknowledged mutations go again, paced,
+    // once its `hello` gives the limit.
+    this.maxInflight = null;
+    for (const p of this.pending.values()) p.inFlight = false;
     ws.onmessage = (event) => {
       let frame;
       try {
@@ -162,9 +185,9 @@ export class Library extends EventTarget {
         return;
       }
       if (frame.type === "snapshot") {
-        if (firstSnapshot || !this.snapshot || frame.version > this.snapshot.version) {
-          firstSnapshot = false;
+        if (frame.reset || !this.snapshot || frame.version > this.snapshot.version) {
           delete frame.type;
+          delete frame.reset;
           this.snapshot = frame;
           this.#resolveVisible();
           this.#changed();
@@ -176,8 +199,7 @@ export class Library extends EventTarget {
     ws.onclose = () => {
       if (this.closed || this.ws !== ws) return;
       this.failures += 1;
-      const exp = Math.min(RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), RETRY_MAX_MS);
-      const delay = Math.round(exp * (0.5 + Math.random() / 2));
+      const delay = retryDelay(this.failures);
       this.#setStatus({ state: "reconnecting", retry_in_ms: delay, since: Date.now() });
       setTimeout(() => this.#connect(), delay);
     };
@@ -187,7 +209,9 @@ export class Library extends EventTarget {
     switch (frame.type) {
       case "hello":
         this.failures = 0;
+        this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? 32);
         if (!this.snapshot) this.#setStatus({ state: "loading" });
+        this.#pump();
         break;
       case "status": {
         const { type, ...status } = frame;
@@ -201,22 +225,55 @@ export class Library extends EventTarget {
       }
       case "ack": {
         const p = this.pending.get(frame.mutation_id);
-        if (p) p.acked = { data: frame.data, library_version: frame.library_version };
+        if (p) {
+          p.inFlight = false;
+          p.acked = { data: frame.data, library_version: frame.library_version };
+        }
         this.#resolveVisible();
+        this.#pump();
         break;
       }
       case "reject": {
         const p = this.pending.get(frame.mutation_id);
-        if (p) {
+        if (!p || p.acked) break;
+        if (retryable(frame.error)) {
+          p.inFlight = false;
+          p.retries += 1;
+          p.notBefore = Date.now() + retryDelay(p.retries);
+        } else {
           this.pending.delete(frame.mutation_id);
           p.reject(new MutationError(frame.error));
         }
+        this.#pump();
         break;
       }
       case "error":
         console.warn("librarian: the server refused a frame:", frame.code, frame.message);
         break;
     }
+  }
+
+  /** Sends the queued mutations the limit allows now, oldest first; wakes for the next backoff. */
+  #pump() {
+    const ws = this.ws;
+    if (this.closed || this.maxInflight == null || ws?.readyState !== WebSocket.OPEN) return;
+    const now = Date.now();
+    let inFlight = 0;
+    for (const p of this.pending.values()) if (p.inFlight) inFlight += 1;
+    let wake = Infinity;
+    for (const p of this.pending.values()) {
+      if (inFlight >= this.maxInflight) break;
+      if (p.inFlight || p.acked) continue;
+      if (p.notBefore > now) {
+        wake = Math.min(wake, p.notBefore);
+        continue;
+      }
+      p.inFlight = true;
+      inFlight += 1;
+      ws.send(JSON.stringify(p.frame));
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = wake === Infinity ? null : setTimeout(() => this.#pump(), wake - now);
   }
 
   #resolveVisible() {
