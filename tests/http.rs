@@ -212,6 +212,28 @@ both_backends! {
         assert!(api.post("/projects", json!({"name": "p"})).await.body.get("library").is_none());
     }
 
+    async fn a_committed_write_is_answered_as_committed_even_if_its_library_cannot_be_loaded(db) {
+        let server = start(&db);
+        let api = Api::new(&server, "alice");
+        api.post("/projects", json!({"name": "p"})).await;
+        // Creating a block does not touch saved prompts; loading the library does.
+        db.execute("ALTER TABLE saved_prompts RENAME TO saved_prompts_gone").await;
+        let r = api
+            .send(api.request(Method::POST, "/context-blocks")
+                .header("Prefer", "return=library")
+                .json(&json!({"title": "kept"})))
+            .await;
+        // Committed: the reply says so (an error would make the client retry and duplicate it).
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.version(), 2);
+        assert_eq!(r.body["data"]["title"], "kept");
+        assert!(r.body.get("library").is_none(), "{}", r.body);
+        assert_eq!(r.header("preference-applied"), None);
+        db.execute("ALTER TABLE saved_prompts_gone RENAME TO saved_prompts").await;
+        let lib = api.library().await;
+        assert_eq!((lib["version"].as_i64(), lib["context_blocks"].as_array().unwrap().len()), (Some(2), 1));
+    }
+
     async fn etag_and_if_none_match_make_polling_cheap(db) {
         let server = start(&db);
         let api = Api::new(&server, "alice");

@@ -241,3 +241,55 @@ async fn sqlite_locked_by_another_process_gives_503_and_loses_nothing() {
     .await;
     holder.join().unwrap();
 }
+
+/// A SQLite write that outlives its request's timeout (it waits on a lock another process
+/// holds) answers 503 "may or may not have been applied"; when it commits later anyway,
+/// sessions still get it at once, with no reconciliation to heal a missed event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_write_that_commits_after_its_timeout_still_reaches_sessions() {
+    let db = TestDb::sqlite();
+    db.store().await;
+    let server = TestServer::start(&[
+        ("LIBRARIAN__DATABASE__URL", db.url()),
+        ("LIBRARIAN__DATABASE__QUERY_TIMEOUT_MS", "300"),
+        ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "30000"),
+        ("LIBRARIAN__SYNC__RECONCILE_INTERVAL_MS", "0"),
+    ]);
+    let token = server.token("alice");
+    let mut ws = connect(&server, &token).await;
+    until(&mut ws, "snapshot").await;
+    let path = librarian_testkit::librarian_store::sqlite_path(db.url()).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conn =
+            <diesel::SqliteConnection as diesel::Connection>::establish(&path.to_string_lossy())
+                .unwrap();
+        conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        conn.batch_execute("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let res = reqwest::Client::new()
+        .post(server.url("/api/v1/context-blocks"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "late"}))
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let problem: Value = res.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("may or may not have been applied"),
+        "{detail}"
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let (snapshot, _) = until(&mut ws, "snapshot").await;
+    assert_eq!(snapshot["version"], 1);
+    assert_eq!(snapshot["context_blocks"][0]["title"], "late");
+}

@@ -89,6 +89,21 @@ impl SyncCore {
                 }
             });
         }
+        // A write that committed after its request had timed out is announced like any other.
+        let mut late = store.late_commits();
+        let to_library = library.clone();
+        actix::spawn(async move {
+            loop {
+                match late.recv().await {
+                    Ok(c) => to_library.do_send(VersionSeen {
+                        library_id: c.library_id,
+                        version: c.version,
+                    }),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
         let writers = Writers {
             projects: ProjectActor::new(store.clone(), library.clone()).start(),
             contexts: ContextActor::new(store.clone(), library.clone()).start(),

@@ -76,6 +76,34 @@ impl Problem {
         }
     }
 
+    /// 503: the database could not be used. A read can simply be retried.
+    pub fn unavailable() -> Problem {
+        Problem {
+            retry_after_s: Some(1),
+            ..Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+            )
+        }
+    }
+
+    /// The problem for a mutation that failed with `e`. A 503 may follow the commit (a
+    /// timeout, a connection lost during COMMIT), so it never claims that nothing changed:
+    /// the client retries with the same key, which applies the mutation at most once.
+    pub fn for_mutation(e: Error) -> Problem {
+        match e {
+            Error::Unavailable(_) => Problem {
+                detail: "the database is unavailable; the mutation may or may not have been \
+                         applied: retry it with the same Idempotency-Key (over WebSocket, the \
+                         same mutation_id)"
+                    .into(),
+                ..Problem::from(e)
+            },
+            e => Problem::from(e),
+        }
+    }
+
     pub fn body(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
@@ -139,14 +167,7 @@ impl From<Error> for Problem {
             ),
             Error::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
-                Problem {
-                    retry_after_s: Some(1),
-                    ..Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        code,
-                        "the database is unavailable; nothing was changed, retry shortly",
-                    )
-                }
+                Problem::unavailable()
             }
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

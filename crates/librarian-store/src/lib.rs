@@ -106,7 +106,17 @@ struct Inner {
     _instance_lock: Option<std::fs::File>,
     /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
     /// handler (which sleeps and polls) keeps write latency flat under contention.
-    sqlite_writer: tokio::sync::Mutex<()>,
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite writes that committed after their caller had given up (see [`Store::apply`]).
+    late_commits: tokio::sync::broadcast::Sender<LateCommit>,
+}
+
+/// A write that committed after its caller had already been told it failed (it outlived the
+/// query timeout): the sync core must still publish its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateCommit {
+    pub library_id: Uuid,
+    pub version: i64,
 }
 
 enum Pools {
@@ -175,9 +185,16 @@ impl Store {
                 url,
                 query_timeout: config.query_timeout,
                 _instance_lock: instance_lock,
-                sqlite_writer: tokio::sync::Mutex::new(()),
+                sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+                late_commits: tokio::sync::broadcast::channel(1024).0,
             }),
         })
+    }
+
+    /// Writes that committed after their caller timed out (SQLite: a write on its blocking
+    /// thread cannot be cancelled). A lagging receiver misses some; reconciliation heals those.
+    pub fn late_commits(&self) -> tokio::sync::broadcast::Receiver<LateCommit> {
+        self.inner.late_commits.subscribe()
     }
 
     pub fn backend(&self) -> Backend {
@@ -406,14 +423,42 @@ impl Store {
                 .await
             }
             Pools::Sqlite(pool) => {
-                let _writer = self.inner.sqlite_writer.lock().await;
+                let writer = self.inner.sqlite_writer.clone().lock_owned().await;
                 let mut conn = pool.get().await.map_err(pool_error)?;
-                sqlite_blocking(&mut conn, move |c| {
-                    c.immediate_transaction(|c| {
-                        ops::sqlite::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now)
+                // Once on its blocking thread the write runs to its end even if this future
+                // is dropped (query timeout): the task reports a commit nobody waited for.
+                let (done, outcome) = tokio::sync::oneshot::channel();
+                let late = self.inner.late_commits.clone();
+                tokio::spawn(async move {
+                    let result = sqlite_blocking(&mut conn, move |c| {
+                        c.immediate_transaction(|c| {
+                            ops::sqlite::apply(
+                                c,
+                                &lib,
+                                &mutation,
+                                &opts,
+                                fingerprint.as_deref(),
+                                now,
+                            )
+                        })
                     })
-                })
-                .await
+                    .await
+                    .or_else(TxError::into_result);
+                    drop(writer);
+                    if let Err(Ok(committed)) = done.send(result)
+                        && !committed.replayed
+                    {
+                        tracing::warn!(%library_id, version = committed.library_version,
+                            "a write committed after its request had timed out");
+                        let _ = late.send(LateCommit {
+                            library_id,
+                            version: committed.library_version,
+                        });
+                    }
+                });
+                return outcome.await.unwrap_or_else(|_| {
+                    Err(Error::Internal("the SQLite write task vanished".into()))
+                });
             }
         };
         outcome.or_else(TxError::into_result)

@@ -162,10 +162,21 @@ async fn mutate(
         idempotency_key: idempotency_key(req)?,
     };
     let library = state.library_id(user).await?;
-    let committed = state.apply(user, library, mutation, opts).await?;
-    // Loaded after the commit, so its version is at least the mutation's.
+    let committed = state
+        .apply(user, library, mutation, opts)
+        .await
+        .map_err(Problem::for_mutation)?;
+    // Loaded after the commit, so its version is at least the mutation's. The mutation is
+    // committed whatever happens here: a failed load answers the commit without the library
+    // (and without Preference-Applied), never an error that would invite a duplicate.
     let snapshot = if prefers_library(req) {
-        Some(state.store.load_library(library).await?)
+        match state.store.load_library(library).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => {
+                tracing::warn!(%library, error = %e, "committed, but the library for Prefer: return=library could not be loaded");
+                None
+            }
+        }
     } else {
         None
     };

@@ -335,7 +335,7 @@ where
                     actix_web::rt::spawn(async move {
                         let reply = match state.apply(&user, library_id, mutation, opts).await {
                             Ok(committed) => frames::ack(&mutation_id, committed),
-                            Err(e) => frames::reject(&mutation_id, &Problem::from(e)),
+                            Err(e) => frames::reject(&mutation_id, &Problem::for_mutation(e)),
                         };
                         let _ = replies.send(reply).await;
                         drop(permit);
