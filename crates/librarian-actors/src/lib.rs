@@ -17,8 +17,8 @@ mod write;
 pub use context::{ContextActor, ContextBlockWrite, WriteContextBlock};
 pub use event::Mutated;
 pub use library::{
-    LibraryActor, LibraryView, Refresh, ReloadAll, Snapshot, Subscribe, Subscription, SyncStats,
-    SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
+    LibraryActor, LibraryView, ListenerConnected, Refresh, Snapshot, Subscribe, Subscription,
+    SyncStats, SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
 pub use project::{ProjectActor, ProjectWrite, WriteProject};
 pub use prompt::{PromptActor, SavedPromptWrite, WriteSavedPrompt};
@@ -71,13 +71,20 @@ impl SyncCore {
     /// Starts the actors and, on PostgreSQL, the listener for other instances' commits.
     pub fn start_with(store: Store, options: SyncOptions) -> SyncCore {
         let stats = Arc::new(SyncStats::default());
-        let library = LibraryActor::new(store.clone(), stats.clone(), options).start();
+        // The library actor gets a thread of its own: loads and their bookkeeping never wait
+        // behind the entity actors' writes (validation, fingerprints), nor they behind it.
+        let library = {
+            let (store, stats) = (store.clone(), stats.clone());
+            LibraryActor::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
+                LibraryActor::new(store, stats, options)
+            })
+        };
         if let Some(mut events) = store.spawn_listener() {
             let library = library.clone();
             actix::spawn(async move {
                 while let Some(event) = events.recv().await {
                     match event {
-                        ListenerEvent::Listening => library.do_send(ReloadAll),
+                        ListenerEvent::Listening => library.do_send(ListenerConnected),
                         ListenerEvent::Notified {
                             library_id,
                             version,

@@ -2,6 +2,7 @@
 //! rules, the library snapshot and the error kinds every layer speaks. No I/O lives here, so
 //! the store, the actors, the server and the client SDK all share one vocabulary.
 
+pub mod backoff;
 pub mod entity;
 pub mod error;
 pub mod field;

@@ -265,7 +265,7 @@ where
             .as_ref()
             .zip(sent.version)
             .is_some_and(|(s, held)| s.version < held);
-        let state = match view.state {
+        let state = match view.state.clone() {
             SyncState::Loading => return Ok(()),
             _ if behind_client => SyncState::Syncing {
                 target_version: sent.version.unwrap_or_default(),
@@ -283,11 +283,12 @@ where
             version: sent.version,
         };
         if sent.status.as_ref() != Some(&status) {
-            self.send_text(
-                "status",
-                frames::frame(&ServerFrame::Status(status.clone())).into(),
-            )
-            .await?;
+            // Usually the view's own status, serialized once for every session.
+            let frame = match &view.status_frame {
+                Some(shared) if view.status().as_ref() == Some(&status) => shared.clone(),
+                _ => frames::frame(&ServerFrame::Status(status.clone())).into(),
+            };
+            self.send_text("status", frame).await?;
             sent.status = Some(status);
         }
         Ok(())

@@ -1,0 +1,145 @@
+//! What subscribers of a library see: the latest loaded [`Snapshot`] (serialized once, its
+//! bytes shared by every session) and the sync status, as one [`LibraryView`] in a `watch`.
+
+use bytestring::ByteString;
+use librarian_core::protocol::{ServerFrame, Status, SyncState};
+use librarian_core::{Error, LibrarySnapshot};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One loaded version of a library, serialized once as its `snapshot` frame.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: i64,
+    /// The whole `{"type":"snapshot",…}` frame; cloning it shares the bytes.
+    pub frame: ByteString,
+    /// Number of rows, for metrics and logs.
+    pub items: usize,
+    /// When this instance first heard of a commit this snapshot is the first to include (for
+    /// the commit → frame latency sessions report). `None` for loads no event asked for.
+    pub pending_since: Option<Instant>,
+}
+
+impl Snapshot {
+    /// The same frame marked `"reset": true` (the library went back below what a client
+    /// holds). Rare, so built per session from the shared frame rather than kept.
+    pub fn reset_frame(&self) -> ByteString {
+        // serde writes the tag first, then the fields in declaration order: `reset` (skipped
+        // when false) comes right after it.
+        const TAG: &str = r#"{"type":"snapshot","#;
+        match self.frame.strip_prefix(TAG) {
+            Some(rest) => ByteString::from(format!(r#"{TAG}"reset":true,{rest}"#)),
+            None => self.frame.clone(),
+        }
+    }
+}
+
+/// What every subscriber of a library can see right now.
+#[derive(Debug, Clone)]
+pub struct LibraryView {
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub state: SyncState,
+    /// The `status` frame of a session that holds this view's snapshot, serialized once per
+    /// view instead of once per session (`None` while loading).
+    pub status_frame: Option<ByteString>,
+    /// The number of the last reload whose result this view shows (see `Refresh`).
+    pub loaded: u64,
+    /// Bumped when the database was found at a lower version than the view held (restored
+    /// from a backup): the snapshot then steps back, and sessions say so (`reset`).
+    pub generation: u64,
+}
+
+impl LibraryView {
+    /// The view of a library whose first load is under way.
+    pub fn loading() -> LibraryView {
+        LibraryView {
+            snapshot: None,
+            state: SyncState::Loading,
+            status_frame: None,
+            loaded: 0,
+            generation: 0,
+        }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.snapshot.as_ref().map(|s| s.version)
+    }
+
+    /// The status a session holding this view's snapshot is told.
+    pub fn status(&self) -> Option<Status> {
+        (self.state != SyncState::Loading).then(|| Status {
+            state: self.state.clone(),
+            version: self.version(),
+        })
+    }
+
+    /// Fills in [`LibraryView::status_frame`] from the state.
+    pub(crate) fn with_status_frame(mut self) -> LibraryView {
+        self.status_frame = self
+            .status()
+            .and_then(|s| serde_json::to_string(&ServerFrame::Status(s)).ok())
+            .map(ByteString::from);
+        self
+    }
+}
+
+/// Serializes a loaded library into its frame (CPU work: large ones run off the actor thread).
+pub(crate) fn serialize(snapshot: LibrarySnapshot) -> Result<Snapshot, Error> {
+    let version = snapshot.version;
+    let items = snapshot.len();
+    let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot.into()))
+        .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
+    Ok(Snapshot {
+        version,
+        frame: ByteString::from(frame),
+        items,
+        pending_since: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_reset_frame_is_the_snapshot_frame_with_reset_set() {
+        let library = LibrarySnapshot {
+            version: 3,
+            ..Default::default()
+        };
+        let snapshot = serialize(library.clone()).unwrap();
+        let expected = serde_json::to_string(&ServerFrame::Snapshot(
+            librarian_core::protocol::SnapshotFrame {
+                reset: true,
+                library,
+            },
+        ))
+        .unwrap();
+        assert_eq!(&*snapshot.reset_frame(), expected.as_str());
+    }
+
+    #[test]
+    fn the_shared_status_frame_is_the_status_of_the_view() {
+        let view = LibraryView {
+            snapshot: Some(Arc::new(
+                serialize(LibrarySnapshot {
+                    version: 4,
+                    ..Default::default()
+                })
+                .unwrap(),
+            )),
+            state: SyncState::Live,
+            ..LibraryView::loading()
+        }
+        .with_status_frame();
+        assert_eq!(
+            view.status_frame.as_deref(),
+            Some(r#"{"type":"status","state":"live","version":4}"#)
+        );
+        assert_eq!(
+            LibraryView::loading().with_status_frame().status_frame,
+            None
+        );
+    }
+}
