@@ -20,9 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
 
-const RETRY_BASE: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
-
 pub(crate) enum Command {
     Mutate(Box<Pending>),
     Close,
@@ -169,9 +166,7 @@ fn retryable(status: u16, code: Option<&str>) -> bool {
 
 /// The one backoff: reconnects (by consecutive failures) and deferred mutations (by retries).
 fn retry_delay(failures: u32) -> Duration {
-    let exp = RETRY_BASE.saturating_mul(1 << failures.saturating_sub(1).min(10));
-    exp.min(RETRY_MAX)
-        .mul_f64(rand::rng().random_range(0.5..=1.0))
+    librarian_core::backoff::Backoff::DEFAULT.delay(failures, rand::rng().random_range(0.5..=1.0))
 }
 
 impl Connection {

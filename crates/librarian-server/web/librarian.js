@@ -16,6 +16,7 @@
 // - Temporary blocks live only here: merged into `view()`, marked `temporary`, never sent,
 //   kept across snapshots until saved (a create) or discarded.
 
+// The same backoff as librarian_core::backoff::Backoff::DEFAULT (the Rust side of every retry).
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
 
