@@ -35,6 +35,9 @@ snapshot with its version):
   W4  connect storm: 2 000 sessions (200 users x 10) at once: time until all hold a snapshot;
       reloads.
   W5  idle scale: 10 000 idle sessions: server RSS per session.
+  Mixed tenants: 100 small libraries (30 items, 1 session each) edited by 4 writers, alone
+      and while one 10 000-item library (2 sessions) is edited back to back: small libraries'
+      latency with and without the big one.
   Polling: clients polling GET /library with If-None-Match every 100 ms and 1 s; latency and
       the database queries per second they cost.
 The floor commits, reloads in one read transaction, serializes once and writes to raw
@@ -61,6 +64,9 @@ struct Cli {
     /// JSON report.
     #[arg(long, default_value = "target/bench/bench.json")]
     json: PathBuf,
+    /// Only the mixed-tenants workload (e.g. to compare two builds via LIBRARIAN_BIN).
+    #[arg(long)]
+    mixed_only: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +88,8 @@ struct Sizes {
     poll_intervals: Vec<u64>,
     poll_pollers: usize,
     poll_writes: usize,
+    /// Mixed tenants: small libraries, the big one's items, how long each half runs.
+    mixed: (usize, usize, Duration),
 }
 
 impl Sizes {
@@ -99,6 +107,7 @@ impl Sizes {
                 poll_intervals: vec![100],
                 poll_pollers: 5,
                 poll_writes: 6,
+                mixed: (10, 1000, Duration::from_secs(1)),
             }
         } else {
             Sizes {
@@ -113,6 +122,7 @@ impl Sizes {
                 poll_intervals: vec![100, 1000],
                 poll_pollers: 10,
                 poll_writes: 20,
+                mixed: (100, 10_000, Duration::from_secs(5)),
             }
         }
     }
@@ -187,6 +197,12 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
     let lib_db = database(backend, cli).await?;
     let floor_db = database(backend, cli).await?;
     let librarian = Arc::new(Target::librarian(start_server(&lib_db, &secret, &[]), None));
+    if cli.mixed_only {
+        eprintln!("mixed tenants");
+        let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2).await?;
+        let md = format!("\n## {backend}\n{}", mixed_table(&mixed));
+        return Ok((md, json!({ "mixed": mixed })));
+    }
     let floor = Arc::new(Target::floor(floor_db.store().await).await?);
 
     eprintln!("W1");
@@ -233,6 +249,8 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
             .await?,
         );
     }
+    eprintln!("mixed tenants");
+    let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2).await?;
     let mut two = None;
     if backend == "postgres" {
         eprintln!("two instances");
@@ -371,6 +389,7 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
             p.queries_per_s
         );
     }
+    md.push_str(&mixed_table(&mixed));
     let _ = writeln!(
         md,
         "\nLibrarian server process after the run: {:.1} s CPU, {} KiB RSS.",
@@ -378,10 +397,37 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
     );
     let json = json!({
         "w1": w1, "w1_floor": w1_floor, "w2": w2, "w2_floor": w2_floor, "w3": w3, "w4": w4, "w5": w5,
-        "polling": polls, "server": server_cpu,
+        "polling": polls, "mixed": mixed, "server": server_cpu,
     });
     drop(two);
     Ok((md, json))
+}
+
+fn mixed_table(mixed: &[workloads::Mixed]) -> String {
+    let mut md = String::new();
+    md.push_str("\n### Mixed tenants: small libraries edited alone, then beside one big library\n\n| small libraries | big library items | big edited | small p50 | small p99 | small max | big p50 | big p99 |\n|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    for m in mixed {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            m.small_libraries,
+            m.big_items,
+            if m.with_big { "yes" } else { "no" },
+            m.small.p50_ms,
+            m.small.p99_ms,
+            m.small.max_ms,
+            m.big.map_or("–".into(), |b| format!("{:.1}", b.p50_ms)),
+            m.big.map_or("–".into(), |b| format!("{:.1}", b.p99_ms)),
+        );
+    }
+    if let [alone, beside] = mixed {
+        let _ = writeln!(
+            md,
+            "\nSmall libraries' p99 beside the big one ÷ alone: {:.2}.",
+            beside.small.p99_ms / alone.small.p99_ms.max(0.001)
+        );
+    }
+    md
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -411,3 +411,106 @@ pub async fn polling(
         queries_per_s: (n304 + 6 * n200) as f64 / wall,
     })
 }
+
+#[derive(Debug, Serialize)]
+pub struct Mixed {
+    pub target: String,
+    pub small_libraries: usize,
+    pub big_items: usize,
+    /// Whether the big library was being edited meanwhile.
+    pub with_big: bool,
+    /// Small libraries' edits: send → their session holds it.
+    pub small: Summary,
+    /// The big library's edits (when it was edited).
+    pub big: Option<Summary>,
+}
+
+/// Mixed tenants: `small_libs` 30-item libraries (one session each) edited by 4 writers, one
+/// write outstanding each, for `duration`; once alone, once while one `big_items` library
+/// (2 sessions) is edited back to back. Shows whether one large library slows small ones.
+pub async fn mixed(
+    t: &Target,
+    small_libs: usize,
+    big_items: usize,
+    duration: Duration,
+) -> anyhow::Result<Vec<Mixed>> {
+    const WRITERS: usize = 4;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut small: Vec<Vec<(String, Vec<uuid::Uuid>, Session)>> =
+        (0..WRITERS).map(|_| Vec::new()).collect();
+    for i in 0..small_libs {
+        let user = format!("mixed-small-{i}-{run}");
+        let blocks = t.fill(&user, 30).await?;
+        let mut s = t.session(&user).await?;
+        s.reach(1, MISS_AFTER).await;
+        small[i % WRITERS].push((user, blocks, s));
+    }
+    let big_user = format!("mixed-big-{run}");
+    let big_blocks = t.fill(&big_user, big_items).await?;
+    let mut big_sessions = vec![t.session(&big_user).await?, t.session(&big_user).await?];
+    all_reach(&mut big_sessions, 1, MISS_AFTER).await;
+    let mut rows = Vec::new();
+    for with_big in [false, true] {
+        let deadline = Instant::now() + duration;
+        let writers = small.iter_mut().enumerate().map(|(w, libs)| async move {
+            let mut took = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline && !libs.is_empty() {
+                let n = libs.len();
+                let (user, blocks, session) = &mut libs[i % n];
+                let started = Instant::now();
+                let v = t
+                    .edit(user, blocks[i % blocks.len()], &format!("small {w}.{i}"))
+                    .await?;
+                anyhow::ensure!(session.reach(v, MISS_AFTER).await, "mixed: v{v} missed");
+                took.push(started.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(took)
+        });
+        let big = async {
+            let mut took = Vec::new();
+            let mut i = 0;
+            while with_big && Instant::now() < deadline {
+                let started = Instant::now();
+                let v = t
+                    .edit(&big_user, big_blocks[i % big_blocks.len()], &format!("big {i}"))
+                    .await?;
+                anyhow::ensure!(
+                    all_reach(&mut big_sessions, v, MISS_AFTER).await,
+                    "mixed: the big library missed v{v}"
+                );
+                took.push(started.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(took)
+        };
+        let (small_took, big_took) =
+            futures_util::future::join(futures_util::future::join_all(writers), big).await;
+        let mut lat = Latencies::new()?;
+        for took in small_took {
+            for d in took? {
+                lat.record(d);
+            }
+        }
+        let big_took = big_took?;
+        let big_summary = if with_big {
+            let mut b = Latencies::new()?;
+            for d in big_took {
+                b.record(d);
+            }
+            Some(b.summary())
+        } else {
+            None
+        };
+        rows.push(Mixed {
+            target: t.name().into(),
+            small_libraries: small_libs,
+            big_items,
+            with_big,
+            small: lat.summary(),
+            big: big_summary,
+        });
+    }
+    Ok(rows)
+}
