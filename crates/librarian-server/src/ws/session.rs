@@ -267,6 +267,8 @@ where
             .is_some_and(|(s, held)| s.version < held);
         let state = match view.state.clone() {
             SyncState::Loading => return Ok(()),
+            // A failing load says more than "syncing" while the client waits for it.
+            error @ SyncState::Error { .. } => error,
             _ if behind_client => SyncState::Syncing {
                 target_version: sent.version.unwrap_or_default(),
             },
