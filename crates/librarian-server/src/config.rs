@@ -1,6 +1,9 @@
 //! Configuration, layered (DESIGN §7): the defaults of `config/default.toml` (embedded in the
 //! binary), then an optional file, then environment variables `LIBRARIAN__SECTION__KEY`.
 //! Unknown keys are refused, so a typo is an error at start and not a silently ignored setting.
+//!
+//! Plain data only, at the bottom of the crate: every other module may read these types, and
+//! this one uses none of theirs.
 
 use librarian_core::Limits;
 use librarian_store::{SqliteSync, StoreConfig};
@@ -94,6 +97,25 @@ pub struct WsSection {
     pub max_frames_per_second: u32,
 }
 
+/// Session limits, from the `[ws]` section (resolved by [`Config::ws`]).
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// How often the server pings.
+    pub heartbeat: Duration,
+    /// A session that sends nothing (not even a pong) for this long is closed with 4408.
+    pub idle_timeout: Duration,
+    /// A session that takes no frame for this long is closed with 4429.
+    pub send_timeout: Duration,
+    /// Largest accepted client message, in bytes.
+    pub max_frame_bytes: usize,
+    /// Mutations one session may have in flight at once.
+    pub max_inflight: usize,
+    /// Sessions one user may have open on this instance.
+    pub max_sessions_per_user: usize,
+    /// Frames a client may send per second (and in a burst).
+    pub max_frames_per_second: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
@@ -149,8 +171,8 @@ impl Config {
         Ok(builder.add_source(environment).build()?.try_deserialize()?)
     }
 
-    pub fn ws(&self) -> crate::ws::WsConfig {
-        crate::ws::WsConfig {
+    pub fn ws(&self) -> WsConfig {
+        WsConfig {
             heartbeat: Duration::from_millis(self.ws.heartbeat_ms.max(1)),
             idle_timeout: Duration::from_millis(self.ws.idle_timeout_ms),
             send_timeout: Duration::from_millis(self.ws.send_timeout_ms),

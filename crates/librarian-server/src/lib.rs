@@ -120,7 +120,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem::rewrite_plain_errors))
             .wrap(origin::cors(origins.clone()))
-            .wrap(actix_web::middleware::from_fn(metrics::track))
+            .wrap(actix_web::middleware::from_fn(api::track))
             .app_data(state.clone())
             .app_data(store.clone())
             .app_data(authenticator.clone())

@@ -1,18 +1,13 @@
 //! Prometheus metrics (the `prometheus` crate): HTTP requests, mutations, commits, sessions,
-//! frames, freshness, and the sync core's counters. `GET /metrics` serves them as text.
+//! frames, freshness, and the sync core's counters. Only the instruments: serving them
+//! (`GET /metrics`) and timing requests are HTTP concerns, in `api/meta.rs`, so that this
+//! module sits below the state that holds it.
 
-use crate::state::AppState;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
 use librarian_actors::SyncStats;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-use std::time::Instant;
 
 pub struct Metrics {
     registry: Registry,
@@ -104,56 +99,10 @@ impl Metrics {
         }
     }
 
-    fn render(&self) -> String {
+    /// Everything registered, in the Prometheus text format.
+    pub fn render(&self) -> String {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
-}
-
-#[utoipa::path(get, path = "/metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, TextEncoder::new().format_type()))
-        .body(state.metrics.render())
-}
-
-/// Middleware: counts and times every request by its route pattern, and logs one line per
-/// request. The route pattern, not the path, is logged: a query string may carry a token.
-pub async fn track(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_owned());
-    let status = res.status().as_u16();
-    let elapsed = started.elapsed();
-    if let Some(state) = state {
-        let m = &state.metrics;
-        m.http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
-            .inc();
-        m.http_seconds
-            .with_label_values(&[route.as_str(), method.as_str()])
-            .observe(elapsed.as_secs_f64());
-    }
-    let user_id = res
-        .request()
-        .extensions()
-        .get::<crate::auth::AuthUser>()
-        .map(|u| u.user_id.clone());
-    tracing::info!(
-        target: "librarian_server::http",
-        method, route, status, user_id,
-        duration_ms = elapsed.as_secs_f64() * 1e3,
-        "request"
-    );
-    Ok(res)
 }

@@ -5,9 +5,12 @@
 pub mod entities;
 mod headers;
 pub mod library;
+mod meta;
 pub mod openapi;
 
-use crate::{health, metrics, web, ws};
+pub(crate) use meta::track;
+
+use crate::{health, web, ws};
 use actix_web::web as aweb;
 
 macro_rules! routes {
@@ -25,7 +28,7 @@ macro_rules! routes {
 routes! {
     get "/healthz" => health::healthz,
     get "/readyz" => health::readyz,
-    get "/metrics" => metrics::metrics,
+    get "/metrics" => meta::metrics,
     get "/" => web::index,
     get "/app.css" => web::css,
     get "/app.js" => web::app_js,

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
     info(title = "Librarian", description = "Real-time sync server for a prompt-builder's library. \
         Live updates: the WebSocket at /api/v1/ws (docs/PROTOCOL.md)."),
     paths(
-        crate::health::healthz, crate::health::readyz, crate::metrics::metrics,
+        crate::health::healthz, crate::health::readyz, super::meta::metrics,
         crate::web::index, crate::web::css, crate::web::app_js, crate::web::client_js,
         crate::web::dev_token, openapi_json, super::library::get, crate::ws::connect,
         projects::create, projects::read, projects::update, projects::delete,

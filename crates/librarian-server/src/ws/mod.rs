@@ -5,6 +5,9 @@ mod frames;
 mod session;
 mod transport;
 
+// The settings are plain data in config.rs (below auth and state); re-exported for the session.
+pub use crate::config::WsConfig;
+
 use crate::auth::{Authenticator, bearer_token};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -12,7 +15,7 @@ use actix_web::body::{BodyStream, BoxBody, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -25,25 +28,6 @@ pub fn decode_untrusted(data: &[u8]) {
     let mut buf = actix_web::web::BytesMut::from(data);
     while let Ok(Some(_)) = codec.decode(&mut buf) {}
     let _ = frames::parse(data);
-}
-
-/// Session limits, from the `[ws]` config section.
-#[derive(Debug, Clone)]
-pub struct WsConfig {
-    /// How often the server pings.
-    pub heartbeat: Duration,
-    /// A session that sends nothing (not even a pong) for this long is closed with 4408.
-    pub idle_timeout: Duration,
-    /// A session that takes no frame for this long is closed with 4429.
-    pub send_timeout: Duration,
-    /// Largest accepted client message, in bytes.
-    pub max_frame_bytes: usize,
-    /// Mutations one session may have in flight at once.
-    pub max_inflight: usize,
-    /// Sessions one user may have open on this instance.
-    pub max_sessions_per_user: usize,
-    /// Frames a client may send per second (and in a burst).
-    pub max_frames_per_second: u32,
 }
 
 /// `server.allowed_origins`, for the WebSocket `Origin` check.
