@@ -129,6 +129,49 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     url.strip_prefix("sqlite://").map(PathBuf::from)
 }
 
+/// Runs one store operation on this store's backend, bounded by the query timeout (waiting for
+/// a connection included): the one place that matches on the pool and applies the timeout, in
+/// the spirit of vaultwarden's `db_run!`.
+///
+/// - `db_run!(self, |ops, c| body)`: the same body on both backends. `ops` names the backend's
+///   module (`ops::pg` or `ops::sqlite`), `c` its connection (`&mut AsyncPgConnection`, or
+///   `&mut SqliteConnection` on a blocking thread, so the body's captures are moved); `body`
+///   returns `Result<_, TxError>` and is awaited on PostgreSQL.
+/// - `db_run!(self, postgres(pool) => expr, sqlite(pool) => expr)`: one expression of type
+///   `Result<_, Error>` per backend, where the transaction or the SQL differs. Each arm runs
+///   inside an `async` block: `?` and `return` leave the operation, not the caller.
+macro_rules! db_run {
+    ($store:expr, |$ops:ident, $c:ident| $body:expr) => {
+        db_run!($store,
+            postgres(pool) => {
+                use crate::ops::pg as $ops;
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                let $c: &mut AsyncPgConnection = &mut conn;
+                $body.await.map_err(TxError::into_error)
+            },
+            sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(&mut conn, move |$c| {
+                    use crate::ops::sqlite as $ops;
+                    $body
+                })
+                .await
+                .map_err(TxError::into_error)
+            },
+        )
+    };
+    ($store:expr, postgres($pg:ident) => $on_pg:expr, sqlite($sq:ident) => $on_sqlite:expr $(,)?) => {
+        $store
+            .timed(async {
+                match &$store.inner.pool {
+                    Pools::Postgres($pg) => $on_pg,
+                    Pools::Sqlite($sq) => $on_sqlite,
+                }
+            })
+            .await
+    };
+}
+
 impl Store {
     /// Builds the pool for `config.url`. Connections open lazily, so this succeeds even while
     /// the database is down (requests then fail with [`Error::Unavailable`]); for SQLite it
@@ -225,24 +268,7 @@ impl Store {
     /// The current versions of these libraries (those missing are left out).
     pub async fn library_versions(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, Error> {
         let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let rows = self
-            .timed(async {
-                match &self.inner.pool {
-                    Pools::Postgres(pool) => {
-                        let mut conn = pool.get().await.map_err(pool_error)?;
-                        ops::pg::library_versions(&mut conn, &ids)
-                            .await
-                            .map_err(TxError::into_error)
-                    }
-                    Pools::Sqlite(pool) => {
-                        let mut conn = pool.get().await.map_err(pool_error)?;
-                        sqlite_blocking(&mut conn, move |c| ops::sqlite::library_versions(c, &ids))
-                            .await
-                            .map_err(TxError::into_error)
-                    }
-                }
-            })
-            .await?;
+        let rows = db_run!(self, |ops, c| ops::library_versions(c, &ids))?;
         rows.into_iter()
             .map(|(id, v)| Ok((models::parse_id(&id)?, v)))
             .collect()
@@ -338,10 +364,6 @@ impl Store {
 
     /// The user's library, created (empty, version 0) on first use.
     pub async fn library_for_user(&self, user_id: &str) -> Result<Library, Error> {
-        self.timed(self.library_for_user_inner(user_id)).await
-    }
-
-    async fn library_for_user_inner(&self, user_id: &str) -> Result<Library, Error> {
         let now = librarian_core::Timestamp::now().millis();
         let new = models::LibraryRow {
             id: Uuid::now_v7().to_string(),
@@ -351,20 +373,7 @@ impl Store {
             updated_at: now,
         };
         let user = user_id.to_owned();
-        let row = match &self.inner.pool {
-            Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                ops::pg::library_for_user(&mut conn, &user, &new).await
-            }
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                sqlite_blocking(&mut conn, move |c| {
-                    ops::sqlite::library_for_user(c, &user, &new)
-                })
-                .await
-            }
-        }
-        .map_err(TxError::into_error)?;
+        let row = db_run!(self, |ops, c| ops::library_for_user(c, &user, &new))?;
         Ok(Library {
             id: models::parse_id(&row.id)?,
             user_id: row.user_id,
@@ -380,16 +389,6 @@ impl Store {
         mutation: Mutation,
         opts: MutationOptions,
     ) -> Result<Committed, Error> {
-        self.timed(self.apply_inner(library_id, mutation, opts))
-            .await
-    }
-
-    async fn apply_inner(
-        &self,
-        library_id: Uuid,
-        mutation: Mutation,
-        opts: MutationOptions,
-    ) -> Result<Committed, Error> {
         validate(&mutation, &self.inner.limits)?;
         if let Some(key) = &opts.idempotency_key {
             validate_idempotency_key(key, &self.inner.limits)?;
@@ -400,8 +399,8 @@ impl Store {
             .map(|_| fingerprint(&mutation, opts.if_version));
         let now = librarian_core::Timestamp::now().millis();
         let lib = library_id.to_string();
-        let outcome: Result<Committed, TxError> = match &self.inner.pool {
-            Pools::Postgres(pool) => {
+        db_run!(self,
+            postgres(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 conn.transaction(async move |c| {
                     let committed =
@@ -421,8 +420,9 @@ impl Store {
                     Ok(committed)
                 })
                 .await
-            }
-            Pools::Sqlite(pool) => {
+                .or_else(TxError::into_result)
+            },
+            sqlite(pool) => {
                 let writer = self.inner.sqlite_writer.clone().lock_owned().await;
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 // Once on its blocking thread the write runs to its end even if this future
@@ -456,65 +456,42 @@ impl Store {
                         });
                     }
                 });
-                return outcome.await.unwrap_or_else(|_| {
+                outcome.await.unwrap_or_else(|_| {
                     Err(Error::Internal("the SQLite write task vanished".into()))
-                });
-            }
-        };
-        outcome.or_else(TxError::into_result)
+                })
+            },
+        )
     }
 
     /// One row of a library (`NotFound` also for another library's rows).
     pub async fn get(&self, library_id: Uuid, kind: EntityKind, id: Uuid) -> Result<Entity, Error> {
-        self.timed(self.get_inner(library_id, kind, id)).await
-    }
-
-    async fn get_inner(
-        &self,
-        library_id: Uuid,
-        kind: EntityKind,
-        id: Uuid,
-    ) -> Result<Entity, Error> {
         let lib = library_id.to_string();
-        let outcome = match &self.inner.pool {
-            Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                ops::pg::get(&mut conn, &lib, kind, id).await
-            }
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                sqlite_blocking(&mut conn, move |c| ops::sqlite::get(c, &lib, kind, id)).await
-            }
-        };
-        outcome.map_err(TxError::into_error)
+        db_run!(self, |ops, c| ops::get(c, &lib, kind, id))
     }
 
     /// The whole library at its current version, read in one transaction.
     pub async fn load_library(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
-        self.timed(self.load_library_inner(library_id)).await
-    }
-
-    async fn load_library_inner(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
         let lib = library_id.to_string();
-        let outcome: Result<LibrarySnapshot, TxError> = match &self.inner.pool {
-            Pools::Postgres(pool) => {
+        db_run!(self,
+            postgres(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 conn.build_transaction()
                     .repeatable_read()
                     .read_only()
                     .run(async move |c| ops::pg::load(c, &lib).await)
                     .await
-            }
-            Pools::Sqlite(pool) => {
+                    .map_err(TxError::into_error)
+            },
+            sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 // A deferred transaction reads one WAL snapshot from its first SELECT on.
                 sqlite_blocking(&mut conn, move |c| {
                     c.transaction(|c| ops::sqlite::load(c, &lib))
                 })
                 .await
-            }
-        };
-        outcome.map_err(TxError::into_error)
+                .map_err(TxError::into_error)
+            },
+        )
     }
 }
 

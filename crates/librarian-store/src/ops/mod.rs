@@ -1,14 +1,39 @@
-//! The SQL of every store operation, written once in `body.rs` and compiled twice: as async
-//! functions over `AsyncPgConnection`, and as sync functions over `SqliteConnection` that the
-//! store runs inside `spawn_blocking` (sync diesel on SQLite allows multi-row inserts and loads
-//! 2–3× faster than going through `SyncConnectionWrapper`'s async API).
+//! The SQL of every store operation, written once and compiled twice: as async functions over
+//! `AsyncPgConnection`, and as sync functions over `SqliteConnection` that the store runs inside
+//! `spawn_blocking` (sync diesel on SQLite allows multi-row inserts and loads 2–3× faster than
+//! going through `SyncConnectionWrapper`'s async API).
 //!
-//! Inside `body.rs`, `run!(expr)` means "the result of this query" (`expr.await` on PostgreSQL,
-//! `expr` on SQLite), and `maybe_async! { fn … }` declares a function that is `async` on
-//! PostgreSQL only. Everything else is ordinary diesel.
+//! The bodies live in `body/`, one file per entity (`library.rs`: the write transaction's frame,
+//! idempotency records, loads and library rows; `projects.rs`, `context_blocks.rs`,
+//! `saved_prompts.rs`). `pg` and `sqlite` each include every file into a submodule of the
+//! same name. Inside them, `run!(expr)` means "the result of this query" (`expr.await` on
+//! PostgreSQL, `expr` on SQLite), and `maybe_async! { fn … }` declares a function that is
+//! `async` on PostgreSQL only; `Conn` and the right `RunQueryDsl` come from the including module.
+//! Everything else is ordinary diesel. Helpers that run no SQL are here, compiled once.
 
+use crate::error::TxError;
 use librarian_core::{Committed, Entity, EntityKind, Error};
 use std::collections::HashMap;
+
+/// One backend's share of `body/`: a submodule per file (which see the including module's
+/// `run!`, `maybe_async!`, `Conn` and `RunQueryDsl`), and the operations the store calls.
+macro_rules! bodies {
+    () => {
+        mod library {
+            include!("body/library.rs");
+        }
+        mod projects {
+            include!("body/projects.rs");
+        }
+        mod context_blocks {
+            include!("body/context_blocks.rs");
+        }
+        mod saved_prompts {
+            include!("body/saved_prompts.rs");
+        }
+        pub(crate) use library::{apply, get, library_for_user, library_versions, load};
+    };
+}
 
 pub(crate) mod pg {
     macro_rules! run {
@@ -21,7 +46,7 @@ pub(crate) mod pg {
     }
     use diesel_async::RunQueryDsl;
     type Conn = diesel_async::AsyncPgConnection;
-    include!("body.rs");
+    bodies!();
 }
 
 pub(crate) mod sqlite {
@@ -35,7 +60,7 @@ pub(crate) mod sqlite {
     }
     use diesel::RunQueryDsl;
     type Conn = diesel::SqliteConnection;
-    include!("body.rs");
+    bodies!();
 }
 
 /// True when making `new_parent` the parent of `id` would put `id` among its own ancestors.
@@ -62,6 +87,28 @@ fn kind_from_str(s: &str) -> Result<EntityKind, Error> {
             "unknown stored entity kind {other:?}"
         ))),
     }
+}
+
+fn check_version(expected: Option<i64>, actual: i64) -> bool {
+    expected.is_none_or(|e| e == actual)
+}
+
+/// The 412 refusal of a stale `If-Match`, carrying the row as it is.
+fn mismatch(expected: Option<i64>, current: Entity) -> TxError {
+    Error::VersionMismatch {
+        expected: expected.unwrap_or_default(),
+        current: Box::new(current),
+    }
+    .into()
+}
+
+/// A reference to a row the library does not have.
+fn no_such(field: &str, kind: EntityKind, id: &str) -> TxError {
+    Error::invalid(
+        field,
+        format!("no such {}: {id}", kind.as_str().replace('_', " ")),
+    )
+    .into()
 }
 
 /// Rebuilds the first answer to an idempotency key from its stored record.

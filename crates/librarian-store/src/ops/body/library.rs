@@ -1,0 +1,272 @@
+// The library as a whole: the write transaction's frame (version bump, idempotency records,
+// dispatch to the entity modules), loads, single-row reads and library rows. Included once per
+// backend by `ops/mod.rs` (see there for `run!`, `maybe_async!`, `Conn` and `RunQueryDsl`).
+
+use super::context_blocks::{
+    create_context_block, delete_context_block, find_context_block, update_context_block,
+};
+use super::projects::{create_project, delete_project, find_project, update_project};
+use super::saved_prompts::{
+    create_saved_prompt, delete_saved_prompt, find_saved_prompt, prompt_block_ids,
+    update_saved_prompt,
+};
+use super::{Conn, RunQueryDsl};
+use crate::error::TxError;
+use crate::models::{
+    ContextBlockRow, IdempotencyRow, LibraryRow, ProjectRow, SavedPromptRow, parse_id,
+};
+use crate::ops::replayed;
+use crate::schema::{
+    context_blocks, idempotency_keys, libraries, projects, saved_prompt_blocks, saved_prompts,
+};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use librarian_core::{
+    Committed, Entity, EntityKind, Error, LibrarySnapshot, Mutation, MutationOptions,
+};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+maybe_async! {
+/// Applies one mutation inside the caller's write transaction and returns what it committed.
+pub(crate) fn apply(
+    conn: &mut Conn,
+    lib: &str,
+    m: &Mutation,
+    opts: &MutationOptions,
+    fingerprint: Option<&str>,
+    now: i64,
+) -> Result<Committed, TxError> {
+    // Bumping the library row first takes its row lock (SQLite: the write lock), which
+    // serializes every write to this library and makes the checks below race-free.
+    let version: i64 = run!(diesel::update(libraries::table.find(lib))
+        .set((
+            libraries::version.eq(libraries::version + 1),
+            libraries::updated_at.eq(now),
+        ))
+        .returning(libraries::version)
+        .get_result(conn))
+    .optional()?
+    .ok_or_else(|| Error::Internal(format!("library {lib} does not exist")))?;
+
+    let idempotency = opts.idempotency_key.as_deref().zip(fingerprint);
+    if let Some((key, fp)) = idempotency {
+        run!(check_idempotency_key(conn, lib, key, fp))?;
+    }
+
+    let v = opts.if_version;
+    let (id, data) = match m {
+        Mutation::CreateProject(new) => {
+            let p = run!(create_project(conn, lib, new, now))?;
+            (p.id, Some(Entity::Project(p)))
+        }
+        Mutation::UpdateProject { id, patch } => {
+            let p = run!(update_project(conn, lib, *id, patch, v, now))?;
+            (p.id, Some(Entity::Project(p)))
+        }
+        Mutation::DeleteProject { id } => {
+            run!(delete_project(conn, lib, *id, v, now))?;
+            (*id, None)
+        }
+        Mutation::CreateContextBlock(new) => {
+            let b = run!(create_context_block(conn, lib, new, now))?;
+            (b.id, Some(Entity::ContextBlock(b)))
+        }
+        Mutation::UpdateContextBlock { id, patch } => {
+            let b = run!(update_context_block(conn, lib, *id, patch, v, now))?;
+            (b.id, Some(Entity::ContextBlock(b)))
+        }
+        Mutation::DeleteContextBlock { id } => {
+            run!(delete_context_block(conn, lib, *id, v, now))?;
+            (*id, None)
+        }
+        Mutation::CreateSavedPrompt(new) => {
+            let p = run!(create_saved_prompt(conn, lib, new, now))?;
+            (p.id, Some(Entity::SavedPrompt(p)))
+        }
+        Mutation::UpdateSavedPrompt { id, patch } => {
+            let p = run!(update_saved_prompt(conn, lib, *id, patch, v, now))?;
+            (p.id, Some(Entity::SavedPrompt(p)))
+        }
+        Mutation::DeleteSavedPrompt { id } => {
+            run!(delete_saved_prompt(conn, lib, *id, v))?;
+            (*id, None)
+        }
+    };
+
+    let committed = Committed {
+        data,
+        library_version: version,
+        kind: m.kind(),
+        id,
+        replayed: false,
+    };
+    if let Some((key, fp)) = idempotency {
+        run!(record_idempotency_key(conn, lib, key, fp, &committed, now))?;
+    }
+    Ok(committed)
+}
+}
+
+// ---- idempotency ----------------------------------------------------------------------------
+
+maybe_async! {
+/// A key seen before ends the transaction: with its stored answer (`TxError::Replay`, which
+/// rolls back the version bump) or, for another request, with `IdempotencyKeyReused`.
+fn check_idempotency_key(conn: &mut Conn, lib: &str, key: &str, fp: &str) -> Result<(), TxError> {
+    let prior: Option<IdempotencyRow> = run!(idempotency_keys::table
+        .find((lib, key))
+        .select(IdempotencyRow::as_select())
+        .first(conn))
+    .optional()?;
+    match prior {
+        None => Ok(()),
+        Some(prior) if prior.fingerprint != fp => Err(Error::IdempotencyKeyReused.into()),
+        Some(prior) => Err(TxError::Replay(Box::new(replayed(&prior)?))),
+    }
+}
+}
+
+maybe_async! {
+/// Stores the first answer to a key, in the mutation's own transaction.
+fn record_idempotency_key(
+    conn: &mut Conn,
+    lib: &str,
+    key: &str,
+    fp: &str,
+    committed: &Committed,
+    now: i64,
+) -> Result<(), TxError> {
+    let response = committed
+        .data
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("cannot encode reply: {e}")))?;
+    let record = IdempotencyRow {
+        library_id: lib.to_owned(),
+        key: key.to_owned(),
+        fingerprint: fp.to_owned(),
+        kind: committed.kind.as_str().to_owned(),
+        entity_id: committed.id.to_string(),
+        response,
+        library_version: committed.library_version,
+        created_at: now,
+    };
+    run!(diesel::insert_into(idempotency_keys::table).values(&record).execute(conn))?;
+    Ok(())
+}
+}
+
+// ---- reads ----------------------------------------------------------------------------------
+
+maybe_async! {
+/// The whole library, inside the caller's read transaction.
+pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxError> {
+    let version: i64 = run!(libraries::table
+        .find(lib)
+        .select(libraries::version)
+        .first(conn))
+    .optional()?
+    .unwrap_or(0);
+    let project_rows: Vec<ProjectRow> = run!(projects::table
+        .filter(projects::library_id.eq(lib))
+        .order((projects::created_at, projects::id))
+        .select(ProjectRow::as_select())
+        .load(conn))?;
+    let block_rows: Vec<ContextBlockRow> = run!(context_blocks::table
+        .filter(context_blocks::library_id.eq(lib))
+        .order((context_blocks::created_at, context_blocks::id))
+        .select(ContextBlockRow::as_select())
+        .load(conn))?;
+    let prompt_rows: Vec<SavedPromptRow> = run!(saved_prompts::table
+        .filter(saved_prompts::library_id.eq(lib))
+        .order((saved_prompts::created_at, saved_prompts::id))
+        .select(SavedPromptRow::as_select())
+        .load(conn))?;
+    let refs: Vec<(String, String)> = run!(saved_prompt_blocks::table
+        .filter(saved_prompt_blocks::library_id.eq(lib))
+        .order((saved_prompt_blocks::prompt_id, saved_prompt_blocks::position))
+        .select((saved_prompt_blocks::prompt_id, saved_prompt_blocks::block_id))
+        .load(conn))?;
+
+    let mut by_prompt: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for (prompt_id, block_id) in refs {
+        by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
+    }
+    Ok(LibrarySnapshot {
+        version,
+        projects: project_rows
+            .iter()
+            .map(ProjectRow::to_entity)
+            .collect::<Result<_, _>>()?,
+        context_blocks: block_rows
+            .iter()
+            .map(ContextBlockRow::to_entity)
+            .collect::<Result<_, _>>()?,
+        saved_prompts: prompt_rows
+            .iter()
+            .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
+            .collect::<Result<_, _>>()?,
+    })
+}
+}
+
+maybe_async! {
+/// One row of a library, or `NotFound`.
+pub(crate) fn get(conn: &mut Conn, lib: &str, kind: EntityKind, id: Uuid) -> Result<Entity, TxError> {
+    let id_s = id.to_string();
+    let not_found = || TxError::from(Error::NotFound { kind, id });
+    Ok(match kind {
+        EntityKind::Project => {
+            let row = run!(find_project(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            Entity::Project(row.to_entity()?)
+        }
+        EntityKind::ContextBlock => {
+            let row = run!(find_context_block(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            Entity::ContextBlock(row.to_entity()?)
+        }
+        EntityKind::SavedPrompt => {
+            let row = run!(find_saved_prompt(conn, lib, &id_s))?.ok_or_else(not_found)?;
+            let block_ids = run!(prompt_block_ids(conn, lib, &id_s))?;
+            Entity::SavedPrompt(row.to_entity(block_ids)?)
+        }
+    })
+}
+}
+
+// ---- library rows ---------------------------------------------------------------------------
+
+maybe_async! {
+/// The user's library row, inserted from `new` when the user has none yet.
+pub(crate) fn library_for_user(
+    conn: &mut Conn,
+    user: &str,
+    new: &LibraryRow,
+) -> Result<LibraryRow, TxError> {
+    let by_user = || {
+        libraries::table
+            .filter(libraries::user_id.eq(user))
+            .select(LibraryRow::as_select())
+    };
+    if let Some(row) = run!(by_user().first(conn)).optional()? {
+        return Ok(row);
+    }
+    // Two first requests of one user may race here: one insert wins, both read it back.
+    run!(diesel::insert_into(libraries::table)
+        .values(new)
+        .on_conflict(libraries::user_id)
+        .do_nothing()
+        .execute(conn))?;
+    Ok(run!(by_user().first(conn))?)
+}
+}
+
+maybe_async! {
+/// The current versions of the given libraries (for reconciliation).
+pub(crate) fn library_versions(conn: &mut Conn, ids: &[String]) -> Result<Vec<(String, i64)>, TxError> {
+    Ok(run!(libraries::table
+        .filter(libraries::id.eq_any(ids))
+        .select((libraries::id, libraries::version))
+        .load::<(String, i64)>(conn))?)
+}
+}
