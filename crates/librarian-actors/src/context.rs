@@ -1,17 +1,8 @@
-//! `ContextActor`: the write path for context blocks. Each write is committed by the store and only
-//! then published as a [`Mutated`](crate::Mutated) event.
+//! `ContextActor`: the write path for context blocks. The three entity actors differ only in the
+//! kind they accept, so they are defined together in [`crate::write`]; this module names this one.
 
-use crate::library::LibraryActor;
-use crate::write::{commit, entity_actor};
-use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
-use librarian_core::{
-    Committed, ContextBlockPatch, Error, Mutation, MutationOptions, NewContextBlock,
-};
-use librarian_store::Store;
-use uuid::Uuid;
+pub use crate::write::{ContextActor, WriteContextBlock};
 
-entity_actor! {
-    actor: ContextActor, message: WriteContextBlock, write: ContextBlockWrite,
-    new: NewContextBlock, patch: ContextBlockPatch, what: "context blocks",
-    create: CreateContextBlock, update: UpdateContextBlock, delete: DeleteContextBlock,
-}
+/// The per-kind write enum of old: a write is now the [`Mutation`](librarian_core::Mutation)
+/// itself, carried by [`WriteContextBlock`]. Kept only while the crate root still exports the name.
+pub type ContextBlockWrite = librarian_core::Mutation;

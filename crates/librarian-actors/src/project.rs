@@ -1,15 +1,8 @@
-//! `ProjectActor`: the write path for projects. Each write is committed by the store and only
-//! then published as a [`Mutated`](crate::Mutated) event.
+//! `ProjectActor`: the write path for projects. The three entity actors differ only in the kind
+//! they accept, so they are defined together in [`crate::write`]; this module names this one.
 
-use crate::library::LibraryActor;
-use crate::write::{commit, entity_actor};
-use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
-use librarian_core::{Committed, Error, Mutation, MutationOptions, NewProject, ProjectPatch};
-use librarian_store::Store;
-use uuid::Uuid;
+pub use crate::write::{ProjectActor, WriteProject};
 
-entity_actor! {
-    actor: ProjectActor, message: WriteProject, write: ProjectWrite,
-    new: NewProject, patch: ProjectPatch, what: "projects",
-    create: CreateProject, update: UpdateProject, delete: DeleteProject,
-}
+/// The per-kind write enum of old: a write is now the [`Mutation`](librarian_core::Mutation)
+/// itself, carried by [`WriteProject`]. Kept only while the crate root still exports the name.
+pub type ProjectWrite = librarian_core::Mutation;

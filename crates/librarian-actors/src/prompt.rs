@@ -1,17 +1,8 @@
-//! `PromptActor`: the write path for saved prompts. Each write is committed by the store and only
-//! then published as a [`Mutated`](crate::Mutated) event.
+//! `PromptActor`: the write path for saved prompts. The three entity actors differ only in the kind
+//! they accept, so they are defined together in [`crate::write`]; this module names this one.
 
-use crate::library::LibraryActor;
-use crate::write::{commit, entity_actor};
-use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
-use librarian_core::{
-    Committed, Error, Mutation, MutationOptions, NewSavedPrompt, SavedPromptPatch,
-};
-use librarian_store::Store;
-use uuid::Uuid;
+pub use crate::write::{PromptActor, WriteSavedPrompt};
 
-entity_actor! {
-    actor: PromptActor, message: WriteSavedPrompt, write: SavedPromptWrite,
-    new: NewSavedPrompt, patch: SavedPromptPatch, what: "saved prompts",
-    create: CreateSavedPrompt, update: UpdateSavedPrompt, delete: DeleteSavedPrompt,
-}
+/// The per-kind write enum of old: a write is now the [`Mutation`](librarian_core::Mutation)
+/// itself, carried by [`WriteSavedPrompt`]. Kept only while the crate root still exports the name.
+pub type SavedPromptWrite = librarian_core::Mutation;

@@ -1,13 +1,15 @@
-//! What the three entity actors share: commit through the store, then publish, and the
-//! [`Writers`] facade that routes an untyped [`Mutation`] to the right actor.
+//! The write path (DESIGN §1): one actor per entity kind ([`ProjectActor`], [`ContextActor`],
+//! [`PromptActor`]), each committing a mutation through the store and only then publishing it,
+//! and [`Writers`], the one place that routes a [`Mutation`] to the actor of its kind.
+//!
+//! Each actor's message carries the `Mutation` itself. The three actors differ only in the
+//! kind they accept, so they are defined here together; `project.rs`, `context.rs` and
+//! `prompt.rs` name them for the crate's exports and depend on this module, never the reverse.
 
-use crate::context::{ContextActor, ContextBlockWrite, WriteContextBlock};
 use crate::event::Mutated;
 use crate::library::{LibraryActor, WriteEnded, WriteStarted};
-use crate::project::{ProjectActor, ProjectWrite, WriteProject};
-use crate::prompt::{PromptActor, SavedPromptWrite, WriteSavedPrompt};
-use actix::{Addr, MailboxError};
-use librarian_core::{Committed, Error, Mutation, MutationOptions};
+use actix::{Actor, Addr, Context, Handler, MailboxError, Message, ResponseFuture};
+use librarian_core::{Committed, EntityKind, Error, Mutation, MutationOptions};
 use librarian_store::Store;
 use uuid::Uuid;
 
@@ -17,7 +19,7 @@ use uuid::Uuid;
 ///
 /// The library actor also hears when the write starts and ends, so that it can hold a reload
 /// back while more writes to the same library are under way (coalescing, G6).
-pub(crate) async fn commit(
+async fn commit(
     store: Store,
     library: Addr<LibraryActor>,
     library_id: Uuid,
@@ -55,30 +57,29 @@ impl Drop for InFlight {
     }
 }
 
-/// Defines one entity actor: its write enum, its message and the actor, which commits through
-/// [`commit`] (so it publishes only after the commit). The three entity actors differ only in
-/// their types.
+/// Defines one entity actor and its message, which holds a mutation of the actor's kind only.
 macro_rules! entity_actor {
-    (
-        actor: $actor:ident, message: $msg:ident, write: $write:ident,
-        new: $new:ty, patch: $patch:ty, what: $what:literal,
-        create: $create:ident, update: $update:ident, delete: $delete:ident $(,)?
-    ) => {
-        #[doc = concat!("One create, update or delete of ", $what, ".")]
-        #[derive(Debug, Clone)]
-        pub enum $write {
-            Create($new),
-            Update { id: Uuid, patch: $patch },
-            Delete { id: Uuid },
-        }
-
-        #[doc = concat!("Ask the [`", stringify!($actor), "`] to apply a write to a library; answers once it committed.")]
+    ($actor:ident, $msg:ident, $kind:expr, $what:literal) => {
+        #[doc = concat!("A mutation of ", $what, " for the [`", stringify!($actor), "`]; answers once it committed.")]
         #[derive(Debug, Message)]
         #[rtype(result = "Result<Committed, Error>")]
         pub struct $msg {
-            pub library_id: Uuid,
-            pub write: $write,
-            pub opts: MutationOptions,
+            // Private, so that the message holds a mutation of its kind: built by `new` or by
+            // `Writers::apply`, which route by the kind.
+            library_id: Uuid,
+            mutation: Mutation,
+            opts: MutationOptions,
+        }
+
+        impl $msg {
+            #[doc = concat!("The message for `mutation`; `None` if it is not a mutation of ", $what, ".")]
+            pub fn new(library_id: Uuid, mutation: Mutation, opts: MutationOptions) -> Option<Self> {
+                (mutation.kind() == $kind).then_some($msg {
+                    library_id,
+                    mutation,
+                    opts,
+                })
+            }
         }
 
         #[doc = concat!("The write path for ", $what, ": commits, then publishes.")]
@@ -98,28 +99,36 @@ macro_rules! entity_actor {
         }
 
         impl Handler<$msg> for $actor {
-            // A future the actor does not wait for: writes to different libraries run concurrently
-            // (writes to one library queue on its row lock in the database, not here).
+            // A future the actor does not wait for: writes to different libraries run
+            // concurrently (writes to one library queue on its row lock in the database).
             type Result = ResponseFuture<Result<Committed, Error>>;
 
             fn handle(&mut self, msg: $msg, _ctx: &mut Self::Context) -> Self::Result {
-                let mutation = match msg.write {
-                    $write::Create(data) => Mutation::$create(data),
-                    $write::Update { id, patch } => Mutation::$update { id, patch },
-                    $write::Delete { id } => Mutation::$delete { id },
-                };
                 Box::pin(commit(
                     self.store.clone(),
                     self.library.clone(),
                     msg.library_id,
-                    mutation,
+                    msg.mutation,
                     msg.opts,
                 ))
             }
         }
     };
 }
-pub(crate) use entity_actor;
+
+entity_actor!(ProjectActor, WriteProject, EntityKind::Project, "projects");
+entity_actor!(
+    ContextActor,
+    WriteContextBlock,
+    EntityKind::ContextBlock,
+    "context blocks"
+);
+entity_actor!(
+    PromptActor,
+    WriteSavedPrompt,
+    EntityKind::SavedPrompt,
+    "saved prompts"
+);
 
 /// The addresses of the three entity actors.
 #[derive(Clone)]
@@ -137,87 +146,60 @@ impl Writers {
         mutation: Mutation,
         opts: MutationOptions,
     ) -> Result<Committed, Error> {
-        let sent = match mutation {
-            Mutation::CreateProject(d) => {
-                self.project(library_id, ProjectWrite::Create(d), opts)
+        // The match on the kind is the check the messages' `new` makes (and, being
+        // exhaustive, a new kind cannot go unrouted).
+        let sent = match mutation.kind() {
+            EntityKind::Project => {
+                self.projects
+                    .send(WriteProject {
+                        library_id,
+                        mutation,
+                        opts,
+                    })
                     .await
             }
-            Mutation::UpdateProject { id, patch } => {
-                self.project(library_id, ProjectWrite::Update { id, patch }, opts)
+            EntityKind::ContextBlock => {
+                self.contexts
+                    .send(WriteContextBlock {
+                        library_id,
+                        mutation,
+                        opts,
+                    })
                     .await
             }
-            Mutation::DeleteProject { id } => {
-                self.project(library_id, ProjectWrite::Delete { id }, opts)
-                    .await
-            }
-            Mutation::CreateContextBlock(d) => {
-                self.context(library_id, ContextBlockWrite::Create(d), opts)
-                    .await
-            }
-            Mutation::UpdateContextBlock { id, patch } => {
-                self.context(library_id, ContextBlockWrite::Update { id, patch }, opts)
-                    .await
-            }
-            Mutation::DeleteContextBlock { id } => {
-                self.context(library_id, ContextBlockWrite::Delete { id }, opts)
-                    .await
-            }
-            Mutation::CreateSavedPrompt(d) => {
-                self.prompt(library_id, SavedPromptWrite::Create(d), opts)
-                    .await
-            }
-            Mutation::UpdateSavedPrompt { id, patch } => {
-                self.prompt(library_id, SavedPromptWrite::Update { id, patch }, opts)
-                    .await
-            }
-            Mutation::DeleteSavedPrompt { id } => {
-                self.prompt(library_id, SavedPromptWrite::Delete { id }, opts)
+            EntityKind::SavedPrompt => {
+                self.prompts
+                    .send(WriteSavedPrompt {
+                        library_id,
+                        mutation,
+                        opts,
+                    })
                     .await
             }
         };
         sent.map_err(mailbox_error)?
     }
-
-    fn project(
-        &self,
-        library_id: Uuid,
-        write: ProjectWrite,
-        opts: MutationOptions,
-    ) -> actix::dev::Request<ProjectActor, WriteProject> {
-        self.projects.send(WriteProject {
-            library_id,
-            write,
-            opts,
-        })
-    }
-
-    fn context(
-        &self,
-        library_id: Uuid,
-        write: ContextBlockWrite,
-        opts: MutationOptions,
-    ) -> actix::dev::Request<ContextActor, WriteContextBlock> {
-        self.contexts.send(WriteContextBlock {
-            library_id,
-            write,
-            opts,
-        })
-    }
-
-    fn prompt(
-        &self,
-        library_id: Uuid,
-        write: SavedPromptWrite,
-        opts: MutationOptions,
-    ) -> actix::dev::Request<PromptActor, WriteSavedPrompt> {
-        self.prompts.send(WriteSavedPrompt {
-            library_id,
-            write,
-            opts,
-        })
-    }
 }
 
 fn mailbox_error(e: MailboxError) -> Error {
     Error::Unavailable(format!("the write path is not running: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_takes_only_a_mutation_of_its_actors_kind() {
+        let (lib, id, opts) = (Uuid::now_v7(), Uuid::now_v7(), MutationOptions::default);
+        let project = || Mutation::DeleteProject { id };
+        let block = || Mutation::DeleteContextBlock { id };
+        let prompt = || Mutation::DeleteSavedPrompt { id };
+        assert!(WriteProject::new(lib, project(), opts()).is_some());
+        assert!(WriteProject::new(lib, block(), opts()).is_none());
+        assert!(WriteContextBlock::new(lib, block(), opts()).is_some());
+        assert!(WriteContextBlock::new(lib, prompt(), opts()).is_none());
+        assert!(WriteSavedPrompt::new(lib, prompt(), opts()).is_some());
+        assert!(WriteSavedPrompt::new(lib, project(), opts()).is_none());
+    }
 }
