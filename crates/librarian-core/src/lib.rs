@@ -7,6 +7,7 @@ pub mod entity;
 pub mod error;
 pub mod field;
 pub mod limits;
+pub mod metrics_buckets;
 pub mod mutation;
 pub mod protocol;
 pub mod snapshot;

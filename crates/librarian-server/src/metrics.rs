@@ -4,6 +4,7 @@
 //! module sits below the state that holds it.
 
 use librarian_actors::SyncStats;
+use librarian_core::metrics_buckets::latency_buckets;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -23,11 +24,6 @@ pub struct Metrics {
     pub commit_to_frame_seconds: Histogram,
 }
 
-/// Latency buckets from 0.2 ms to ~1.6 s.
-fn buckets() -> Vec<f64> {
-    prometheus::exponential_buckets(0.0002, 2.0, 14).unwrap_or_default()
-}
-
 impl Metrics {
     pub fn new(sync: &SyncStats) -> prometheus::Result<Metrics> {
         let registry = Registry::new();
@@ -38,7 +34,7 @@ impl Metrics {
             )?,
             http_seconds: HistogramVec::new(
                 HistogramOpts::new("librarian_http_request_seconds", "HTTP request latency.")
-                    .buckets(buckets()),
+                    .buckets(latency_buckets()),
                 &["route", "method"],
             )?,
             mutations: IntCounterVec::new(
@@ -53,7 +49,7 @@ impl Metrics {
                     "librarian_commit_seconds",
                     "Time from handing a mutation to the write path to its commit.",
                 )
-                .buckets(buckets()),
+                .buckets(latency_buckets()),
             )?,
             sessions_open: IntGauge::new("librarian_sessions_open", "WebSocket sessions open.")?,
             frames_sent: IntCounterVec::new(
@@ -69,7 +65,7 @@ impl Metrics {
                     "librarian_ws_commit_to_frame_seconds",
                     "Per session: from hearing of a commit to handing the snapshot with it to the socket.",
                 )
-                .buckets(buckets()),
+                .buckets(latency_buckets()),
             )?,
             frames_by_type: Vec::new(),
             registry,
@@ -104,5 +100,18 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_buckets_are_the_ones_the_histograms_always_had() {
+        assert_eq!(
+            latency_buckets(),
+            prometheus::exponential_buckets(0.0002, 2.0, 14).unwrap()
+        );
     }
 }
