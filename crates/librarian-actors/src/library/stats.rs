@@ -55,7 +55,7 @@ impl Default for SyncStats {
             ),
             reload_seconds: Histogram::with_opts(
                 HistogramOpts::new("librarian_reload_seconds", "Duration of library reloads.")
-                    .buckets(prometheus::exponential_buckets(0.0002, 2.0, 14).unwrap_or_default()),
+                    .buckets(librarian_core::metrics_buckets::latency_buckets()),
             )
             .unwrap_or_else(|_| unreachable_metric()),
         }
