@@ -22,8 +22,22 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sync: SyncConfig,
     pub ws: WsSection,
+    /// Core's field limits, from `[limits]` (copied out of `limits_section` on load).
+    #[serde(skip)]
     pub limits: Limits,
+    /// `[limits]` as written: core's `Limits` does not know `idempotency_retention_s`.
+    #[serde(rename = "limits")]
+    limits_section: LimitsSection,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    /// How long an idempotency key is honoured, in seconds; older records are purged.
+    idempotency_retention_s: u64,
+    #[serde(flatten)]
+    fields: Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +182,14 @@ impl Config {
             .list_separator(",")
             .with_list_parse_key("server.allowed_origins")
             .source(env);
-        Ok(builder.add_source(environment).build()?.try_deserialize()?)
+        let mut config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+        config.limits = config.limits_section.fields.clone();
+        Ok(config)
+    }
+
+    /// `limits.idempotency_retention_s`: how long an idempotency key is honoured.
+    pub fn idempotency_retention(&self) -> Duration {
+        Duration::from_secs(self.limits_section.idempotency_retention_s)
     }
 
     pub fn ws(&self) -> WsConfig {
@@ -215,6 +236,10 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:8080");
         assert_eq!(c.database.url, "sqlite://data/librarian.db");
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(
+            c.idempotency_retention(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(c.log.format, LogFormat::Pretty);
     }
 
@@ -260,6 +285,23 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_idempotency_retention_is_set_like_the_field_limits() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("LIBRARIAN__LIMITS__IDEMPOTENCY_RETENTION_S", "60"),
+                ("LIBRARIAN__LIMITS__TITLE_MAX", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.idempotency_retention(), Duration::from_secs(60));
+        assert_eq!(c.limits.title_max, 10);
+        let err =
+            Config::load_from(None, env(&[("LIBRARIAN__LIMITS__TITLE_MAXX", "1")])).unwrap_err();
+        assert!(err.to_string().contains("title_maxx"), "{err}");
     }
 
     #[test]

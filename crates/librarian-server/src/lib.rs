@@ -94,6 +94,25 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     auth::check_bind(&config.auth, &config.server.bind)?;
     let authenticator = aweb::Data::new(Authenticator::new(&config.auth)?);
     let store = open_store(&config).await?;
+    // Idempotency records past their retention go at start, then hourly.
+    let (purging, retention) = (store.clone(), config.idempotency_retention());
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match purging.purge_idempotency(retention).await {
+                Ok(removed) => tracing::info!(
+                    removed,
+                    retention_s = retention.as_secs(),
+                    "idempotency records purged"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "idempotency purge failed; next try in an hour")
+                }
+            }
+        }
+    });
     let sync = SyncCore::start_with(
         store.clone(),
         librarian_actors::SyncOptions {

@@ -32,6 +32,9 @@ use uuid::Uuid;
 
 type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
+/// Idempotency records deleted per statement by [`Store::purge_idempotency`].
+pub const PURGE_BATCH: i64 = 1_000;
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -461,6 +464,45 @@ impl Store {
                 })
             },
         )
+    }
+
+    /// Deletes the idempotency records older than `older_than` and returns how many went, in
+    /// batches of [`PURGE_BATCH`] rows (each one statement bounded by the query timeout), so
+    /// that writers wait at most for one batch. A key purged is forgotten: a retry carrying it
+    /// is applied anew.
+    pub async fn purge_idempotency(&self, older_than: Duration) -> Result<u64, Error> {
+        let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = librarian_core::Timestamp::now()
+            .millis()
+            .saturating_sub(age);
+        let mut purged = 0_u64;
+        loop {
+            let deleted = db_run!(self,
+                postgres(pool) => {
+                    let mut conn = pool.get().await.map_err(pool_error)?;
+                    ops::pg::purge_idempotency(&mut conn, cutoff, PURGE_BATCH)
+                        .await
+                        .map_err(TxError::into_error)
+                },
+                sqlite(pool) => {
+                    // Queued like every writer; held until the batch is done even if this
+                    // future is dropped at the timeout, so it never races the next writer.
+                    let writer = self.inner.sqlite_writer.clone().lock_owned().await;
+                    let mut conn = pool.get().await.map_err(pool_error)?;
+                    sqlite_blocking(&mut conn, move |c| {
+                        let deleted = ops::sqlite::purge_idempotency(c, cutoff, PURGE_BATCH);
+                        drop(writer);
+                        deleted
+                    })
+                    .await
+                    .map_err(TxError::into_error)
+                },
+            )?;
+            purged += deleted as u64;
+            if (deleted as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
     }
 
     /// One row of a library (`NotFound` also for another library's rows).

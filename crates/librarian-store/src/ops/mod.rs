@@ -31,7 +31,9 @@ macro_rules! bodies {
         mod saved_prompts {
             include!("body/saved_prompts.rs");
         }
-        pub(crate) use library::{apply, get, library_for_user, library_versions, load};
+        pub(crate) use library::{
+            apply, get, library_for_user, library_versions, load, purge_idempotency,
+        };
     };
 }
 

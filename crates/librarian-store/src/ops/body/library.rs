@@ -270,3 +270,19 @@ pub(crate) fn library_versions(conn: &mut Conn, ids: &[String]) -> Result<Vec<(S
         .load::<(String, i64)>(conn))?)
 }
 }
+
+maybe_async! {
+/// Deletes up to `batch` of the oldest idempotency records created before `cutoff` (epoch ms)
+/// and returns how many went. One short statement per batch keeps locks and WAL growth small.
+pub(crate) fn purge_idempotency(conn: &mut Conn, cutoff: i64, batch: i64) -> Result<usize, TxError> {
+    // Row values and LIMIT in a subquery read the same on both backends; the two numbers are
+    // ours, not input, so they are written into the SQL instead of bound (whose placeholders
+    // differ: `$1` against `?`).
+    Ok(run!(diesel::sql_query(format!(
+        "DELETE FROM idempotency_keys WHERE (library_id, key) IN \
+         (SELECT library_id, key FROM idempotency_keys WHERE created_at < {cutoff} \
+          ORDER BY created_at LIMIT {batch})"
+    ))
+    .execute(conn))?)
+}
+}
