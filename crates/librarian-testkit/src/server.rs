@@ -1,10 +1,14 @@
 //! The real `librarian` binary, started for a test on port 0 in a fresh working directory.
 
+use crate::ws::PATIENCE;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
+use tokio::sync::watch;
 
 /// A running `librarian serve`; killed on drop.
 pub struct TestServer {
@@ -13,8 +17,32 @@ pub struct TestServer {
     pub base_url: String,
     pub dir: PathBuf,
     env: Vec<(String, String)>,
-    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    logs: Logs,
     _tmp: Option<TempDir>,
+}
+
+/// The server's log lines (every process started in this [`TestServer`], in order), and how
+/// many there are, to wait for a new one.
+#[derive(Clone)]
+struct Logs {
+    lines: Arc<Mutex<Vec<String>>>,
+    count: Arc<watch::Sender<usize>>,
+}
+
+impl Logs {
+    fn new() -> Logs {
+        Logs {
+            lines: Arc::default(),
+            count: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    fn push(&self, line: String) {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.push(line);
+            self.count.send_replace(lines.len());
+        }
+    }
 }
 
 /// The path of the `librarian` binary: `$LIBRARIAN_BIN`, else the one cargo built for this
@@ -53,7 +81,7 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let logs = std::sync::Arc::default();
+        let logs = Logs::new();
         let (child, addr) = spawn(dir, &env, &logs);
         TestServer {
             child,
@@ -87,7 +115,92 @@ impl TestServer {
 
     /// Every log line the server has written so far (stderr).
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+        self.logs.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until the server has logged a line that `matches`, and returns it. `what` names
+    /// the line for the failure message. The wait is a hang guard ([`PATIENCE`]), never a
+    /// timing assertion. The log is one ordered stream: once a line is here, so is every line
+    /// logged before it.
+    pub async fn wait_for_log(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        self.wait_for_logs(1, what, matches).await.remove(0)
+    }
+
+    /// Waits until the server has logged at least `n` lines that `matches`; returns them all.
+    pub async fn wait_for_logs(
+        &self,
+        n: usize,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut count = self.logs.count.subscribe();
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                count.borrow_and_update();
+                let found: Vec<String> = self
+                    .logs()
+                    .into_iter()
+                    .filter(|l| matches(l))
+                    .collect();
+                if found.len() >= n {
+                    return found;
+                }
+                // The sender lives in `self`: this only ends with a new line.
+                let _ = count.changed().await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("the server never logged {n}× {what}"))
+    }
+
+    /// `GET /metrics`, parsed.
+    pub async fn metrics(&self) -> Metrics {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base_url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect for /metrics");
+        stream
+            .write_all(
+                format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("send GET /metrics");
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("no /metrics response in time")
+            .expect("read /metrics");
+        let raw = String::from_utf8(raw).expect("utf-8 /metrics");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 200"), "GET /metrics: {head}");
+        let chunked = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+        Metrics::parse(if chunked { dechunk(body) } else { body.to_owned() })
+    }
+
+    /// Waits until the sum of metric `name` over the samples carrying `labels` satisfies
+    /// `ok`, and returns it (hang guard only: [`PATIENCE`]).
+    pub async fn wait_for_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let value = self.metrics().await.get(name, labels);
+            if ok(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}{labels:?} stayed at {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The server's process id (to read its memory from /proc, or to kill it).
@@ -143,7 +256,7 @@ impl TestServer {
 fn spawn(
     dir: &Path,
     env: &[(String, String)],
-    logs: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    logs: &Logs,
 ) -> (Child, String) {
     let mut cmd = Command::new(binary());
     cmd.arg("serve")
@@ -166,9 +279,7 @@ fn spawn(
             let Ok(line) = line else { break };
             // Shown by the test harness only when the test fails.
             eprintln!("[librarian] {line}");
-            if let Ok(mut kept) = kept.lock() {
-                kept.push(line.clone());
-            }
+            kept.push(line.clone());
             if let Some(addr) = bound_address(&line).filter(|_| !sent) {
                 let _ = tx.send(addr);
                 sent = true;
@@ -199,4 +310,68 @@ fn bound_address(line: &str) -> Option<String> {
     let start = line.find("\"address\":\"")? + "\"address\":\"".len();
     let end = line[start..].find('"')? + start;
     Some(line[start..end].to_owned())
+}
+
+/// A chunked HTTP/1.1 body, decoded.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The samples of a Prometheus text exposition (`GET /metrics`).
+pub struct Metrics {
+    /// The exposition as served.
+    pub text: String,
+    /// `(name, labels, value)`, one per sample line.
+    pub samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Metrics {
+    /// Parses `name{k="v",…} value` lines (comments and blank lines skipped).
+    pub fn parse(text: String) -> Metrics {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                let (name, labels) = match key.split_once('{') {
+                    Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                    None => (key, ""),
+                };
+                let labels = labels
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .filter_map(|p| {
+                        let (k, v) = p.split_once("=\"")?;
+                        Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
+                    })
+                    .collect();
+                Some((name.to_owned(), labels, value.parse().ok()?))
+            })
+            .collect();
+        Metrics { text, samples }
+    }
+
+    /// The sum of `name` over every sample that carries all of `labels` (0 if none does).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    }
 }
