@@ -185,9 +185,11 @@ async fn writes_of_one_user_do_not_wait_for_another_users_stalled_write() {
 
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let mut locker = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let name = format!("locker_{}", Uuid::new_v4().simple());
     locker
         .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM libraries WHERE id = '{alice}' FOR UPDATE;"
+            "SET application_name = '{name}'; \
+             BEGIN; SELECT 1 FROM libraries WHERE id = '{alice}' FOR UPDATE;"
         ))
         .await
         .unwrap();
@@ -199,7 +201,18 @@ async fn writes_of_one_user_do_not_wait_for_another_users_stalled_write() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Bob writes only once alice's write is queued behind the lock (seen by PostgreSQL).
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity w, pg_stat_activity l \
+         WHERE l.application_name = '{name}' AND l.pid = ANY(pg_blocking_pids(w.pid))"
+    );
+    tokio::time::timeout(PATIENCE, async {
+        while db.query_i64(&waiting).await == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("alice's write never waited on the library's row lock");
 
     let mut latencies = Vec::new();
     for i in 0..50 {
