@@ -7,22 +7,19 @@
 //! serialized once and handed to every subscriber through one shared `watch` channel (a slow
 //! subscriber skips versions, it never holds anyone up).
 
-mod context;
 mod event;
 mod library;
-mod project;
-mod prompt;
 mod write;
 
-pub use context::{ContextActor, ContextBlockWrite, WriteContextBlock};
 pub use event::Mutated;
 pub use library::{
     LibraryActor, LibraryView, ListenerConnected, Refresh, Snapshot, Subscribe, Subscription,
     SyncStats, SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
-pub use project::{ProjectActor, ProjectWrite, WriteProject};
-pub use prompt::{PromptActor, SavedPromptWrite, WriteSavedPrompt};
-pub use write::Writers;
+pub use write::{
+    ContextActor, ProjectActor, PromptActor, WriteContextBlock, WriteProject, WriteSavedPrompt,
+    Writers,
+};
 
 use actix::{Actor, Addr};
 use librarian_store::Store;

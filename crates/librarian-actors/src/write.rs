@@ -3,8 +3,7 @@
 //! and [`Writers`], the one place that routes a [`Mutation`] to the actor of its kind.
 //!
 //! Each actor's message carries the `Mutation` itself. The three actors differ only in the
-//! kind they accept, so they are defined here together; `project.rs`, `context.rs` and
-//! `prompt.rs` name them for the crate's exports and depend on this module, never the reverse.
+//! kind they accept, so they are defined here together.
 
 use crate::event::Mutated;
 use crate::library::{LibraryActor, WriteEnded, WriteStarted};

@@ -474,7 +474,11 @@ pub async fn mixed(
             while with_big && Instant::now() < deadline {
                 let started = Instant::now();
                 let v = t
-                    .edit(&big_user, big_blocks[i % big_blocks.len()], &format!("big {i}"))
+                    .edit(
+                        &big_user,
+                        big_blocks[i % big_blocks.len()],
+                        &format!("big {i}"),
+                    )
                     .await?;
                 anyhow::ensure!(
                     all_reach(&mut big_sessions, v, MISS_AFTER).await,

@@ -115,7 +115,11 @@ impl TestServer {
 
     /// Every log line the server has written so far (stderr).
     pub fn logs(&self) -> Vec<String> {
-        self.logs.lines.lock().map(|l| l.clone()).unwrap_or_default()
+        self.logs
+            .lines
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 
     /// Waits until the server has logged a line that `matches`, and returns it. `what` names
@@ -137,11 +141,7 @@ impl TestServer {
         let found = tokio::time::timeout(PATIENCE, async {
             loop {
                 count.borrow_and_update();
-                let found: Vec<String> = self
-                    .logs()
-                    .into_iter()
-                    .filter(|l| matches(l))
-                    .collect();
+                let found: Vec<String> = self.logs().into_iter().filter(|l| matches(l)).collect();
                 if found.len() >= n {
                     return found;
                 }
@@ -178,7 +178,11 @@ impl TestServer {
         let chunked = head
             .lines()
             .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
-        Metrics::parse(if chunked { dechunk(body) } else { body.to_owned() })
+        Metrics::parse(if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        })
     }
 
     /// Waits until the sum of metric `name` over the samples carrying `labels` satisfies
@@ -253,11 +257,7 @@ impl TestServer {
 }
 
 /// Spawns `librarian serve` and waits for the address it logs.
-fn spawn(
-    dir: &Path,
-    env: &[(String, String)],
-    logs: &Logs,
-) -> (Child, String) {
+fn spawn(dir: &Path, env: &[(String, String)], logs: &Logs) -> (Child, String) {
     let mut cmd = Command::new(binary());
     cmd.arg("serve")
         .current_dir(dir)

@@ -1,8 +1,0 @@
-//! `PromptActor`: the write path for saved prompts. The three entity actors differ only in the kind
-//! they accept, so they are defined together in [`crate::write`]; this module names this one.
-
-pub use crate::write::{PromptActor, WriteSavedPrompt};
-
-/// The per-kind write enum of old: a write is now the [`Mutation`](librarian_core::Mutation)
-/// itself, carried by [`WriteSavedPrompt`]. Kept only while the crate root still exports the name.
-pub type SavedPromptWrite = librarian_core::Mutation;
