@@ -8,14 +8,12 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
-use std::time::Duration;
+use librarian_core::backoff::Backoff;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "librarian_mutations";
 
-const RETRY_BASE: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerEvent {
@@ -70,10 +68,8 @@ pub async fn listen(url: String, events: mpsc::UnboundedSender<ListenerEvent>) {
             Err(e) => tracing::warn!(error = %e, "the listener cannot connect"),
         }
         failures += 1;
-        let delay = RETRY_BASE
-            .saturating_mul(1 << failures.saturating_sub(1).min(10))
-            .min(RETRY_MAX);
-        tokio::time::sleep(delay).await;
+        // The one backoff; no jitter needed for the single listener of an instance.
+        tokio::time::sleep(Backoff::DEFAULT.ceiling(failures)).await;
     }
 }
 
