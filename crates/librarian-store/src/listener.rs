@@ -3,8 +3,8 @@
 //! commit only. [`listen`] keeps one dedicated connection (not from the pool: pooled
 //! connections built by the pool would not get notifications) listening on that channel, and
 //! reconnects with backoff when it drops; after every (re)connect it reports
-//! [`ListenerEvent::Listening`], since notifications sent meanwhile are lost and every served
-//! library must be reloaded.
+//! [`ListenerEvent::Listening`], since notifications sent meanwhile are lost: the sync core
+//! then checks every served library's version (one reconciliation).
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
@@ -13,7 +13,6 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "librarian_mutations";
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerEvent {
