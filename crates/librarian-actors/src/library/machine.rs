@@ -423,8 +423,7 @@ impl Machine {
             SyncState::Loading
         } else if let Some(db_error) = &self.db_error {
             db_error.clone()
-        } else if let Some(at) = announce_at.filter(|at| *at <= now) {
-            let _ = at;
+        } else if announce_at.is_some_and(|at| at <= now) {
             SyncState::Syncing {
                 target_version: lib.target,
             }
