@@ -87,6 +87,27 @@ async fn a_bad_setting_stops_the_binary_with_a_message_naming_it() {
     assert!(err.contains("database.url"), "{err}");
 }
 
+#[test]
+fn pretty_logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // `output()` pipes stderr: not a terminal, as under systemd or a log collector.
+    let out = Command::new(binary())
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("LIBRARIAN__LOG__FORMAT", "pretty")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    assert!(logs.contains("database ready"), "{logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "ANSI escape codes in piped logs: {logs:?}"
+    );
+}
+
 both_backends! {
     async fn migrate_is_idempotent_and_the_server_is_ready_after_it(db) {
         let dir = tempfile::tempdir().unwrap();

@@ -305,6 +305,19 @@ async fn js_i64(page: &Client, script: &str) -> i64 {
         .unwrap_or(-1)
 }
 
+/// Cuts the page's connection and waits until librarian.js has noticed: one more
+/// `reconnecting` status than before the cut (counted by the page's `window.reconnects`). The
+/// proxy refuses new connections meanwhile, so nothing gets back to live before a restore.
+async fn cut_and_see_it_noticed(page: &Client, proxy: &TcpProxy) {
+    let before = js_i64(page, "return window.reconnects").await;
+    assert!(before >= 0, "the page does not count its reconnects");
+    proxy.cut();
+    eventually("the page noticed the cut connection", || async {
+        js_i64(page, "return window.reconnects").await > before
+    })
+    .await;
+}
+
 /// librarian.js alone (no app): 40 creates at once against a limit of 2 in flight, with the
 /// connection cut twice on the way; every one resolves and applies once. Then the held
 /// snapshot does not step back for an older one, only for one marked `reset`.
@@ -327,10 +340,14 @@ async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_bac
         r#"
         const n = arguments[0];
         window.results = [];
+        window.reconnects = 0;
         (async () => {
           const { Library, devToken } = await import("/librarian.js");
           const lib = new Library(location.origin, await devToken(location.origin, "pacer"));
           window.lib = lib;
+          lib.addEventListener("status", () => {
+            if (lib.status.state === "reconnecting") window.reconnects += 1;
+          });
           await Promise.all(Array.from({ length: n }, (_, i) =>
             lib.createContextBlock({ title: `p${String(i).padStart(3, "0")}` }).then(
               () => window.results.push("ok"),
@@ -346,8 +363,7 @@ async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_bac
             js_i64(&page, "return window.results.length").await >= cut_after
         })
         .await;
-        proxy.cut();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        cut_and_see_it_noticed(&page, &proxy).await;
         proxy.restore().await;
     }
     eventually("every mutation resolved", || async {
@@ -395,8 +411,7 @@ async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_bac
     page.execute("window.ws0 = window.lib.ws", vec![])
         .await
         .unwrap();
-    proxy.cut();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    cut_and_see_it_noticed(&page, &proxy).await;
     proxy.restore().await;
     eventually("a resumed live session", || async {
         js_i64(

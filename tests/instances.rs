@@ -9,7 +9,6 @@ use librarian_testkit::TestDb;
 use librarian_testkit::server::TestServer;
 use librarian_testkit::ws::{connect, follow, send, until};
 use serde_json::{Value, json};
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Two instances sharing a database and a dev secret (so one token works on both).
@@ -290,7 +289,6 @@ async fn a_second_instance_on_one_sqlite_file_is_refused() {
     // The first one is unharmed.
     let res = reqwest::get(first.url("/readyz")).await.unwrap();
     assert_eq!(res.status(), 200);
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
