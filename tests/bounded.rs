@@ -1,11 +1,11 @@
-//! Hardening end to end, on the real binary: the idempotency purge runs at start, `/readyz`
-//! answers within the query timeout even when the database stalls, and a library row deleted
-//! behind the server's back is not a 500 for ever.
+//! Hardening end to end, on the real binary: the idempotency purge runs at start, and `/readyz`
+//! and `librarian migrate` answer within the query timeout even when the database stalls.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
+use librarian_testkit::proxy::TcpProxy;
 use librarian_testkit::server::TestServer;
-use librarian_testkit::both_backends;
+use librarian_testkit::{TestDb, both_backends};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -81,4 +81,79 @@ both_backends! {
         assert_ne!(again["data"]["id"], first["data"]["id"], "a purged key is a new request");
         assert_eq!(again["library_version"], 2);
     }
+}
+
+/// Server settings under which only the query timeout can answer within [`PATIENCE`]: the pool
+/// would wait up to the connect timeout to check or open a connection.
+const ONLY_THE_QUERY_TIMEOUT: [(&str, &str); 2] = [
+    ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "600000"),
+    ("LIBRARIAN__DATABASE__QUERY_TIMEOUT_MS", "1000"),
+];
+
+async fn readyz(server: &TestServer) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(server.url("/readyz"))
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .expect("/readyz must answer, not hang")
+}
+
+// Multi-threaded: the proxy's tasks must run while the test blocks on starting the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_within_the_query_timeout_when_postgres_stalls() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    db.store().await; // migrate through the direct address
+    let proxy = TcpProxy::start(db.postgres_addr().unwrap()).await;
+    let url = db.url_through(proxy.addr);
+    let mut env = vec![("LIBRARIAN__DATABASE__URL", url.as_str())];
+    env.extend(ONLY_THE_QUERY_TIMEOUT);
+    let server = TestServer::start(&env);
+    assert_eq!(readyz(&server).await.status(), 200);
+
+    proxy.stall();
+    let res = readyz(&server).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().get("retry-after").is_some());
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "database_unavailable");
+
+    // Ready again once the database answers.
+    proxy.restore().await;
+    let deadline = Instant::now() + PATIENCE;
+    while readyz(&server).await.status() != 200 {
+        assert!(Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librarian_migrate_fails_with_a_clear_error_when_postgres_stalls() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let proxy = TcpProxy::start(db.postgres_addr().unwrap()).await;
+    proxy.stall();
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(librarian_testkit::server::binary())
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("LIBRARIAN__DATABASE__URL", db.url_through(proxy.addr))
+        .envs(ONLY_THE_QUERY_TIMEOUT)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let done = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("librarian migrate must give up, not hang")
+        .unwrap();
+    let (status, out) = (done.status, String::from_utf8_lossy(&done.stderr));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("migrations not applied"), "{out}");
+    assert!(out.contains("database.query_timeout_ms"), "{out}");
 }

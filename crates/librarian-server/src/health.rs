@@ -17,6 +17,7 @@ pub async fn healthz() -> HttpResponse {
     (status = 503, description = "not ready", body = Problem, content_type = "application/problem+json")))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, Problem> {
     // Not ready is always 503 (never 500): the database or its migrations are not there yet.
+    // `ready` is bounded by the query timeout, so a stalled database cannot hang the check.
     store
         .ready()
         .await

@@ -12,7 +12,7 @@ mod schema;
 
 use diesel::pg::Pg;
 use diesel::sqlite::Sqlite;
-use diesel::{Connection, QueryDsl, RunQueryDsl, SqliteConnection};
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
@@ -153,8 +153,8 @@ macro_rules! db_run {
                 $body.await.map_err(TxError::into_error)
             },
             sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                sqlite_blocking(&mut conn, move |$c| {
+                let conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(conn, move |$c| {
                     use crate::ops::sqlite as $ops;
                     $body
                 })
@@ -278,82 +278,61 @@ impl Store {
     }
 
     /// Applies pending migrations; returns how many ran. Safe to call from several instances
-    /// at once (PostgreSQL: under an advisory lock) and as often as you like.
+    /// at once (PostgreSQL: under an advisory lock) and as often as you like. Bounded like every
+    /// operation by the query timeout (a database that stalls, or another instance stuck
+    /// holding the migration lock, is an error, not a hang); a long migration needs a longer
+    /// `database.query_timeout_ms` for its `librarian migrate`.
     pub async fn migrate(&self) -> Result<usize, Error> {
         use diesel_migrations::MigrationHarness;
-        match &self.inner.pool {
-            Pools::Postgres(_) => {
+        let limit_ms = self.inner.query_timeout.as_millis();
+        let ran = db_run!(self,
+            postgres(_pool) => {
                 let url = self.inner.url.clone();
-                let task = tokio::task::spawn_blocking(move || -> Result<usize, Error> {
-                    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-                    let mut conn =
-                        <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(
-                            &url,
-                        )
-                        .map_err(|e| Error::Unavailable(e.to_string()))?;
-                    diesel::sql_query(format!(
-                        "SELECT pg_advisory_lock({})",
-                        migrate::PG_MIGRATION_LOCK
-                    ))
-                    .execute(&mut conn)
-                    .map_err(db_error)?;
-                    let ran = conn
-                        .run_pending_migrations(migrate::PG_MIGRATIONS)
+                // Sync diesel on a thread of its own, which cannot be cancelled: past the
+                // timeout it is abandoned (the statement timeout ends a wait or statement on
+                // PostgreSQL's side too). Not `spawn_blocking`: the runtime would wait for it
+                // at exit, and `librarian migrate` would hang on a stalled database after all.
+                let (done, outcome) = tokio::sync::oneshot::channel();
+                std::thread::Builder::new()
+                    .name("librarian-migrate".into())
+                    .spawn(move || {
+                        let _ = done.send(migrate_postgres(&url, limit_ms));
+                    })
+                    .map_err(|e| Error::Internal(format!("cannot start the migration: {e}")))?;
+                outcome
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Internal("the migration thread died".into())))
+            },
+            sqlite(pool) => {
+                // Queued like every writer, and held until the migration ends even if nobody
+                // waits for it any more.
+                let writer = self.inner.sqlite_writer.clone().lock_owned().await;
+                let conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(conn, move |c| {
+                    let ran = c
+                        .run_pending_migrations(migrate::SQLITE_MIGRATIONS)
                         .map(|v| v.len())
                         .map_err(|e| Error::Internal(format!("migration failed: {e}")));
-                    // The lock also goes away with the connection; unlocking is a courtesy.
-                    let _ = diesel::sql_query(format!(
-                        "SELECT pg_advisory_unlock({})",
-                        migrate::PG_MIGRATION_LOCK
-                    ))
-                    .execute(&mut conn);
-                    ran
-                });
-                task.await
-                    .map_err(|e| Error::Internal(format!("migration task failed: {e}")))?
-            }
-            Pools::Sqlite(pool) => {
-                let _writer = self.inner.sqlite_writer.lock().await;
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                conn.spawn_blocking(|c| {
-                    Ok(c.run_pending_migrations(migrate::SQLITE_MIGRATIONS)
-                        .map(|v| v.len())
-                        .map_err(|e| Error::Internal(format!("migration failed: {e}"))))
+                    drop(writer);
+                    Ok(ran?)
                 })
                 .await
-                .map_err(db_error)?
-            }
-        }
+                .map_err(TxError::into_error)
+            },
+        );
+        ran.map_err(|e| match e {
+            Error::Unavailable(why) => Error::Unavailable(format!("migrations not applied: {why}")),
+            other => other,
+        })
     }
 
-    /// Ok when the database answers and every embedded migration has been applied.
+    /// Ok when the database answers and every embedded migration has been applied, within the
+    /// query timeout like every operation (a load balancer must not wait on a stalled database).
     pub async fn ready(&self) -> Result<(), Error> {
-        use schema::__diesel_schema_migrations::dsl::{__diesel_schema_migrations, version};
-        let (applied, expected): (Vec<String>, Vec<String>) = match &self.inner.pool {
-            Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                let applied = diesel_async::RunQueryDsl::load(
-                    __diesel_schema_migrations.select(version),
-                    &mut conn,
-                )
-                .await
-                .map_err(db_error)?;
-                (
-                    applied,
-                    migrate::embedded_versions::<Pg>(&migrate::PG_MIGRATIONS),
-                )
-            }
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                let applied = conn
-                    .spawn_blocking(|c| __diesel_schema_migrations.select(version).load(c))
-                    .await
-                    .map_err(db_error)?;
-                (
-                    applied,
-                    migrate::embedded_versions::<Sqlite>(&migrate::SQLITE_MIGRATIONS),
-                )
-            }
+        let applied = db_run!(self, |ops, c| ops::applied_migrations(c))?;
+        let expected = match self.backend() {
+            Backend::Postgres => migrate::embedded_versions::<Pg>(&migrate::PG_MIGRATIONS),
+            Backend::Sqlite => migrate::embedded_versions::<Sqlite>(&migrate::SQLITE_MIGRATIONS),
         };
         let missing: Vec<&String> = expected.iter().filter(|v| !applied.contains(v)).collect();
         if missing.is_empty() {
@@ -433,7 +412,7 @@ impl Store {
                 let (done, outcome) = tokio::sync::oneshot::channel();
                 let late = self.inner.late_commits.clone();
                 tokio::spawn(async move {
-                    let result = sqlite_blocking(&mut conn, move |c| {
+                    let result = sqlite_run(&mut conn, move |c| {
                         c.immediate_transaction(|c| {
                             ops::sqlite::apply(
                                 c,
@@ -488,8 +467,8 @@ impl Store {
                     // Queued like every writer; held until the batch is done even if this
                     // future is dropped at the timeout, so it never races the next writer.
                     let writer = self.inner.sqlite_writer.clone().lock_owned().await;
-                    let mut conn = pool.get().await.map_err(pool_error)?;
-                    sqlite_blocking(&mut conn, move |c| {
+                    let conn = pool.get().await.map_err(pool_error)?;
+                    sqlite_blocking(conn, move |c| {
                         let deleted = ops::sqlite::purge_idempotency(c, cutoff, PURGE_BATCH);
                         drop(writer);
                         deleted
@@ -525,9 +504,9 @@ impl Store {
                     .map_err(TxError::into_error)
             },
             sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(pool_error)?;
+                let conn = pool.get().await.map_err(pool_error)?;
                 // A deferred transaction reads one WAL snapshot from its first SELECT on.
-                sqlite_blocking(&mut conn, move |c| {
+                sqlite_blocking(conn, move |c| {
                     c.transaction(|c| ops::sqlite::load(c, &lib))
                 })
                 .await
@@ -545,7 +524,7 @@ impl Store {
         let limit = self.inner.query_timeout;
         tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
             Err(Error::Unavailable(format!(
-                "the database did not answer within {} ms",
+                "the database did not answer within {} ms (database.query_timeout_ms)",
                 limit.as_millis()
             )))
         })
@@ -610,14 +589,64 @@ where
         .map_err(|e| Error::Internal(format!("cannot build the connection pool: {e}")))
 }
 
-/// Runs sync diesel code on a pooled SQLite connection's blocking thread.
+/// Runs sync diesel code on a pooled SQLite connection's blocking thread, from a task of its
+/// own, so that the caller may stop waiting (the query timeout) without stopping the work, which
+/// then ends in the background and gives its connection back to the pool. (Dropping
+/// diesel-async's blocking future before it is done would block the dropping thread until the
+/// work ends, and panic on a current-thread runtime such as actix's.)
 async fn sqlite_blocking<R: Send + 'static>(
+    mut conn: Object<SqliteConn>,
+    task: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+) -> Result<R, TxError> {
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = done.send(sqlite_run(&mut conn, task).await);
+    });
+    outcome
+        .await
+        .unwrap_or_else(|_| Err(Error::Internal("the SQLite task vanished".into()).into()))
+}
+
+/// Runs sync diesel code on a pooled SQLite connection's blocking thread. The caller must see it
+/// through (see [`sqlite_blocking`]).
+async fn sqlite_run<R: Send + 'static>(
     conn: &mut Object<SqliteConn>,
     task: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
 ) -> Result<R, TxError> {
     conn.spawn_blocking(move |c| Ok(task(c)))
         .await
         .map_err(TxError::Db)?
+}
+
+/// Applies PostgreSQL's pending migrations on a sync connection of its own, under the advisory
+/// lock that keeps instances from migrating at once, each statement (the lock wait included)
+/// bounded by `statement_timeout_ms`.
+fn migrate_postgres(url: &str, statement_timeout_ms: u128) -> Result<usize, Error> {
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::MigrationHarness;
+    let mut conn =
+        <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(url)
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+    diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+        .execute(&mut conn)
+        .map_err(db_error)?;
+    diesel::sql_query(format!(
+        "SELECT pg_advisory_lock({})",
+        migrate::PG_MIGRATION_LOCK
+    ))
+    .execute(&mut conn)
+    .map_err(db_error)?;
+    let ran = conn
+        .run_pending_migrations(migrate::PG_MIGRATIONS)
+        .map(|v| v.len())
+        .map_err(|e| Error::Internal(format!("migration failed: {e}")));
+    // The lock also goes away with the connection; unlocking is a courtesy.
+    let _ = diesel::sql_query(format!(
+        "SELECT pg_advisory_unlock({})",
+        migrate::PG_MIGRATION_LOCK
+    ))
+    .execute(&mut conn);
+    ran
 }
 
 /// Identifies a request for idempotency: the same key with a different request is refused.

@@ -1,15 +1,19 @@
 //! A TCP proxy between the server and its database, so that a test can make the database
-//! unreachable (every connection dropped, new ones refused) and bring it back.
+//! unreachable (every connection dropped, new ones refused) and bring it back, or make it stall
+//! (connections stay open and accepted, but no byte passes any more: a database that accepts
+//! connections and never answers).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct TcpProxy {
     pub addr: SocketAddr,
     upstream: SocketAddr,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    stalled: watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -20,18 +24,33 @@ impl TcpProxy {
             addr: listener.local_addr().expect("proxy address"),
             upstream,
             tasks: Arc::default(),
+            stalled: watch::channel(false).0,
         };
         proxy.serve(listener);
         proxy
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (upstream, tasks) = (self.upstream, self.tasks.clone());
+        let (upstream, tasks, stalled) = (self.upstream, self.tasks.clone(), self.stalled.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                let mut stall = stalled.subscribe();
                 let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let stalled_now = *stall.borrow_and_update();
+                    if stalled_now {
+                        // Accepted, and never answered.
+                        return hold(client).await;
+                    }
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        () = until_stalled(&mut stall) => {
+                            // Both ends stay open, nothing more passes (until `cut`).
+                            let _keep = server;
+                            hold(client).await;
+                        }
                     }
                 });
                 tasks.lock().expect("proxy tasks").push(conn);
@@ -47,8 +66,17 @@ impl TcpProxy {
         }
     }
 
-    /// Accepts connections again, on the same address.
+    /// From now on no byte passes in either direction, on open connections and on new ones,
+    /// which are still accepted: the database seems to be there but never answers. Ends with
+    /// [`TcpProxy::cut`] or [`TcpProxy::restore`].
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Accepts connections again, on the same address (dropping any stalled ones first).
     pub async fn restore(&self) {
+        self.cut();
+        self.stalled.send_replace(false);
         let listener = loop {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
@@ -58,6 +86,25 @@ impl TcpProxy {
         };
         self.serve(listener);
     }
+}
+
+/// Returns once the proxy stalls.
+async fn until_stalled(stall: &mut watch::Receiver<bool>) {
+    loop {
+        let stalled = *stall.borrow_and_update();
+        if stalled {
+            return;
+        }
+        if stall.changed().await.is_err() {
+            // The proxy is gone; its drop aborts this task.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Keeps a connection open without reading from or writing to it, until the task is aborted.
+async fn hold(_conn: TcpStream) {
+    std::future::pending::<()>().await
 }
 
 impl Drop for TcpProxy {

@@ -32,7 +32,8 @@ macro_rules! bodies {
             include!("body/saved_prompts.rs");
         }
         pub(crate) use library::{
-            apply, get, library_for_user, library_versions, load, purge_idempotency,
+            applied_migrations, apply, get, library_for_user, library_versions, load,
+            purge_idempotency,
         };
     };
 }

@@ -286,3 +286,13 @@ pub(crate) fn purge_idempotency(conn: &mut Conn, cutoff: i64, batch: i64) -> Res
     .execute(conn))?)
 }
 }
+
+// ---- schema ---------------------------------------------------------------------------------
+
+maybe_async! {
+/// The versions of the migrations applied to this database (for readiness).
+pub(crate) fn applied_migrations(conn: &mut Conn) -> Result<Vec<String>, TxError> {
+    use crate::schema::__diesel_schema_migrations::dsl::{__diesel_schema_migrations, version};
+    Ok(run!(__diesel_schema_migrations.select(version).load(conn))?)
+}
+}
