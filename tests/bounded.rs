@@ -1,5 +1,6 @@
-//! Hardening end to end, on the real binary: the idempotency purge runs at start, and `/readyz`
-//! and `librarian migrate` answer within the query timeout even when the database stalls.
+//! Hardening end to end, on the real binary: the idempotency purge runs at start, `/readyz`
+//! and `librarian migrate` answer within the query timeout even when the database stalls, and
+//! a library row deleted behind the server's back is not a 500 for ever.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
@@ -57,7 +58,49 @@ async fn logged(server: &TestServer, parts: &[&str]) {
     }
 }
 
+/// Deletes alice's library row behind the server's back; its rows go with it (ON DELETE
+/// CASCADE, which SQLite applies only with foreign keys on).
+async fn delete_alices_library(db: &TestDb) {
+    let delete = "DELETE FROM libraries WHERE user_id = 'alice'";
+    if db.is_postgres() {
+        db.execute(delete).await;
+    } else {
+        db.execute(&format!("PRAGMA foreign_keys = ON; {delete}"))
+            .await;
+    }
+}
+
 both_backends! {
+    async fn a_write_to_a_library_deleted_behind_the_servers_back_is_refused_once_then_works(db) {
+        let server = TestServer::start(&[("LIBRARIAN__DATABASE__URL", db.url())]);
+        let api = Api::new(&server, "alice");
+        let (status, body) = api.post("/context-blocks", None, json!({"title": "before"})).await;
+        assert_eq!(status, 201, "{body}");
+
+        delete_alices_library(&db).await;
+        let (status, problem) = api.post("/context-blocks", None, json!({"title": "lost"})).await;
+        assert_eq!(status, 422, "a clear refusal, not a 500: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "library", "{problem}");
+        // The next request works, in the user's new library.
+        let (status, body) = api.post("/context-blocks", None, json!({"title": "after"})).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["library_version"], 1);
+        let library: Value = api
+            .http
+            .get(format!("{}/library", api.base))
+            .bearer_auth(&api.token)
+            .timeout(PATIENCE)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(library["version"], 1);
+        assert_eq!(library["context_blocks"].as_array().unwrap().len(), 1);
+        assert_eq!(library["context_blocks"][0]["title"], "after");
+    }
+
     async fn the_server_purges_expired_idempotency_keys_at_start(db) {
         let mut server = TestServer::start(&[("LIBRARIAN__DATABASE__URL", db.url())]);
         let api = Api::new(&server, "alice");

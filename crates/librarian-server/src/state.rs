@@ -18,8 +18,9 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Open WebSocket sessions per user, for `ws.max_sessions_per_user`.
     pub sessions: SessionCounts,
-    /// user id → library id. The mapping never changes once made, so caching it saves a query
-    /// per request.
+    /// user id → library id, saving a query per request. The mapping changes only if the
+    /// library row is deleted behind the server's back: a write then fails with
+    /// [`librarian_store::is_library_gone`] and the entry goes (see [`AppState::apply`]).
     libraries: RwLock<HashMap<String, Uuid>>,
 }
 
@@ -45,6 +46,14 @@ impl AppState {
         let (kind, op) = (mutation.kind(), mutation.op());
         let started = std::time::Instant::now();
         let result = self.sync.writers.apply(library_id, mutation, opts).await;
+        if let Err(e) = &result
+            && librarian_store::is_library_gone(e)
+        {
+            // The next request finds (or creates) the user's library again.
+            tracing::warn!(user_id = %user.user_id, %library_id,
+                "the library row is gone; its cached id is forgotten");
+            self.forget_library(&user.user_id, library_id);
+        }
         let outcome = match &result {
             Ok(c) if c.replayed => "replayed",
             Ok(_) => {
@@ -86,6 +95,16 @@ impl AppState {
             cache.insert(user.user_id.clone(), library.id);
         }
         Ok(library.id)
+    }
+
+    /// Drops `user`'s cached library id if it is still `library_id` (a concurrent request may
+    /// already have cached the new one).
+    fn forget_library(&self, user: &str, library_id: Uuid) {
+        if let Ok(mut cache) = self.libraries.write()
+            && cache.get(user) == Some(&library_id)
+        {
+            cache.remove(user);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+pub use error::is_library_gone;
 use error::{TxError, db_error, pool_error};
 use librarian_core::validate::{validate, validate_idempotency_key};
 use librarian_core::{

@@ -386,3 +386,19 @@ both_backends! {
         store.ready().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn a_write_to_a_deleted_library_is_refused_as_gone(db) {
+        let store = db.store().await;
+        let lib = store.library_for_user("alice").await.unwrap();
+        ok(&store, lib.id, project("p", None)).await;
+        db.execute("DELETE FROM projects; DELETE FROM libraries").await;
+        let err = apply(&store, lib.id, project("q", None)).await.unwrap_err();
+        assert!(librarian_store::is_library_gone(&err), "{err:?}");
+        assert_eq!(invalid_fields(Err(err)), ["library"]);
+        // Finding the user's library again makes a new one.
+        let again = store.library_for_user("alice").await.unwrap();
+        assert_ne!(again.id, lib.id);
+        assert_eq!(ok(&store, again.id, project("q", None)).await.1, 1);
+    }
+}

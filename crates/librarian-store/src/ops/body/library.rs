@@ -11,7 +11,7 @@ use super::saved_prompts::{
     update_saved_prompt,
 };
 use super::{Conn, RunQueryDsl};
-use crate::error::TxError;
+use crate::error::{TxError, library_gone};
 use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, ProjectRow, SavedPromptRow, parse_id,
 };
@@ -46,7 +46,7 @@ pub(crate) fn apply(
         .returning(libraries::version)
         .get_result(conn))
     .optional()?
-    .ok_or_else(|| Error::Internal(format!("library {lib} does not exist")))?;
+    .ok_or_else(|| library_gone(lib))?;
 
     let idempotency = opts.idempotency_key.as_deref().zip(fingerprint);
     if let Some((key, fp)) = idempotency {
