@@ -103,9 +103,20 @@ both_backends! {
             let ok = store.apply(lib, block(None), MutationOptions::default()).await.unwrap();
             assert_eq!(ok.library_version, 1, "the refused write left nothing behind");
         } else {
-            // SQLite's lock timeout is its busy_timeout, set from the connect timeout.
+            // SQLite's lock timeout is its busy_timeout, set from the connect timeout. Right
+            // after the migrating store closed, its WAL checkpoint may hold the file for longer
+            // than 100 ms on a loaded machine: the setup retries until the file is free.
             let store = store_at(&db, db.url(), Duration::from_millis(100)).await;
-            let lib = store.library_for_user("alice").await.unwrap().id;
+            let deadline = Instant::now() + HANG_GUARD;
+            let lib = loop {
+                match store.library_for_user("alice").await {
+                    Ok(library) => break library.id,
+                    Err(Error::Unavailable(_)) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
             let path = librarian_store::sqlite_path(db.url()).unwrap();
             let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
             let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
