@@ -206,6 +206,47 @@ async fn postgres_going_away_gives_503_and_loses_nothing() {
     }
 }
 
+/// Another process's hold on a SQLite file's write lock: taken by [`SqliteLock::take`], released
+/// when dropped.
+struct SqliteLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SqliteLock {
+    /// Returns once the lock is held.
+    fn take(db: &TestDb) -> SqliteLock {
+        let path = librarian_testkit::librarian_store::sqlite_path(db.url()).unwrap();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            use diesel::connection::SimpleConnection;
+            let mut conn = <diesel::SqliteConnection as diesel::Connection>::establish(
+                &path.to_string_lossy(),
+            )
+            .unwrap();
+            conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            conn.batch_execute("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        SqliteLock {
+            release: Some(release),
+            holder: Some(holder),
+        }
+    }
+}
+
+impl Drop for SqliteLock {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(holder) = self.holder.take() {
+            holder.join().unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn sqlite_locked_by_another_process_gives_503_and_loses_nothing() {
     let db = TestDb::sqlite();
@@ -215,31 +256,13 @@ async fn sqlite_locked_by_another_process_gives_503_and_loses_nothing() {
         ("LIBRARIAN__DATABASE__CONNECT_TIMEOUT_MS", "500"),
     ]);
     // Another process holding the write lock: SQLite's equivalent of an unreachable database.
-    let path = librarian_testkit::librarian_store::sqlite_path(db.url()).unwrap();
-    let (lock_tx, lock_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        lock_rx.recv().unwrap();
-        use diesel::connection::SimpleConnection;
-        let mut conn =
-            <diesel::SqliteConnection as diesel::Connection>::establish(&path.to_string_lossy())
-                .unwrap();
-        conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
-        locked_tx.send(()).unwrap();
-        release_rx.recv().unwrap();
-        conn.batch_execute("COMMIT").unwrap();
-    });
+    let lock = std::sync::Mutex::new(None);
     run(
         &server,
-        async || {
-            lock_tx.send(()).unwrap();
-            locked_rx.recv().unwrap();
-        },
-        async || release_tx.send(()).unwrap(),
+        async || *lock.lock().unwrap() = Some(SqliteLock::take(&db)),
+        async || drop(lock.lock().unwrap().take()),
     )
     .await;
-    holder.join().unwrap();
 }
 
 /// A SQLite write that outlives its request's timeout (it waits on a lock another process
@@ -258,20 +281,7 @@ async fn a_sqlite_write_that_commits_after_its_timeout_still_reaches_sessions() 
     let token = server.token("alice");
     let mut ws = connect(&server, &token).await;
     until(&mut ws, "snapshot").await;
-    let path = librarian_testkit::librarian_store::sqlite_path(db.url()).unwrap();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        use diesel::connection::SimpleConnection;
-        let mut conn =
-            <diesel::SqliteConnection as diesel::Connection>::establish(&path.to_string_lossy())
-                .unwrap();
-        conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
-        locked_tx.send(()).unwrap();
-        release_rx.recv().unwrap();
-        conn.batch_execute("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = SqliteLock::take(&db);
     let res = reqwest::Client::new()
         .post(server.url("/api/v1/context-blocks"))
         .bearer_auth(&token)
@@ -287,8 +297,7 @@ async fn a_sqlite_write_that_commits_after_its_timeout_still_reaches_sessions() 
         detail.contains("may or may not have been applied"),
         "{detail}"
     );
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    drop(lock);
     let (snapshot, _) = until(&mut ws, "snapshot").await;
     assert_eq!(snapshot["version"], 1);
     assert_eq!(snapshot["context_blocks"][0]["title"], "late");
