@@ -407,13 +407,13 @@ impl Store {
             },
             sqlite(pool) => {
                 let writer = self.inner.sqlite_writer.clone().lock_owned().await;
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                // Once on its blocking thread the write runs to its end even if this future
-                // is dropped (query timeout): the task reports a commit nobody waited for.
-                let (done, outcome) = tokio::sync::oneshot::channel();
+                let conn = pool.get().await.map_err(pool_error)?;
                 let late = self.inner.late_commits.clone();
-                tokio::spawn(async move {
-                    let result = sqlite_run(&mut conn, move |c| {
+                sqlite_blocking_or(
+                    conn,
+                    move |c| {
+                        // Held until the write ends, even once nobody waits for it.
+                        let _writer = writer;
                         c.immediate_transaction(|c| {
                             ops::sqlite::apply(
                                 c,
@@ -424,24 +424,21 @@ impl Store {
                                 now,
                             )
                         })
-                    })
-                    .await
-                    .or_else(TxError::into_result);
-                    drop(writer);
-                    if let Err(Ok(committed)) = done.send(result)
-                        && !committed.replayed
-                    {
-                        tracing::warn!(%library_id, version = committed.library_version,
-                            "a write committed after its request had timed out");
-                        let _ = late.send(LateCommit {
-                            library_id,
-                            version: committed.library_version,
-                        });
-                    }
-                });
-                outcome.await.unwrap_or_else(|_| {
-                    Err(Error::Internal("the SQLite write task vanished".into()))
-                })
+                    },
+                    // The caller gave up (query timeout), yet the write committed: announce it.
+                    move |result| {
+                        if let Ok(committed) = result {
+                            tracing::warn!(%library_id, version = committed.library_version,
+                                "a write committed after its request had timed out");
+                            let _ = late.send(LateCommit {
+                                library_id,
+                                version: committed.library_version,
+                            });
+                        }
+                    },
+                )
+                .await
+                .or_else(TxError::into_result)
             },
         )
     }
@@ -596,12 +593,24 @@ where
 /// diesel-async's blocking future before it is done would block the dropping thread until the
 /// work ends, and panic on a current-thread runtime such as actix's.)
 async fn sqlite_blocking<R: Send + 'static>(
+    conn: Object<SqliteConn>,
+    task: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+) -> Result<R, TxError> {
+    sqlite_blocking_or(conn, task, drop).await
+}
+
+/// [`sqlite_blocking`], where `unheard` gets the result if the caller stopped waiting for it
+/// (its future was dropped, e.g. by the query timeout) while the work ran on.
+async fn sqlite_blocking_or<R: Send + 'static>(
     mut conn: Object<SqliteConn>,
     task: impl FnOnce(&mut SqliteConnection) -> Result<R, TxError> + Send + 'static,
+    unheard: impl FnOnce(Result<R, TxError>) + Send + 'static,
 ) -> Result<R, TxError> {
     let (done, outcome) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let _ = done.send(sqlite_run(&mut conn, task).await);
+        if let Err(result) = done.send(sqlite_run(&mut conn, task).await) {
+            unheard(result);
+        }
     });
     outcome
         .await
