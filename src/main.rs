@@ -29,11 +29,21 @@ enum Command {
         /// The user id (the token's `sub`).
         user: String,
     },
+    /// Print the OpenAPI document served at /api/v1/openapi.json (REST bodies and WebSocket
+    /// frames; the TypeScript client's types are generated from it).
+    Openapi,
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        #[allow(clippy::print_stdout)] // the command's output
+        {
+            println!("{}", librarian_server::api::openapi::document());
+        }
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     librarian_server::telemetry::init(&config.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
@@ -45,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("{token}");
             }
         }),
+        Command::Openapi => Ok(()), // answered above, before any configuration is loaded
     };
     if let Err(e) = &result {
         tracing::error!(error = %e, "librarian failed");

@@ -36,6 +36,7 @@ impl fmt::Display for EntityKind {
 #[serde(deny_unknown_fields)]
 pub struct Project {
     pub id: Uuid,
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
     pub name: String,
     pub description: String,
@@ -51,6 +52,7 @@ pub struct Project {
 #[serde(deny_unknown_fields)]
 pub struct ContextBlock {
     pub id: Uuid,
+    #[schema(required = true)]
     pub project_id: Option<Uuid>,
     pub title: String,
     pub content: String,
@@ -67,6 +69,7 @@ pub struct ContextBlock {
 #[serde(deny_unknown_fields)]
 pub struct SavedPrompt {
     pub id: Uuid,
+    #[schema(required = true)]
     pub project_id: Option<Uuid>,
     pub title: String,
     pub content: String,

@@ -107,7 +107,7 @@ pub struct SavedPromptPatch {
 }
 
 /// The operation names of the WebSocket protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Op {
     #[serde(rename = "project.create")]
     ProjectCreate,

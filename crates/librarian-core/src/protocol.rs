@@ -27,7 +27,7 @@ pub mod close {
 }
 
 /// Every frame the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Hello(Hello),
@@ -38,7 +38,7 @@ pub enum ServerFrame {
     Error(ErrorFrame),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hello {
     pub protocol: u32,
     pub session_id: Uuid,
@@ -60,7 +60,7 @@ fn default_max_inflight() -> usize {
 /// `reset` is set only when the library is older than the version the client said it holds
 /// (`?since_version=`): the database was restored from a backup. Without it a client ignores
 /// a snapshot older than what it holds (G9); with it the client replaces its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotFrame {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reset: bool,
@@ -78,44 +78,52 @@ impl From<LibrarySnapshot> for SnapshotFrame {
 }
 
 /// `status`: where the session stands; `version` is the snapshot it holds (if any).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     #[serde(flatten)]
     pub state: SyncState,
+    #[schema(required = true)]
     pub version: Option<i64>,
 }
 
 /// `ack`: the mutation committed as `library_version`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ack {
     pub mutation_id: String,
     pub library_version: i64,
+    #[schema(required = true)]
     pub data: Option<Entity>,
 }
 
 /// `reject`: the mutation was refused; `error` is the same problem document HTTP would send.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reject {
     pub mutation_id: String,
+    #[schema(schema_with = problem_ref)]
     pub error: serde_json::Value,
 }
 
+/// `reject.error` is the server's `Problem` schema (defined where HTTP errors are).
+fn problem_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("Problem")
+}
+
 /// `error`: a frame the server could not accept; a close follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorFrame {
     pub code: String,
     pub message: String,
 }
 
 /// Every frame a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Mutate(MutateFrame),
 }
 
 /// `mutate`: one of the nine operations; `mutation_id` is its idempotency key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MutateFrame {
     pub mutation_id: String,
@@ -131,7 +139,7 @@ pub struct MutateFrame {
 }
 
 /// Where a subscriber's view of its library stands (the `status` frame's `state`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SyncState {
     /// The first load of the library is under way; no snapshot yet.

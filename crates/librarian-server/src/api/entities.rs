@@ -141,6 +141,7 @@ pub async fn delete<R: Resource>(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MutationReply {
     /// The row as committed; `null` after a delete.
+    #[schema(required = true)]
     data: Option<Entity>,
     /// The library version this mutation's commit produced.
     library_version: i64,
@@ -211,7 +212,8 @@ macro_rules! resource_handlers {
             #[allow(unused_imports)]
             use crate::problem::Problem;
 
-            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $new,
+            #[utoipa::path(post, path = $collection, tag = $tag,
+                operation_id = concat!(stringify!($mod_name), "_create"), request_body = $new,
                 params(
                     ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
                     ("Prefer" = Option<String>, Header, description = "`return=library` adds the snapshot to the reply"),
@@ -237,6 +239,7 @@ macro_rules! resource_handlers {
             }
 
             #[utoipa::path(get, path = $item, tag = $tag,
+                operation_id = concat!(stringify!($mod_name), "_read"),
                 params(("id" = uuid::Uuid, Path, description = "the row's id")),
                 responses(
                     (status = 200, description = "the row; `ETag` is its version", body = Entity),
@@ -254,7 +257,8 @@ macro_rules! resource_handlers {
                 super::read::<$res>(state, user, id).await
             }
 
-            #[utoipa::path(patch, path = $item, tag = $tag, request_body = $patch,
+            #[utoipa::path(patch, path = $item, tag = $tag,
+                operation_id = concat!(stringify!($mod_name), "_update"), request_body = $patch,
                 params(
                     ("id" = uuid::Uuid, Path, description = "the row's id"),
                     ("If-Match" = Option<String>, Header, description = "the row version last seen, e.g. \"3\""),
@@ -284,6 +288,7 @@ macro_rules! resource_handlers {
             }
 
             #[utoipa::path(delete, path = $item, tag = $tag,
+                operation_id = concat!(stringify!($mod_name), "_delete"),
                 params(
                     ("id" = uuid::Uuid, Path, description = "the row's id"),
                     ("If-Match" = Option<String>, Header, description = "the row version last seen"),

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use librarian_core::LibrarySnapshot;
 
-#[utoipa::path(get, path = "/api/v1/library", tag = "library",
+#[utoipa::path(get, path = "/api/v1/library", operation_id = "library_get", tag = "library",
     params(("If-None-Match" = Option<String>, Header, description = "the version held, e.g. \"7\"")),
     responses(
         (status = 200, description = "the whole library; `ETag` is its version", body = LibrarySnapshot),

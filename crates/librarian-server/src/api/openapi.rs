@@ -4,6 +4,11 @@
 use super::entities::{MutationReply, context_blocks, projects, saved_prompts};
 use crate::problem::Problem;
 use actix_web::HttpResponse;
+use librarian_core::mutation::Op;
+use librarian_core::protocol::{
+    Ack, ClientFrame, ErrorFrame, Hello, MutateFrame, Reject, ServerFrame, SnapshotFrame, Status,
+    SyncState,
+};
 use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -20,7 +25,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         context_blocks::create, context_blocks::read, context_blocks::update, context_blocks::delete,
         saved_prompts::create, saved_prompts::read, saved_prompts::update, saved_prompts::delete,
     ),
-    components(schemas(Problem, MutationReply)),
+    components(schemas(
+        Problem, MutationReply,
+        // The WebSocket protocol (docs/PROTOCOL.md): every frame, so that clients generate
+        // their types from this document too.
+        ServerFrame, Hello, SnapshotFrame, Status, SyncState, Ack, Reject, ErrorFrame,
+        ClientFrame, MutateFrame, Op,
+    )),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;
@@ -87,5 +98,47 @@ mod tests {
             ["schema"];
         assert_eq!(problem["$ref"], "#/components/schemas/Problem");
         assert!(doc["components"]["schemas"]["NewProject"].is_object());
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        // Generators (openapi-typescript, redocly) refuse a document with duplicates.
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate operationId in {ids:?}");
+    }
+
+    #[test]
+    fn every_websocket_frame_is_described() {
+        let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let frames = |name: &str| -> Vec<String> {
+            doc["components"]["schemas"][name]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name} is not a oneOf"))
+                .iter()
+                .map(|v| {
+                    v["allOf"][1]["properties"]["type"]["enum"][0]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(
+            frames("ServerFrame"),
+            ["hello", "snapshot", "status", "ack", "reject", "error"]
+        );
+        assert_eq!(frames("ClientFrame"), ["mutate"]);
+        let reject = &doc["components"]["schemas"]["Reject"]["properties"]["error"];
+        assert_eq!(reject["$ref"], "#/components/schemas/Problem");
     }
 }
