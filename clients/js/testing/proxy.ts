@@ -21,7 +21,8 @@
 import { createConnection, createServer, type Socket } from "node:net";
 
 export type Direction = "client" | "server";
-export type FrameListener = (conn: ProxyConnection, from: Direction, text: string) => void;
+/** Called for each text frame as it passes; returning `"drop"` swallows it (it is still recorded). */
+export type FrameListener = (conn: ProxyConnection, from: Direction, text: string) => void | "drop";
 
 export interface ProxyConnection {
   /** 1, 2, … in the order they were accepted. */
@@ -56,7 +57,10 @@ export interface Proxy {
   last(): ProxyConnection | undefined;
   /** Connections still open. */
   openConnections(): ProxyConnection[];
-  /** Calls `listener` for each text frame, either way, as it passes; returns an unsubscribe. */
+  /**
+   * Calls `listener` for each text frame, either way, as it passes (before it is forwarded);
+   * returns an unsubscribe. A listener that returns `"drop"` swallows the frame.
+   */
   onFrame(listener: FrameListener): () => void;
   /** Destroys every open connection now. */
   cut(): void;
@@ -75,9 +79,10 @@ class FrameReader {
    * Feeds bytes; returns the bytes of the whole frames now complete (to forward) and calls
    * `onText`/`onClose` for what they carry.
    */
-  push(chunk: Buffer, onText: (text: string) => void, onClose: (code: number | null) => void): Buffer {
+  push(chunk: Buffer, onText: (text: string) => boolean, onClose: (code: number | null) => void): Buffer {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
     let start = 0;
+    const out: Buffer[] = [];
     for (;;) {
       const frame = parseFrame(this.#buf, start);
       if (!frame) break;
@@ -90,15 +95,18 @@ class FrameReader {
       } else if (opcode === 0x8) {
         onClose(payload.length >= 2 ? payload.readUInt16BE(0) : null);
       }
+      let keep = true;
       if (fin && (opcode === 0x1 || opcode === 0x2 || opcode === 0x0)) {
-        if (this.#fragmentOpcode === 0x1) onText(Buffer.concat(this.#fragments).toString("utf8"));
+        // (A dropped fragmented message would leave its first fragments forwarded: the
+        // server and clients here send whole frames.)
+        if (this.#fragmentOpcode === 0x1) keep = onText(Buffer.concat(this.#fragments).toString("utf8"));
         this.#fragments = [];
       }
+      if (keep) out.push(this.#buf.subarray(start, end));
       start = end;
     }
-    const whole = this.#buf.subarray(0, start);
     this.#buf = this.#buf.subarray(start);
-    return whole;
+    return out.length === 1 ? out[0]! : Buffer.concat(out);
   }
 }
 
@@ -238,7 +246,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
         bytes,
         (text) => {
           this.clientFrames.push(text);
-          for (const l of [...listeners]) l(this, "client", text);
+          let keep = true;
+          for (const l of [...listeners]) if (l(this, "client", text) === "drop") keep = false;
+          return keep;
         },
         (code) => this.closes.push({ from: "client", code }),
       );
@@ -249,7 +259,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
         bytes,
         (text) => {
           this.serverFrames.push(text);
-          for (const l of [...listeners]) l(this, "server", text);
+          let keep = true;
+          for (const l of [...listeners]) if (l(this, "server", text) === "drop") keep = false;
+          return keep;
         },
         (code) => this.closes.push({ from: "server", code }),
       );

@@ -1,0 +1,568 @@
+/**
+ * `LibraryClient`: the library as the app sees it (a state object for `useSyncExternalStore`)
+ * and the actions that change it.
+ *
+ * What is shown comes only from the server (or, marked `cached`, from the IndexedDB copy of
+ * what it sent before): nothing before the server confirmed it. An action resolves once the
+ * server acknowledged it and the state already shows a snapshot at least that new.
+ *
+ * Where the snapshots come from: this client's own `Session` (one socket), or, with
+ * `shareAcrossTabs`, the tab leader's session relayed over a BroadcastChannel (`tabs.ts`); the
+ * leader is whichever tab holds the lock, possibly this one.
+ */
+
+import { SnapshotCache, cacheKey, clearLibraryCache } from "./cache.js";
+import { LibraryError } from "./errors.js";
+import { uuid } from "./ids.js";
+import { Pending, type Applied } from "./pending.js";
+import { shareRows } from "./rows.js";
+import { Session, type MutationResult } from "./session.js";
+import { Tabs, tabSupport, type TabMessage } from "./tabs.js";
+import { changeTemporary, newTemporaryBlock, pickFields, withoutTemporary } from "./temporary.js";
+import { tokenSubject } from "./token.js";
+import type {
+  LibraryClientOptions,
+  LibraryState,
+  LibraryStatus,
+  SyncStatus,
+  TemporaryBlock,
+  TemporaryBlockFields,
+  WebSocketConstructor,
+  WriteOptions,
+} from "./types.js";
+import type {
+  ContextBlock,
+  ContextBlockPatch,
+  LibrarySnapshot,
+  MutateFrame,
+  NewContextBlock,
+  NewProject,
+  NewSavedPrompt,
+  Op,
+  Project,
+  ProjectPatch,
+  SavedPrompt,
+  SavedPromptPatch,
+} from "./wire.js";
+
+const EMPTY: never[] = [];
+
+export class LibraryClient {
+  private readonly options: LibraryClientOptions;
+  private readonly url: string;
+  private readonly WebSocket: WebSocketConstructor | undefined;
+  private state: LibraryState;
+  private readonly listeners = new Set<() => void>();
+  private readonly pending = new Pending();
+
+  // What is shown, and where it stands.
+  private snapshot: LibrarySnapshot | null = null;
+  private sync: SyncStatus = { state: "connecting" };
+  /** What is shown is the IndexedDB copy, not yet confirmed by the server in this run. */
+  private cached = false;
+  private temporary: TemporaryBlock[] = EMPTY;
+  private lastSyncedAt: number | null = null;
+  /** The library of what is shown (from the cache entry, `hello`, or the leader). */
+  private libraryId: string | null = null;
+
+  /** Temporary blocks being saved: id of the block created → id of the temporary one. */
+  private readonly saving = new Map<string, string>();
+  private readonly saves = new Map<string, Promise<ContextBlock>>();
+
+  private user: string | null = null;
+  private cache: SnapshotCache | null = null;
+  /** The IndexedDB factory, kept until `hello` names the user (when the token is not a JWT). */
+  private cacheForUser: IDBFactory | null = null;
+  private session: Session | null = null;
+  private tabs: Tabs | null = null;
+  /** Leader: which follower each relayed mutation came from. */
+  private readonly origins = new Map<string, string>();
+  /** Leader: the snapshot last relayed (a `state` carries it only when it changed). */
+  private relayed: LibrarySnapshot | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: LibraryClientOptions) {
+    if (!options || typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) {
+      throw new TypeError("LibraryClient: `url` must be the server's http(s) origin");
+    }
+    if (typeof options.getToken !== "function") {
+      throw new TypeError("LibraryClient: `getToken` must be a function returning a token");
+    }
+    this.options = options;
+    this.url = options.url.replace(/\/+$/, "");
+    this.WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.state = {
+      version: null,
+      projects: EMPTY,
+      contextBlocks: EMPTY,
+      savedPrompts: EMPTY,
+      temporaryBlocks: this.temporary,
+      status: { state: "connecting", cached: false },
+      isLoading: true,
+      error: null,
+      lastSyncedAt: null,
+    };
+    void this.start();
+  }
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  /** The current state: a new object after every change, the same object otherwise. */
+  getState = (): LibraryState => this.state;
+
+  /** Calls `listener` after every change of `getState()`; returns the unsubscribe function. */
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  };
+
+  // ---- actions -----------------------------------------------------------------------------
+
+  createProject(fields: NewProject): Promise<Project> {
+    return this.write<Project>("project.create", undefined, fields);
+  }
+  updateProject(id: string, changes: ProjectPatch, options?: WriteOptions): Promise<Project> {
+    return this.write<Project>("project.update", id, changes, options);
+  }
+  deleteProject(id: string, options?: WriteOptions): Promise<void> {
+    return this.write<unknown>("project.delete", id, undefined, options).then(() => undefined);
+  }
+  createContextBlock(fields: NewContextBlock): Promise<ContextBlock> {
+    return this.write<ContextBlock>("context_block.create", undefined, fields);
+  }
+  updateContextBlock(id: string, changes: ContextBlockPatch, options?: WriteOptions): Promise<ContextBlock> {
+    return this.write<ContextBlock>("context_block.update", id, changes, options);
+  }
+  deleteContextBlock(id: string, options?: WriteOptions): Promise<void> {
+    return this.write<unknown>("context_block.delete", id, undefined, options).then(() => undefined);
+  }
+  createSavedPrompt(fields: NewSavedPrompt): Promise<SavedPrompt> {
+    return this.write<SavedPrompt>("saved_prompt.create", undefined, fields);
+  }
+  updateSavedPrompt(id: string, changes: SavedPromptPatch, options?: WriteOptions): Promise<SavedPrompt> {
+    return this.write<SavedPrompt>("saved_prompt.update", id, changes, options);
+  }
+  deleteSavedPrompt(id: string, options?: WriteOptions): Promise<void> {
+    return this.write<unknown>("saved_prompt.delete", id, undefined, options).then(() => undefined);
+  }
+
+  // ---- temporary blocks --------------------------------------------------------------------
+
+  /** A block only this client sees (never sent); returns it, with its local id. */
+  addTemporaryBlock(fields: TemporaryBlockFields = {}): TemporaryBlock {
+    const block = newTemporaryBlock(pickFields(fields));
+    this.temporary = [...this.temporary, block];
+    this.commit();
+    return block;
+  }
+
+  /** Changes a temporary block's fields; returns it as it is now. */
+  updateTemporaryBlock(id: string, changes: TemporaryBlockFields): TemporaryBlock {
+    if (!this.temporary.some((b) => b.id === id)) throw noTemporary(id);
+    const fields = pickFields(changes);
+    this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, ...fields }));
+    this.commit();
+    return this.temporary.find((b) => b.id === id)!;
+  }
+
+  removeTemporaryBlock(id: string): void {
+    this.temporary = withoutTemporary(this.temporary, [id]);
+    this.commit();
+  }
+
+  /**
+   * Creates the block on the server and resolves to it. The state update that first shows
+   * the saved block is the one that removes the temporary block: no state has both, none has
+   * neither. Meanwhile the temporary block has `saving: true`; on a reject it stays, unmarked.
+   */
+  saveTemporaryBlock(id: string): Promise<ContextBlock> {
+    const already = this.saves.get(id);
+    if (already) return already;
+    const block = this.temporary.find((b) => b.id === id);
+    if (!block) return Promise.reject(noTemporary(id));
+    // Our own id for the new block, so that the snapshot that first has it is recognised,
+    // whether it comes before or after the ack.
+    const blockId = uuid();
+    this.saving.set(blockId, id);
+    this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, saving: true }));
+    this.commit();
+    const save = this.createContextBlock({
+      id: blockId,
+      title: block.title,
+      content: block.content,
+      tags: block.tags,
+      project_id: block.project_id,
+    }).then(
+      (saved) => {
+        this.saving.delete(blockId);
+        this.saves.delete(id);
+        // Normally gone already (with the snapshot that showed the block); not if someone
+        // deleted the block before this client saw it.
+        this.removeTemporaryBlock(id);
+        return saved;
+      },
+      (error: unknown) => {
+        this.saving.delete(blockId);
+        this.saves.delete(id);
+        this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, saving: false }));
+        this.commit();
+        throw error;
+      },
+    );
+    this.saves.set(id, save);
+    return save;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  /**
+   * Ends the client: the socket closes (another tab takes over if this one led), pending
+   * actions reject with code `closed` (one already sent may still have been applied).
+   * Resolves once the socket closed and the last cache write finished.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    this.pending.rejectAll(LibraryError.client("closed", "the client was closed"));
+    this.tabs?.close();
+    const session = this.session?.close() ?? Promise.resolve();
+    this.closing = session.then(async () => {
+      await this.cache?.close().catch(() => {});
+    });
+    this.listeners.clear();
+    return this.closing;
+  }
+
+  /**
+   * Connects again now (after `unauthorized`, or for a "retry now" button). With
+   * `shareAcrossTabs` in a tab that does not lead, it does nothing: the leader reconnects.
+   */
+  reconnect(): void {
+    if (!this.closed) this.session?.reconnect();
+  }
+
+  /**
+   * Deletes what Librarian cached in this origin's IndexedDB: every user's and library's copy
+   * (what sign-out wants), not only this client's. What is shown stays until `close()`; the
+   * next snapshot is cached again unless the client is closed.
+   */
+  async clearCache(): Promise<void> {
+    this.cache?.cancel();
+    await this.cache?.flush();
+    await clearLibraryCache(this.options.indexedDB ?? globalThis.indexedDB);
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    const idb = this.options.cache === "indexeddb" ? (this.options.indexedDB ?? globalThis.indexedDB) : undefined;
+    const tabs = this.options.shareAcrossTabs ? tabSupport(this.options.locks, this.options.BroadcastChannel) : null;
+    let token: string | undefined;
+    if (idb || tabs) {
+      // The cache and the tab leader are per user, and the user is needed before `hello`.
+      try {
+        token = await this.options.getToken();
+        this.user = tokenSubject(token);
+      } catch {
+        token = undefined; // the session asks again, and reports it
+      }
+      if (this.closed) return;
+    }
+    if (idb && this.user) {
+      this.cache = new SnapshotCache(idb, cacheKey(this.url, this.user, this.options.library));
+      await this.showCached(null);
+      if (this.closed) return;
+    } else if (idb) {
+      this.cacheForUser = idb;
+    }
+    if (tabs && this.user) {
+      // A user we cannot name must not share: another user's tab could lead it.
+      const name = `librarian:${cacheKey(this.url, this.user, this.options.library)}`;
+      this.tabs = new Tabs(name, tabs.locks, tabs.BroadcastChannel, {
+        leader: () => this.lead(),
+        message: (m) => this.onTabMessage(m),
+      });
+      this.tabs.post({ t: "ask" });
+      for (const frame of this.pending.unanswered()) this.tabs.post({ t: "mutate", frame });
+      this.tabs.start();
+    } else {
+      this.startSession(token);
+    }
+  }
+
+  /** Shows the cached copy if nothing is shown yet (and, given `libraryId`, only of that library). */
+  private async showCached(libraryId: string | null): Promise<void> {
+    let entry;
+    try {
+      entry = await this.cache?.read();
+    } catch {
+      return; // no IndexedDB after all (private mode, blocked): no cache
+    }
+    if (!entry || this.closed || this.snapshot !== null) return;
+    if (libraryId !== null && entry.libraryId !== libraryId) return;
+    this.showSnapshot(entry.snapshot, true);
+    this.libraryId = entry.libraryId;
+    this.lastSyncedAt = entry.lastSyncedAt;
+    this.commit();
+  }
+
+  private startSession(token?: string): void {
+    if (this.closed) return;
+    if (!this.WebSocket) {
+      this.setSync({ state: "error", code: "unreachable", message: "no WebSocket: pass the `WebSocket` option", retryAt: null });
+      this.commit();
+      return;
+    }
+    this.session = new Session({
+      url: this.url,
+      library: this.options.library,
+      getToken: this.options.getToken,
+      WebSocket: this.WebSocket,
+      held: this.snapshot?.version ?? null,
+      token,
+      handlers: {
+        hello: (frame) => this.onHello(frame.library_id, frame.user_id),
+        snapshot: (snapshot) => this.onServerSnapshot(snapshot),
+        status: (status) => this.onServerStatus(status),
+        result: (id, result) => this.onResult(id, result),
+      },
+    });
+    this.session.start();
+    for (const frame of this.pending.unanswered()) this.session.mutate(frame);
+  }
+
+  // ---- from the server (this client's own session) ------------------------------------------
+
+  private onHello(libraryId: string, userId: string): void {
+    if (this.cacheForUser && !this.cache) {
+      this.user = userId;
+      this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
+      this.cacheForUser = null;
+      void this.showCached(libraryId);
+    }
+    if (this.snapshot !== null && this.libraryId !== null && this.libraryId !== libraryId) {
+      // The copy shown is of another library (the server's data was replaced): drop it and
+      // load this one whole, without since_version.
+      this.snapshot = null;
+      this.cached = false;
+      this.libraryId = libraryId;
+      void this.cache?.remove().catch(() => {});
+      this.commit();
+      this.relay(true);
+      this.session?.reconnect({ dropHeld: true });
+      return;
+    }
+    this.libraryId = libraryId;
+  }
+
+  private onServerSnapshot(snapshot: LibrarySnapshot): void {
+    const before = this.snapshot?.version ?? null;
+    this.showSnapshot(snapshot, false);
+    if (this.sync.state === "live") this.lastSyncedAt = Date.now();
+    this.commit();
+    this.pending.settle(this.snapshot!.version);
+    // The session accepted it, so it is right even if not newer (reset): followers must take it too.
+    this.relay(before === null || snapshot.version <= before);
+    this.writeCache();
+  }
+
+  private onServerStatus(status: SyncStatus): void {
+    this.setSync(status);
+    if (status.state === "live") {
+      // A resume with nothing new: the copy shown is confirmed.
+      this.cached = false;
+      this.lastSyncedAt = Date.now();
+    }
+    this.commit();
+    this.relay(false);
+    if (status.state === "live") this.writeCache();
+  }
+
+  private onResult(mutationId: string, result: MutationResult): void {
+    const follower = this.origins.get(mutationId);
+    if (follower !== undefined) {
+      this.origins.delete(mutationId);
+      this.tabs?.post({ t: "result", to: follower, mutationId, result });
+      if (!this.pending.has(mutationId)) return;
+    }
+    if (result.ok) {
+      this.pending.ack(mutationId, { version: result.version, data: result.data }, this.snapshot?.version ?? null);
+    } else {
+      this.pending.reject(mutationId, new LibraryError(result.problem));
+    }
+  }
+
+  private writeCache(): void {
+    if (!this.cache || !this.snapshot || this.cached) return;
+    this.cache.write({
+      snapshot: this.snapshot,
+      libraryId: this.libraryId,
+      lastSyncedAt: this.lastSyncedAt,
+      savedAt: Date.now(),
+    });
+  }
+
+  // ---- tabs --------------------------------------------------------------------------------
+
+  /** This tab took the lock: it holds the socket now, resuming from what it shows. */
+  private lead(): void {
+    if (this.closed) return;
+    this.tabs?.post({ t: "leader" });
+    this.startSession();
+    this.relay(true);
+  }
+
+  private onTabMessage(m: TabMessage): void {
+    const leading = this.tabs?.leading ?? false;
+    switch (m.t) {
+      case "ask":
+        if (leading) this.relay(true, true);
+        break;
+      case "mutate":
+        if (leading) {
+          this.origins.set(m.frame.mutation_id, m.from);
+          this.session?.mutate(m.frame);
+        }
+        break;
+      case "leader":
+        // A new leader: whatever the last one had not answered goes to it, same mutation_id.
+        for (const frame of this.pending.unanswered()) this.tabs?.post({ t: "mutate", frame });
+        break;
+      case "result":
+        if (m.to === this.tabs?.id) this.onResult(m.mutationId, m.result);
+        break;
+      case "state":
+        if (!leading) this.onRelayedState(m);
+        break;
+    }
+  }
+
+  private onRelayedState(m: Extract<TabMessage, { t: "state" }>): void {
+    const held = this.snapshot?.version ?? null;
+    if (m.snapshot && (m.force || held === null || m.snapshot.version > held)) {
+      this.showSnapshot(m.snapshot, m.cached);
+      this.libraryId = m.libraryId;
+    } else if (m.version !== null && m.version === held && !m.cached) {
+      this.cached = false;
+    }
+    this.setSync(m.status);
+    if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
+      this.lastSyncedAt = m.lastSyncedAt;
+    }
+    this.commit();
+    this.pending.settle(this.snapshot?.version ?? null);
+  }
+
+  /** Leader: tells the other tabs where it stands (with the snapshot when it changed, or `full`). */
+  private relay(force: boolean, full = false): void {
+    const tabs = this.tabs;
+    if (!tabs?.leading || this.closed) return;
+    const withSnapshot = full || force || this.snapshot !== this.relayed;
+    this.relayed = this.snapshot;
+    tabs.post({
+      t: "state",
+      ...(withSnapshot && this.snapshot ? { snapshot: this.snapshot } : {}),
+      force,
+      version: this.snapshot?.version ?? null,
+      libraryId: this.libraryId,
+      status: this.sync,
+      cached: this.cached,
+      lastSyncedAt: this.lastSyncedAt,
+    });
+  }
+
+  // ---- mutations ---------------------------------------------------------------------------
+
+  private write<T>(op: Op, id: string | undefined, data: unknown, options?: WriteOptions): Promise<T> {
+    if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    const frame: MutateFrame = { type: "mutate", mutation_id: uuid(), op };
+    if (id !== undefined) frame.id = id;
+    if (options?.ifVersion !== undefined) frame.if_version = options.ifVersion;
+    // A copy, as sent: the caller may change its object afterwards (and resends must not differ).
+    if (data !== undefined) frame.data = JSON.parse(JSON.stringify(data)) as unknown;
+    const done = this.pending.add(frame);
+    if (this.session) this.session.mutate(frame);
+    else if (this.tabs) this.tabs.post({ t: "mutate", frame });
+    // else: still starting; sent once the session or the tabs are there
+    return done.then((applied: Applied) => applied.data as T);
+  }
+
+  // ---- the state ---------------------------------------------------------------------------
+
+  /** Shows `next` (rows equal to the ones shown keep their objects), and drops the temporary blocks it saved. */
+  private showSnapshot(next: LibrarySnapshot, fromCache: boolean): void {
+    const prev = this.snapshot;
+    this.snapshot = {
+      version: next.version,
+      projects: shareRows(prev?.projects ?? EMPTY, next.projects),
+      context_blocks: shareRows(prev?.context_blocks ?? EMPTY, next.context_blocks),
+      saved_prompts: shareRows(prev?.saved_prompts ?? EMPTY, next.saved_prompts),
+    };
+    this.cached = fromCache;
+    if (this.saving.size > 0) {
+      // The same update that first shows a saved block removes its temporary one.
+      const ids = new Set(this.snapshot.context_blocks.map((b) => b.id));
+      const saved = [...this.saving].filter(([blockId]) => ids.has(blockId)).map(([, tempId]) => tempId);
+      this.temporary = withoutTemporary(this.temporary, saved);
+    }
+  }
+
+  private setSync(status: SyncStatus): void {
+    if (!sameShallow(status, this.sync)) this.sync = status;
+  }
+
+  /** Builds the next state from the fields above; emits only if something changed. */
+  private commit(): void {
+    if (this.closed) return;
+    const s = this.state;
+    const snap = this.snapshot;
+    const cached = this.cached && snap !== null;
+    const status: LibraryStatus =
+      s.status.cached === cached && sameShallowExcept(s.status, this.sync, "cached") ? s.status : { ...this.sync, cached };
+    const next: LibraryState = {
+      version: snap?.version ?? null,
+      projects: snap?.projects ?? EMPTY,
+      contextBlocks: snap?.context_blocks ?? EMPTY,
+      savedPrompts: snap?.saved_prompts ?? EMPTY,
+      temporaryBlocks: this.temporary,
+      status,
+      isLoading: snap === null,
+      error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
+      lastSyncedAt: this.lastSyncedAt,
+    };
+    if ((Object.keys(next) as Array<keyof LibraryState>).every((k) => next[k] === s[k])) return;
+    this.state = next;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (e) {
+        // One broken listener must not starve the others.
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+  }
+}
+
+function statusError(status: Extract<LibraryStatus, { state: "error" }>): LibraryError {
+  const httpLike = status.code === "database_unavailable" ? 503 : 0;
+  return LibraryError.client(status.code, status.message, httpLike);
+}
+
+function noTemporary(id: string): LibraryError {
+  return LibraryError.client("not_found", `no temporary block ${id}`);
+}
+
+function sameShallow(a: object, b: object): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => (a as never)[k] === (b as never)[k]);
+}
+
+function sameShallowExcept(withKey: object, without: object, key: string): boolean {
+  const ka = Object.keys(withKey).filter((k) => k !== key);
+  return ka.length === Object.keys(without).length && ka.every((k) => (withKey as never)[k] === (without as never)[k]);
+}

@@ -1,0 +1,383 @@
+/**
+ * One connection to the server at a time, and everything that keeps it going: connect with a
+ * fresh token, reconnect with backoff and `since_version`, never step back (G9), and pace the
+ * mutations (at most `hello.max_inflight_mutations` unanswered, the rest queued in order;
+ * unanswered ones resent with their `mutation_id` on the next connection; "not now" rejects
+ * resent after a backoff, never reported).
+ *
+ * It knows nothing of React, temporary blocks, the cache or tabs: it reports accepted
+ * snapshots, statuses and the final answer of each mutation to its owner (`client.ts`).
+ */
+
+import { retryDelay, retryable } from "./backoff.js";
+import { toProblem } from "./errors.js";
+import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
+import type { Entity, HelloFrame, LibrarySnapshot, MutateFrame, Problem, ServerFrame } from "./wire.js";
+
+/** The final answer to a mutation (retryable rejects never get here). */
+export type MutationResult =
+  | { ok: true; version: number; data: Entity | null }
+  | { ok: false; problem: Problem };
+
+export interface SessionHandlers {
+  hello(frame: HelloFrame): void;
+  /** A snapshot newer than the one held (or marked `reset`): show it. */
+  snapshot(snapshot: LibrarySnapshot): void;
+  status(status: SyncStatus): void;
+  result(mutationId: string, result: MutationResult): void;
+}
+
+export interface SessionOptions {
+  /** The server's http(s) origin (or base URL). */
+  url: string;
+  library?: string;
+  getToken: () => string | Promise<string>;
+  WebSocket: WebSocketConstructor;
+  /** The version already held (from the cache, or relayed by the previous tab leader). */
+  held: number | null;
+  /** A token just fetched by the owner, used for the first attempt instead of a new call. */
+  token?: string;
+  handlers: SessionHandlers;
+}
+
+/** Servers before `max_inflight_mutations` was announced allowed this many. */
+const DEFAULT_MAX_INFLIGHT = 32;
+/**
+ * Frames per second this client sends at most. The server closes a session past
+ * `ws.max_frames_per_second` (default 100, counting pongs too) and `hello` does not announce
+ * it, so stay well below the default.
+ */
+const DEFAULT_FRAMES_PER_SECOND = 80;
+/** How long `close()` waits for the socket's close before it stops waiting. */
+const CLOSE_WAIT_MS = 2000;
+const OPEN = 1;
+
+interface Queued {
+  frame: MutateFrame;
+  text: string;
+  /** Sent on the current connection and not answered yet. */
+  inFlight: boolean;
+  /** Retryable rejects so far (drives the backoff). */
+  retries: number;
+  /** After a retryable reject: not sent again before this (epoch ms). */
+  notBefore: number;
+}
+
+export class Session {
+  /** The version of the snapshot held; the next connection resumes from it. */
+  held: number | null;
+  private readonly opts: SessionOptions;
+  private ws: WebSocketLike | null = null;
+  /** In the order issued, which is the order they are sent in. */
+  private readonly queue = new Map<string, Queued>();
+  /** This connection's limit; null until its `hello` (the next server's may differ). */
+  private maxInflight: number | null = null;
+  private failures = 0;
+  private attempt = 0;
+  private closed = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private pumpTimer: ReturnType<typeof setTimeout> | undefined;
+  private spareToken: string | undefined;
+  /** Token bucket for outgoing frames. */
+  private rate = DEFAULT_FRAMES_PER_SECOND;
+  private tokens = DEFAULT_FRAMES_PER_SECOND;
+  private refilledAt = Date.now();
+  private lastStatus: SyncStatus | null = null;
+  private readonly onOnline = () => this.online();
+  private readonly onOffline = () => this.offline();
+
+  constructor(opts: SessionOptions) {
+    this.opts = opts;
+    this.held = opts.held;
+    this.spareToken = opts.token;
+  }
+
+  start(): void {
+    const g = globalThis as { addEventListener?: (type: string, fn: () => void) => void };
+    g.addEventListener?.("online", this.onOnline);
+    g.addEventListener?.("offline", this.onOffline);
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+
+  /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
+  mutate(frame: MutateFrame): void {
+    if (this.closed || this.queue.has(frame.mutation_id)) return;
+    this.queue.set(frame.mutation_id, { frame, text: JSON.stringify(frame), inFlight: false, retries: 0, notBefore: 0 });
+    this.pump();
+  }
+
+  /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
+  reconnect(opts: { dropHeld?: boolean } = {}): void {
+    if (this.closed) return;
+    if (opts.dropHeld) this.held = null;
+    this.failures = 0;
+    this.detach()?.close(1000);
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+
+  /** Ends the session; resolves once the socket closed (or after a short guard). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.pumpTimer);
+    const g = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
+    g.removeEventListener?.("online", this.onOnline);
+    g.removeEventListener?.("offline", this.onOffline);
+    this.queue.clear();
+    const ws = this.detach();
+    if (!ws) return Promise.resolve();
+    return new Promise((resolve) => {
+      const guard = setTimeout(resolve, CLOSE_WAIT_MS);
+      ws.onclose = () => {
+        clearTimeout(guard);
+        resolve();
+      };
+      ws.onerror = () => {};
+      try {
+        ws.close(1000);
+      } catch {
+        clearTimeout(guard);
+        resolve();
+      }
+    });
+  }
+
+  // ---- the connection ----------------------------------------------------------------------
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    const attempt = ++this.attempt;
+    if (isOffline()) {
+      this.status({ state: "offline" });
+      return;
+    }
+    let token: string;
+    try {
+      token = this.spareToken ?? (await this.opts.getToken());
+    } catch (e) {
+      // The provider itself failed: reconnecting forever would not help (DESIGN §11).
+      if (!this.closed && attempt === this.attempt) {
+        this.status({ state: "error", code: "unauthorized", message: `getToken failed: ${message(e)}`, retryAt: null });
+      }
+      return;
+    } finally {
+      this.spareToken = undefined;
+    }
+    if (this.closed || attempt !== this.attempt) return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.opts.WebSocket(this.socketUrl(token));
+    } catch (e) {
+      this.dropped(null, false, message(e));
+      return;
+    }
+    this.ws = ws;
+    // A new connection: nothing is in flight on it; the unanswered go again once `hello` says how many may.
+    this.maxInflight = null;
+    for (const q of this.queue.values()) q.inFlight = false;
+    let greeted = false;
+    ws.onmessage = (event: { data: unknown }) => {
+      if (this.ws !== ws || typeof event.data !== "string") return;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(event.data) as ServerFrame;
+      } catch {
+        return;
+      }
+      if (frame.type === "hello") greeted = true;
+      this.onFrame(frame, ws);
+    };
+    ws.onclose = (event: { code?: number; reason?: string }) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.maxInflight = null;
+      this.dropped(event.code ?? null, greeted, event.reason ?? "");
+    };
+    // A close always follows an error.
+    ws.onerror = () => {};
+  }
+
+  private socketUrl(token: string): string {
+    const base = this.opts.url.endsWith("/") ? this.opts.url : `${this.opts.url}/`;
+    const url = new URL("api/v1/ws", base);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    // Browsers cannot set headers on a WebSocket: the token goes in the query.
+    url.searchParams.set("access_token", token);
+    if (this.held !== null) url.searchParams.set("since_version", String(this.held));
+    if (this.opts.library) url.searchParams.set("library", this.opts.library);
+    return url.toString();
+  }
+
+  private dropped(code: number | null, greeted: boolean, reason: string): void {
+    if (this.closed) return;
+    if (code === 4403) {
+      // Access revoked (DESIGN §9): coming back would be refused.
+      this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
+      return;
+    }
+    this.failures += 1;
+    const delay = retryDelay(this.failures);
+    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
+    if (isOffline()) {
+      this.status({ state: "offline" });
+      return;
+    }
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  /** Detaches the current socket (its events are ignored from now on) and returns it. */
+  private detach(): WebSocketLike | null {
+    const ws = this.ws;
+    this.ws = null;
+    this.maxInflight = null;
+    clearTimeout(this.retryTimer);
+    return ws;
+  }
+
+  private online(): void {
+    if (this.closed) return;
+    if (this.ws) {
+      // The socket survived: what it said last still stands.
+      if (this.lastStatus?.state === "offline") this.status({ state: "loading" });
+      return;
+    }
+    this.failures = 0;
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+
+  private offline(): void {
+    if (!this.closed) this.status({ state: "offline" });
+  }
+
+  private status(status: SyncStatus): void {
+    this.lastStatus = status;
+    this.opts.handlers.status(status);
+  }
+
+  // ---- frames ------------------------------------------------------------------------------
+
+  private onFrame(frame: ServerFrame, ws: WebSocketLike): void {
+    const h = this.opts.handlers;
+    switch (frame.type) {
+      case "hello": {
+        this.failures = 0;
+        this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? DEFAULT_MAX_INFLIGHT);
+        const announced = (frame as { max_frames_per_second?: number }).max_frames_per_second;
+        if (typeof announced === "number" && announced > 0) this.rate = Math.max(1, Math.floor(announced * 0.8));
+        this.status({ state: "loading" });
+        h.hello(frame);
+        // The owner may have reconnected (another library than the one cached).
+        if (this.ws === ws) this.pump();
+        break;
+      }
+      case "snapshot": {
+        const { type: _type, reset, ...snapshot } = frame;
+        // Never a step back (G9), unless the server says its library went back (a restore).
+        if (reset || this.held === null || snapshot.version > this.held) {
+          this.held = snapshot.version;
+          h.snapshot(snapshot);
+        }
+        break;
+      }
+      case "status":
+        switch (frame.state) {
+          case "live":
+            this.status({ state: "live" });
+            break;
+          case "loading":
+            this.status({ state: "loading" });
+            break;
+          case "syncing":
+            this.status({ state: "syncing", targetVersion: frame.target_version });
+            break;
+          case "error":
+            this.status({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
+            break;
+        }
+        break;
+      case "ack": {
+        if (!this.queue.delete(frame.mutation_id)) break;
+        h.result(frame.mutation_id, { ok: true, version: frame.library_version, data: frame.data ?? null });
+        this.pump();
+        break;
+      }
+      case "reject": {
+        const q = this.queue.get(frame.mutation_id);
+        if (!q) break;
+        const problem = toProblem(frame.error);
+        if (retryable(problem)) {
+          q.inFlight = false;
+          q.retries += 1;
+          q.notBefore = Date.now() + retryDelay(q.retries);
+        } else {
+          this.queue.delete(frame.mutation_id);
+          h.result(frame.mutation_id, { ok: false, problem });
+        }
+        this.pump();
+        break;
+      }
+      case "error":
+        // A frame of ours the server could not read: a bug here; the close (4400) follows.
+        console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
+        break;
+    }
+  }
+
+  /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
+  private pump(): void {
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = undefined;
+    const ws = this.ws;
+    const limit = this.maxInflight;
+    if (this.closed || !ws || ws.readyState !== OPEN || limit === null) return;
+    const now = Date.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) * this.rate) / 1000);
+    this.refilledAt = now;
+    let inFlight = 0;
+    for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;
+    let wake = Infinity;
+    for (const q of this.queue.values()) {
+      // Past the limit nothing is looked at: a deferred one whose backoff ended goes when an answer frees a place.
+      if (inFlight >= limit) break;
+      if (q.inFlight) continue;
+      if (q.notBefore > now) {
+        wake = Math.min(wake, q.notBefore);
+        continue;
+      }
+      if (this.tokens < 1) {
+        wake = Math.min(wake, now + Math.ceil(((1 - this.tokens) * 1000) / this.rate));
+        break;
+      }
+      this.tokens -= 1;
+      q.inFlight = true;
+      q.notBefore = 0;
+      inFlight += 1;
+      ws.send(q.text);
+    }
+    if (wake !== Infinity) this.pumpTimer = setTimeout(() => this.pump(), Math.max(0, wake - now));
+  }
+}
+
+function isOffline(): boolean {
+  const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
+  return nav?.onLine === false;
+}
+
+function describeClose(code: number | null, greeted: boolean, reason: string): { code: string; message: string } {
+  if (code === 4401) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
+  if (code === 1001) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
+  if (greeted) {
+    const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
+    return { code: "connection_lost", message: `the connection to the server was lost${why}; reconnecting` };
+  }
+  return { code: "unreachable", message: "could not connect to the server; retrying" };
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,132 @@
+/** The public shapes of `LibraryClient`: its options, its state and its status. */
+
+import type { LibraryError } from "./errors.js";
+import type { ContextBlock, Project, SavedPrompt } from "./wire.js";
+
+/** Where the client stands with the server; every state also says whether what is shown is `cached`. */
+export type LibraryStatus = SyncStatus & {
+  /**
+   * True while what is shown is the IndexedDB copy, not yet confirmed by the server in this
+   * run (by a snapshot or a `live` status).
+   */
+  cached: boolean;
+};
+
+/** `LibraryStatus` without `cached`: what a connection (or the tab leader) knows. */
+export type SyncStatus =
+  /** Connecting (the first attempt, or after `online` / `reconnect()`). */
+  | { state: "connecting" }
+  /** Connected; the first snapshot of this connection (or the server's `live`) is not here yet. */
+  | { state: "loading" }
+  /** Holding the newest version the server knows of. */
+  | { state: "live" }
+  /** The server is loading a newer version than the one held. */
+  | { state: "syncing"; targetVersion: number }
+  /**
+   * Something failed and the client (or, for `database_unavailable`, the server) retries at
+   * `retryAt` (epoch ms): the server's `status error`, or the connection's own failure
+   * (`connection_lost`, `unreachable`, `token_expired`). `retryAt` is null when nothing
+   * retries on its own (`unauthorized`: `getToken` failed; call `reconnect()`).
+   */
+  | { state: "error"; code: string; message: string; retryAt: number | null }
+  /** The browser says it is offline (`navigator.onLine === false`); reconnects on `online`. */
+  | { state: "offline" };
+
+/** A block that lives only in this client (this tab): never sent to the server. */
+export interface TemporaryBlock {
+  /** A local id, `temp-<uuid>`. */
+  id: string;
+  title: string;
+  content: string;
+  tags: string[];
+  project_id: string | null;
+  temporary: true;
+  /** `saveTemporaryBlock` is under way: disable its controls. */
+  saving: boolean;
+}
+
+/** What `addTemporaryBlock` takes (all optional) and `updateTemporaryBlock` changes. */
+export type TemporaryBlockFields = Partial<Pick<TemporaryBlock, "title" | "content" | "tags" | "project_id">>;
+
+/** What `getState()` returns: a new object on every change, the same object otherwise. */
+export interface LibraryState {
+  /** The version of the library shown, null before any. */
+  version: number | null;
+  projects: Project[];
+  contextBlocks: ContextBlock[];
+  savedPrompts: SavedPrompt[];
+  /** This client's temporary blocks (kept across snapshots, never sent). */
+  temporaryBlocks: TemporaryBlock[];
+  status: LibraryStatus;
+  /** No library to show yet (neither from the server nor from the cache). */
+  isLoading: boolean;
+  /** The `error` status as a `LibraryError`, else null. */
+  error: LibraryError | null;
+  /** Epoch ms when this client last knew it was live with the server (from the cache too). */
+  lastSyncedAt: number | null;
+}
+
+/** The subset of the WebSocket API the client uses: the browser's, or `ws`'s in Node. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** The Web Locks API's `navigator.locks`, as far as the tab leader needs it. */
+export interface LockManagerLike {
+  request(
+    name: string,
+    options: { signal?: AbortSignal },
+    callback: (lock: unknown) => Promise<unknown>,
+  ): Promise<unknown>;
+}
+
+/** The `BroadcastChannel` constructor, as far as the tabs need it. */
+export type BroadcastChannelConstructor = new (name: string) => {
+  onmessage: ((event: MessageEvent) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+};
+
+export interface LibraryClientOptions {
+  /** The server's http(s) origin, e.g. `location.origin` or `http://127.0.0.1:8080`. */
+  url: string;
+  /**
+   * A token for the WebSocket, called for EVERY connection attempt (so a new token is used
+   * after a refused connection or a 4401 close). A fixed token is `() => token`. If it throws
+   * or rejects, the client stops with status `error` `unauthorized` until `reconnect()`.
+   */
+  getToken: () => string | Promise<string>;
+  /** A library id other than the user's own (`?library=`); default: the user's own. */
+  library?: string;
+  /** A WebSocket implementation (Node: `import WebSocket from "ws"`); default the global one. */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * `"indexeddb"`: show the last snapshot cached for this url, user and library at once
+   * (status `cached: true`) and resume from its version. Off by default.
+   */
+  cache?: "indexeddb" | false;
+  /** The IndexedDB factory for the cache (default `globalThis.indexedDB`; tests: fake-indexeddb). */
+  indexedDB?: IDBFactory;
+  /**
+   * One WebSocket for all tabs of this origin (per url, user and library): a leader elected
+   * with Web Locks holds it and relays over BroadcastChannel. Off by default; without Web
+   * Locks or BroadcastChannel each client keeps its own socket.
+   */
+  shareAcrossTabs?: boolean;
+  /** The Web Locks manager (default `navigator.locks`). */
+  locks?: LockManagerLike;
+  /** The BroadcastChannel constructor (default the global one). */
+  BroadcastChannel?: BroadcastChannelConstructor;
+}
+
+/** `{ifVersion}`: the row version last seen; a mismatch rejects with 412 and `error.current`. */
+export interface WriteOptions {
+  ifVersion?: number;
+}
