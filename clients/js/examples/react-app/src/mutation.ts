@@ -1,0 +1,79 @@
+// One pending mutation per control: `run` disables it until the server confirmed (the client's
+// action resolved) and keeps the error, with the field errors of its problem document.
+import { useCallback, useEffect, useRef, useState } from "react";
+
+export interface Failure {
+  /** What went wrong, for the form as a whole. */
+  message: string;
+  /** Field name (its first segment: `tags[2]` → `tags`) → messages. */
+  fields: Record<string, string[]>;
+}
+
+interface ProblemLike {
+  detail?: string;
+  title?: string;
+  status?: number;
+  errors?: { field: string; message: string }[];
+}
+
+/** The form-level message and the field errors of whatever an action rejected with. */
+export function describeFailure(error: unknown): Failure {
+  const e = (error ?? {}) as { message?: string; problem?: ProblemLike | null; fieldErrors?: unknown };
+  const problem = e.problem ?? null;
+  const list: { field: string; message: string }[] = [];
+  if (Array.isArray(e.fieldErrors)) list.push(...(e.fieldErrors as { field: string; message: string }[]));
+  else if (e.fieldErrors && typeof e.fieldErrors === "object") {
+    for (const [field, message] of Object.entries(e.fieldErrors as Record<string, string | string[]>)) {
+      for (const m of Array.isArray(message) ? message : [message]) list.push({ field, message: m });
+    }
+  } else if (problem?.errors) list.push(...problem.errors);
+
+  const fields: Record<string, string[]> = {};
+  for (const { field, message } of list) {
+    const root = field.split(/[.[]/)[0] || field;
+    (fields[root] ??= []).push(field === root ? message : `${field}: ${message}`);
+  }
+  const message =
+    problem?.status === 412
+      ? "Someone else changed this in the meantime; here is the current version."
+      : list.length
+        ? "Please fix the fields marked below."
+        : (problem?.detail ?? e.message ?? String(error));
+  return { message, fields };
+}
+
+export interface Mutation {
+  pending: boolean;
+  failure: Failure | null;
+  /** Runs `action`; resolves to true once it succeeded, false if it failed (the failure is kept). */
+  run: (action: () => Promise<unknown>) => Promise<boolean>;
+  reset: () => void;
+}
+
+export function useMutation(): Mutation {
+  const [pending, setPending] = useState(false);
+  const [failure, setFailure] = useState<Failure | null>(null);
+  const mounted = useRef(true);
+  useEffect(() => {
+    mounted.current = true;
+    return () => {
+      mounted.current = false;
+    };
+  }, []);
+
+  const run = useCallback(async (action: () => Promise<unknown>) => {
+    setPending(true);
+    setFailure(null);
+    try {
+      await action();
+      return true;
+    } catch (error) {
+      if (mounted.current) setFailure(describeFailure(error));
+      return false;
+    } finally {
+      if (mounted.current) setPending(false);
+    }
+  }, []);
+  const reset = useCallback(() => setFailure(null), []);
+  return { pending, failure, run, reset };
+}

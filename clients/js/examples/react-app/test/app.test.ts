@@ -1,0 +1,256 @@
+// The example app in Debian's Chromium against a real `librarian` (see env.ts). Each test uses a
+// user of its own; the tests share one server, one preview server and one browser.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import {
+  CHROMIUM,
+  WAIT,
+  haveChromium,
+  live,
+  newPage,
+  openSessions,
+  requireChromium,
+  signIn,
+  startEnv,
+  type Env,
+} from "./env.js";
+
+if (!haveChromium) {
+  const message = `${CHROMIUM} not found: the browser tests of the example app are skipped`;
+  if (requireChromium) throw new Error(`${message}, but LIBRARIAN_TEST_REQUIRE_BROWSER=1`);
+  console.warn(`note: ${message} (install Debian's chromium package to run them)`);
+}
+
+let env: Env;
+let users = 0;
+const contexts: BrowserContext[] = [];
+const user = (name: string) => `${name}-${process.pid}-${++users}`;
+
+async function page(): Promise<Page> {
+  const p = await newPage(env);
+  contexts.push(p.context());
+  return p;
+}
+
+/** Closes every page of the tests so far, and waits until the server saw their sessions end. */
+async function closeAll(): Promise<void> {
+  for (const c of contexts.splice(0)) await c.close();
+  await expect.poll(() => openSessions(env.server), { timeout: WAIT, interval: 50 }).toBe(0);
+}
+
+const block = (p: Page, title: string) => p.locator(`[data-testid="block-item"][data-title="${title}"]`);
+const prompt = (p: Page, title: string) => p.locator(`[data-testid="prompt-item"][data-title="${title}"]`);
+const project = (p: Page, name: string) => p.locator(`[data-testid="project-item"][data-name="${name}"]`);
+const pill = (p: Page) => p.getByTestId("status-pill");
+
+async function createBlock(p: Page, title: string, opts: { content?: string; tags?: string; temporary?: boolean } = {}) {
+  const form = p.getByTestId("block-form");
+  await form.getByLabel("Title").fill(title);
+  await form.getByLabel("Content").fill(opts.content ?? "");
+  await form.getByLabel("Tags").fill(opts.tags ?? "");
+  if (opts.temporary) await form.getByLabel(/Temporary/).check();
+  await form.getByRole("button", { name: opts.temporary ? "Add temporary block" : "Create block" }).click();
+  if (!opts.temporary) {
+    // Shown once the server confirmed it, and the form is ready for the next one.
+    await block(p, title).waitFor();
+    await expect.poll(() => form.getByLabel("Title").inputValue(), { timeout: WAIT }).toBe("");
+  }
+}
+
+async function createProject(p: Page, name: string, parent?: string) {
+  const form = p.getByTestId("project-form");
+  await form.getByLabel("Name").fill(name);
+  if (parent) await form.getByLabel("Inside").selectOption({ label: parent });
+  await form.getByRole("button", { name: "Create project" }).click();
+  await project(p, name).waitFor();
+}
+
+async function createPrompt(p: Page, title: string, blocks: string[]) {
+  const form = p.getByTestId("prompt-form");
+  await form.getByLabel("Title").fill(title);
+  for (const b of blocks) await form.getByTestId("prompt-block-choices").getByLabel(b, { exact: true }).check();
+  await form.getByRole("button", { name: "Create prompt" }).click();
+  await prompt(p, title).waitFor();
+}
+
+describe.skipIf(!haveChromium)("the example app in Chromium", () => {
+  beforeAll(async () => {
+    env = await startEnv();
+  }, 180_000);
+  afterAll(async () => {
+    for (const c of contexts.splice(0)) await c.close().catch(() => {});
+    await env?.close();
+  });
+
+  it("two pages of one user converge on create, edit and delete", async () => {
+    const name = user("converge");
+    const [a, b] = [await page(), await page()];
+    await signIn(a, env, name);
+    await signIn(b, env, name);
+
+    // Create in A: B shows it.
+    await createBlock(a, "Tone", { content: "Be brief.", tags: "style, voice" });
+    await block(b, "Tone").waitFor();
+    expect(await block(b, "Tone").locator(".tag").allTextContents()).toEqual(["style", "voice"]);
+
+    // Edit in B: A shows the new title.
+    await block(b, "Tone").getByRole("button", { name: "Edit" }).click();
+    const form = b.getByTestId("block-form");
+    await form.getByLabel("Title").fill("Tone of voice");
+    await form.getByRole("button", { name: "Save" }).click();
+    await block(a, "Tone of voice").waitFor();
+    await block(a, "Tone").waitFor({ state: "detached" });
+
+    // Projects: create, nest, rename in A; B follows.
+    await createProject(a, "Writing");
+    await createProject(a, "Mail", "Writing");
+    await project(b, "Writing").locator('[data-testid="project-item"][data-name="Mail"]').waitFor();
+    await project(a, "Mail").getByRole("button", { name: "Rename" }).first().click();
+    await a.locator("form.rename").getByLabel("Name").fill("Letters");
+    await a.locator("form.rename").getByRole("button", { name: "Save" }).click();
+    await project(b, "Letters").waitFor();
+
+    // Delete in A: gone in B.
+    await block(a, "Tone of voice").getByRole("button", { name: "Delete" }).click();
+    await block(b, "Tone of voice").waitFor({ state: "detached" });
+    await project(a, "Writing").getByRole("button", { name: "Delete" }).first().click();
+    // Its child moves up to the top level (nothing is lost).
+    await b.locator('ul.tree > [data-testid="project-item"][data-name="Letters"]').waitFor();
+    await project(b, "Writing").waitFor({ state: "detached" });
+  });
+
+  it("a prompt's blocks follow a block's deletion", async () => {
+    const name = user("prompt");
+    const [a, b] = [await page(), await page()];
+    await signIn(a, env, name);
+    await signIn(b, env, name);
+    await createBlock(a, "Persona");
+    await createBlock(a, "Format");
+    await createPrompt(a, "Weekly mail", ["Persona", "Format"]);
+    const blocksOf = (p: Page) => prompt(p, "Weekly mail").getByTestId("prompt-blocks");
+    await expect.poll(() => blocksOf(b).textContent(), { timeout: WAIT }).toBe("Persona → Format");
+
+    await block(b, "Persona").getByRole("button", { name: "Delete" }).click();
+    await expect.poll(() => blocksOf(a).textContent(), { timeout: WAIT }).toBe("Format");
+    await expect.poll(() => blocksOf(b).textContent(), { timeout: WAIT }).toBe("Format");
+  });
+
+  it("shows the server's field errors next to the field, and nothing is written", async () => {
+    const name = user("fields");
+    const a = await page();
+    await signIn(a, env, name);
+    const form = a.getByTestId("block-form");
+    await form.getByLabel("Title").fill("");
+    await form.getByRole("button", { name: "Create block" }).click();
+    const error = form.locator('[data-testid="field-error"][data-field="title"]');
+    await error.waitFor();
+    expect(await error.textContent()).toMatch(/\S/);
+    // The field's own wrapper holds it, and the controls are usable again.
+    expect(await form.locator(".field.invalid").getByLabel("Title").count()).toBe(1);
+    expect(await form.getByRole("button", { name: "Create block" }).isEnabled()).toBe(true);
+    expect(await a.getByTestId("block-item").count()).toBe(0);
+  });
+
+  it("saves a temporary block: it becomes a real one", async () => {
+    const name = user("temporary");
+    const [a, b] = [await page(), await page()];
+    await signIn(a, env, name);
+    await signIn(b, env, name);
+    await createBlock(a, "Draft idea", { content: "not yet", tags: "wip", temporary: true });
+    const temporary = a.locator('[data-testid="temporary-item"][data-title="Draft idea"]');
+    await temporary.waitFor();
+    expect(await b.getByTestId("temporary-item").count()).toBe(0); // never reached the server
+    expect(await block(a, "Draft idea").count()).toBe(0);
+
+    await temporary.getByRole("button", { name: "Save" }).click();
+    await block(a, "Draft idea").waitFor();
+    await temporary.waitFor({ state: "detached" });
+    await block(b, "Draft idea").waitFor();
+    expect(await block(b, "Draft idea").locator(".tag").allTextContents()).toEqual(["wip"]);
+
+    // And one discarded: gone, never saved.
+    await createBlock(a, "Scratch", { temporary: true });
+    await a.locator('[data-testid="temporary-item"][data-title="Scratch"]').getByRole("button", { name: "Discard" }).click();
+    await a.getByTestId("temporary-item").first().waitFor({ state: "detached" });
+    expect(await block(b, "Scratch").count()).toBe(0);
+  });
+
+  it("with ?share=1, two tabs hold one server session, and the other tab carries on when the leader closes", async () => {
+    await closeAll();
+    const name = user("share");
+    const leader = await page();
+    const context = leader.context();
+    // WebSockets each tab opens to the server (Chromium's own record, no timing involved).
+    const sockets = new Map<Page, number>();
+    const count = (p: Page) => p.on("websocket", () => sockets.set(p, (sockets.get(p) ?? 0) + 1));
+    count(leader);
+    await signIn(leader, env, name, "?share=1");
+    const follower = await newPage(env, context); // same browser context: same origin, one browser
+    count(follower);
+    await signIn(follower, env, name, "?share=1");
+    await expect.poll(() => openSessions(env.server), { timeout: WAIT, interval: 50 }).toBe(1);
+    expect([sockets.get(leader), sockets.get(follower) ?? 0]).toEqual([1, 0]);
+
+    // The follower writes through the leader's socket; both show it.
+    await createBlock(follower, "From the follower");
+    await block(leader, "From the follower").waitFor();
+    expect(await openSessions(env.server)).toBe(1);
+
+    // The leader closes: the follower takes over with a socket of its own and stays usable.
+    await leader.close();
+    await expect.poll(() => sockets.get(follower) ?? 0, { timeout: WAIT }).toBe(1);
+    await live(follower);
+    await createBlock(follower, "After the leader left");
+    // It landed on the server: a fresh page of that user (no sharing) shows it.
+    const check = await page();
+    await signIn(check, env, name);
+    await block(check, "After the leader left").waitFor();
+    await expect.poll(() => openSessions(env.server), { timeout: WAIT, interval: 50 }).toBe(2);
+  });
+
+  it("the pill shows Live, then the error and its retry while the server is down, then Live again", async () => {
+    await closeAll();
+    const name = user("outage");
+    const a = await page();
+    await signIn(a, env, name);
+    await createBlock(a, "Before the outage");
+    expect(await pill(a).textContent()).toMatch(/^Live/);
+    expect(await a.getByTestId("last-synced").textContent()).toMatch(/last synced/);
+
+    await env.server.kill();
+    await a.locator('[data-testid="status-pill"][data-state="error"]').waitFor();
+    await expect.poll(() => pill(a).textContent(), { timeout: WAIT }).toMatch(/retrying/);
+
+    await env.server.restart();
+    await live(a);
+    expect(await pill(a).textContent()).toMatch(/^Live/);
+    await block(a, "Before the outage").waitFor();
+    await createBlock(a, "After the outage");
+  });
+
+  it("takes a screenshot with some content", async () => {
+    const name = user("screenshot");
+    const a = await page();
+    await signIn(a, env, name);
+    await createProject(a, "Newsletter");
+    await createProject(a, "Weekly", "Newsletter");
+    await createProject(a, "Support");
+    await createBlock(a, "Brand voice", { content: "Warm, direct, no jargon. Short sentences.", tags: "style, brand" });
+    await createBlock(a, "Audience", { content: "Small-business owners who read on their phone.", tags: "context" });
+    await createBlock(a, "Output format", { content: "Markdown, one H2 per section, under 400 words.", tags: "format" });
+    await createPrompt(a, "Weekly digest", ["Audience", "Brand voice", "Output format"]);
+    await createPrompt(a, "Refund reply", ["Brand voice"]);
+    await createBlock(a, "Seasonal offer", { content: "20% off until Friday", tags: "draft", temporary: true });
+    await a.getByTestId("temporary-item").waitFor();
+    const path = process.env.LIBRARIAN_SCREENSHOT;
+    if (path) {
+      mkdirSync(dirname(path), { recursive: true });
+      await a.screenshot({ path, fullPage: true });
+      console.log(`screenshot: ${path}`);
+    } else {
+      expect((await a.screenshot({ fullPage: true })).length).toBeGreaterThan(0);
+    }
+  });
+});
