@@ -7,7 +7,7 @@ export default defineConfig({
   resolve: {
     // The client's sources, so that the tests need no build of it first.
     alias: {
-      "@librarian/client": process.env.LIBRARIAN_CLIENT_SRC ?? here("../client/src/index.ts"),
+      "@librarian/client": here("../client/src/index.ts"),
     },
   },
   test: {

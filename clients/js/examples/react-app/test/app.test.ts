@@ -45,11 +45,16 @@ const prompt = (p: Page, title: string) => p.locator(`[data-testid="prompt-item"
 const project = (p: Page, name: string) => p.locator(`[data-testid="project-item"][data-name="${name}"]`);
 const pill = (p: Page) => p.getByTestId("status-pill");
 
-async function createBlock(p: Page, title: string, opts: { content?: string; tags?: string; temporary?: boolean } = {}) {
+async function createBlock(
+  p: Page,
+  title: string,
+  opts: { content?: string; tags?: string; project?: string; temporary?: boolean } = {},
+) {
   const form = p.getByTestId("block-form");
   await form.getByLabel("Title").fill(title);
   await form.getByLabel("Content").fill(opts.content ?? "");
   await form.getByLabel("Tags").fill(opts.tags ?? "");
+  if (opts.project) await form.getByLabel("Project").selectOption({ label: opts.project });
   if (opts.temporary) await form.getByLabel(/Temporary/).check();
   await form.getByRole("button", { name: opts.temporary ? "Add temporary block" : "Create block" }).click();
   if (!opts.temporary) {
@@ -223,25 +228,81 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
     await a.locator('[data-testid="status-pill"][data-state="error"]').waitFor();
     await expect.poll(() => pill(a).textContent(), { timeout: WAIT }).toMatch(/retrying/);
 
+    // A write while the server is down stays pending: its controls are disabled meanwhile.
+    const form = a.getByTestId("block-form");
+    await form.getByLabel("Title").fill("Written during the outage");
+    await form.getByRole("button", { name: "Create block" }).click();
+    await form.getByRole("button", { name: "Saving…" }).waitFor();
+    expect(await form.getByRole("button", { name: "Saving…" }).isDisabled()).toBe(true);
+    expect(await form.getByLabel("Title").isDisabled()).toBe(true);
+
     await env.server.restart();
     await live(a);
     expect(await pill(a).textContent()).toMatch(/^Live/);
+    // The pending write went through once the server was back, and the form is usable again.
+    await block(a, "Written during the outage").waitFor();
+    await expect.poll(() => form.getByLabel("Title").isEnabled(), { timeout: WAIT }).toBe(true);
     await block(a, "Before the outage").waitFor();
-    await createBlock(a, "After the outage");
+  });
+
+  it("shows the IndexedDB copy at once with ?cache=1, marked cached, while the server is down", async () => {
+    await closeAll();
+    const name = user("cache");
+    const a = await page();
+    await signIn(a, env, name, "?cache=1");
+    await createBlock(a, "Cached block");
+    await env.server.kill();
+    try {
+      await a.reload();
+      await block(a, "Cached block").waitFor();
+      await a.locator('[data-testid="status-pill"][data-cached="1"]').waitFor();
+      expect(await pill(a).textContent()).toMatch(/cached/);
+    } finally {
+      await env.server.restart();
+    }
+    await live(a);
+    expect(await a.locator('[data-testid="status-pill"][data-cached="1"]').count()).toBe(0);
+
+    // Sign out clears the cache: the same session put back while the server is down shows nothing.
+    const session = await a.evaluate(() => JSON.stringify(sessionStorage));
+    await a.getByTestId("sign-out").click();
+    await a.getByLabel("User").waitFor();
+    await env.server.kill();
+    try {
+      await a.evaluate((saved) => {
+        for (const [k, v] of Object.entries(JSON.parse(saved) as Record<string, string>)) sessionStorage.setItem(k, v);
+      }, session);
+      await a.reload();
+      await a.locator('[data-testid="status-pill"][data-state="error"]').waitFor();
+      expect(await a.getByTestId("block-item").count()).toBe(0);
+      expect(await a.locator('[data-testid="status-pill"][data-cached="1"]').count()).toBe(0);
+    } finally {
+      await env.server.restart();
+    }
+    await live(a);
+    await block(a, "Cached block").waitFor();
   });
 
   it("takes a screenshot with some content", async () => {
-    const name = user("screenshot");
     const a = await page();
-    await signIn(a, env, name);
+    await signIn(a, env, "ada"); // the one test with this user: its library starts empty
     await createProject(a, "Newsletter");
     await createProject(a, "Weekly", "Newsletter");
     await createProject(a, "Support");
     await createBlock(a, "Brand voice", { content: "Warm, direct, no jargon. Short sentences.", tags: "style, brand" });
-    await createBlock(a, "Audience", { content: "Small-business owners who read on their phone.", tags: "context" });
-    await createBlock(a, "Output format", { content: "Markdown, one H2 per section, under 400 words.", tags: "format" });
+    await createBlock(a, "Audience", {
+      content: "Small-business owners who read on their phone.",
+      tags: "context",
+      project: "Newsletter",
+    });
+    await createBlock(a, "Output format", {
+      content: "Markdown, one H2 per section, under 400 words.",
+      tags: "format",
+      project: "Newsletter / Weekly",
+    });
     await createPrompt(a, "Weekly digest", ["Audience", "Brand voice", "Output format"]);
     await createPrompt(a, "Refund reply", ["Brand voice"]);
+    await createBlock(a, "Apology template", { content: "We are sorry for the trouble…", tags: "support", project: "Support" });
     await createBlock(a, "Seasonal offer", { content: "20% off until Friday", tags: "draft", temporary: true });
     await a.getByTestId("temporary-item").waitFor();
     const path = process.env.LIBRARIAN_SCREENSHOT;

@@ -25,7 +25,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  */
 const sources: InlineConfig["resolve"] = {
   alias: {
-    "@librarian/client": process.env.LIBRARIAN_CLIENT_SRC ?? here("../../../packages/client/src/index.ts"),
+    "@librarian/client": here("../../../packages/client/src/index.ts"),
     "@librarian/react": here("../../../packages/react/src/index.ts"),
   },
 };

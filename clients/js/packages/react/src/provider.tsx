@@ -15,8 +15,9 @@ export type LibraryProviderProps =
   | {
       /**
        * Options for a client the provider creates on mount and closes on unmount. It makes a new
-       * client only when `url`, `library`, `cache`, `shareAcrossTabs` or `WebSocket` change;
-       * `getToken` may be a new function on every render (the latest one is called).
+       * client only when an option other than `getToken` changes (compared one by one, so an
+       * inline object literal is fine); `getToken` may be a new function on every render (the
+       * latest one is called).
        */
       options: LibraryClientOptions;
       client?: never;
@@ -44,6 +45,15 @@ interface Owned {
   closeTimer: ReturnType<typeof setTimeout> | null;
 }
 
+/** Every option but `getToken`, by name: a change in any of them means a new client. */
+function optionsKey(options: LibraryClientOptions): unknown[] {
+  const record = options as unknown as Record<string, unknown>;
+  return Object.keys(record)
+    .filter((name) => name !== "getToken" && record[name] !== undefined)
+    .sort()
+    .flatMap((name) => [name, record[name]]);
+}
+
 function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }
@@ -63,7 +73,11 @@ function OwnClientProvider({
 
   const owned = useRef<Owned | null>(null);
   const [client, setClient] = useState<LibraryClient | null>(null);
-  const key = [options.url, options.library, options.cache, options.shareAcrossTabs, options.WebSocket] as const;
+  // The same array for as long as the options are equal one by one: the effect's dependency.
+  const lastKey = useRef<unknown[]>([]);
+  const fresh = optionsKey(options);
+  if (!sameKey(lastKey.current, fresh)) lastKey.current = fresh;
+  const key = lastKey.current;
 
   // The client is made in an effect, never during render: a render may be discarded (concurrent
   // rendering) or run twice (StrictMode), and the constructor opens a connection. A layout effect
@@ -88,8 +102,8 @@ function OwnClientProvider({
         if (owned.current === mine) owned.current = null;
       }, 0);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- the key lists what makes a new client
-  }, key);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- the key stands for the options
+  }, [key]);
 
   if (!client) return fallback;
   return <LibraryContext.Provider value={client}>{children}</LibraryContext.Provider>;

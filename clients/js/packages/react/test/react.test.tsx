@@ -1,6 +1,6 @@
 // The React bindings against the real `librarian` binary (started on port 0 by the shared
 // harness): no mock server, the client is the real @librarian/client with `ws` as its WebSocket.
-import { StrictMode, useState, type ReactNode } from "react";
+import { StrictMode, type ReactNode } from "react";
 import { act, cleanup, render, screen, waitFor } from "@testing-library/react";
 import { afterAll, afterEach, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import WebSocket from "ws";
@@ -255,21 +255,28 @@ describe("LibraryProvider with options", () => {
         </p>
       );
     }
-    function App() {
-      const [getToken] = useState(() => () => token);
+    // Inline options and a new getToken on every render, as apps write them.
+    function App({ n }: { n: number }) {
       return (
         <StrictMode>
-          <LibraryProvider options={{ url: server.url, getToken, WebSocket: CountingWebSocket as never }}>
+          <LibraryProvider options={{ url: server.url, getToken: () => token, WebSocket: CountingWebSocket as never }}>
             <Own />
+            <span>{n}</span>
           </LibraryProvider>
         </StrictMode>
       );
     }
-    const view = render(<App />);
+    const view = render(<App n={1} />);
     await waitFor(() => expect(screen.getByTestId("own").textContent).toBe("live:0"), { timeout: 20_000 });
     expect(made).toHaveLength(1);
     expect(sockets).toBe(1); // StrictMode's remount did not reconnect
     await untilSessions(1);
+
+    // A re-render with equal options keeps the client.
+    view.rerender(<App n={2} />);
+    await screen.findByText("2");
+    expect(made).toHaveLength(1);
+    expect(sockets).toBe(1);
 
     view.unmount();
     await untilSessions(0);

@@ -48,6 +48,7 @@ export function BlockEditor({
     setTitle("");
     setContent("");
     setTags("");
+    setProjectId(defaultProjectId);
     setTemporary(false);
     mutation.reset();
   };

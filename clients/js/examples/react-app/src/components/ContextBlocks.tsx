@@ -100,10 +100,9 @@ function FilterSelect({
     >
       <option value="all">All projects</option>
       <option value="none">No project</option>
-      {options.map(({ project, depth }) => (
+      {options.map(({ project, path }) => (
         <option key={project.id} value={project.id}>
-          {"\u2003".repeat(depth)}
-          {project.name}
+          {path}
         </option>
       ))}
     </select>
