@@ -185,8 +185,9 @@ export class LibrarianServer {
     try {
       this.port = await listening;
     } catch (e) {
-      this.printLogs("librarian (failed to start)");
-      throw e;
+      // The reason is in the last lines (e.g. the port is taken, a bad setting).
+      const tail = this.#logs.slice(-20).map((l) => l.raw ?? JSON.stringify(l)).join("\n");
+      throw new Error(`${e instanceof Error ? e.message : String(e)}; last log lines:\n${tail}`);
     }
     this.url = `http://127.0.0.1:${this.port}`;
   }
@@ -206,6 +207,11 @@ export class LibrarianServer {
     if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) {
       await this.stop();
     }
+    await this.startRetrying();
+  }
+
+  /** `start()`, tried again for a while if it fails (a port that is not free yet). */
+  async startRetrying(): Promise<void> {
     const deadline = Date.now() + REBIND_TIMEOUT_MS;
     for (;;) {
       try {
@@ -318,6 +324,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<LibrarianSe
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "librarian-test-")));
   const server = new LibrarianServer(dir, opts.env ?? {});
   server.port = opts.port ?? 0;
-  await server.start();
+  // A given port may still be held by a server that just stopped: retry briefly.
+  await (server.port ? server.startRetrying() : server.start());
   return server;
 }

@@ -370,15 +370,17 @@ export class LibraryClient {
   }
 
   private onServerStatus(status: SyncStatus): void {
+    // The server repeats `live` after each snapshot (its `version` moved): only a change of
+    // state is news here; the snapshot already counted as synced.
+    const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
     this.setSync(status);
-    if (status.state === "live") {
-      // A resume with nothing new: the copy shown is confirmed.
+    if (becameLive) {
+      // E.g. a resume with nothing new: the copy shown is confirmed.
       this.cached = false;
       this.lastSyncedAt = Date.now();
     }
-    this.commit();
-    this.relay(false);
-    if (status.state === "live") this.writeCache();
+    if (this.commit()) this.relay(false);
+    if (becameLive) this.writeCache();
   }
 
   private onResult(mutationId: string, result: MutationResult): void {
@@ -514,9 +516,9 @@ export class LibraryClient {
     if (!sameShallow(status, this.sync)) this.sync = status;
   }
 
-  /** Builds the next state from the fields above; emits only if something changed. */
-  private commit(): void {
-    if (this.closed) return;
+  /** Builds the next state from the fields above; emits (and returns true) only if something changed. */
+  private commit(): boolean {
+    if (this.closed) return false;
     const s = this.state;
     const snap = this.snapshot;
     const cached = this.cached && snap !== null;
@@ -533,7 +535,7 @@ export class LibraryClient {
       error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
       lastSyncedAt: this.lastSyncedAt,
     };
-    if ((Object.keys(next) as Array<keyof LibraryState>).every((k) => next[k] === s[k])) return;
+    if ((Object.keys(next) as Array<keyof LibraryState>).every((k) => next[k] === s[k])) return false;
     this.state = next;
     for (const listener of [...this.listeners]) {
       try {
@@ -545,6 +547,7 @@ export class LibraryClient {
         });
       }
     }
+    return true;
   }
 }
 
