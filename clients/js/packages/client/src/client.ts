@@ -237,11 +237,13 @@ export class LibraryClient {
   }
 
   /**
-   * Connects again now (after `unauthorized`, or for a "retry now" button). With
-   * `shareAcrossTabs` in a tab that does not lead, it does nothing: the leader reconnects.
+   * Connects again now, without waiting for the backoff (after `unauthorized`, or for a
+   * "retry now" button). In a tab that does not lead, it asks the leader to.
    */
   reconnect(): void {
-    if (!this.closed) this.session?.reconnect();
+    if (this.closed) return;
+    if (this.session) this.session.reconnect();
+    else this.tabs?.post({ t: "reconnect" });
   }
 
   /**
@@ -428,6 +430,9 @@ export class LibraryClient {
           this.origins.set(m.frame.mutation_id, m.from);
           this.session?.mutate(m.frame);
         }
+        break;
+      case "reconnect":
+        if (leading) this.session?.reconnect();
         break;
       case "leader":
         // A new leader: whatever the last one had not answered goes to it, same mutation_id.

@@ -83,6 +83,8 @@ export class Session {
   private tokens = DEFAULT_FRAMES_PER_SECOND;
   private refilledAt = Date.now();
   private lastStatus: SyncStatus | null = null;
+  /** The status before an `offline` event, shown again if the socket outlives it. */
+  private beforeOffline: SyncStatus | null = null;
   private readonly onOnline = () => this.online();
   private readonly onOffline = () => this.offline();
 
@@ -219,13 +221,14 @@ export class Session {
       this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
       return;
     }
-    this.failures += 1;
-    const delay = retryDelay(this.failures);
-    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
     if (isOffline()) {
+      // No use retrying: the `online` event reconnects.
       this.status({ state: "offline" });
       return;
     }
+    this.failures += 1;
+    const delay = retryDelay(this.failures);
+    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
@@ -241,8 +244,8 @@ export class Session {
   private online(): void {
     if (this.closed) return;
     if (this.ws) {
-      // The socket survived: what it said last still stands.
-      if (this.lastStatus?.state === "offline") this.status({ state: "loading" });
+      // The socket survived: what it said last before going offline still stands.
+      if (this.lastStatus?.state === "offline") this.status(this.beforeOffline ?? { state: "loading" });
       return;
     }
     this.failures = 0;
@@ -251,7 +254,9 @@ export class Session {
   }
 
   private offline(): void {
-    if (!this.closed) this.status({ state: "offline" });
+    if (this.closed) return;
+    if (this.lastStatus?.state !== "offline") this.beforeOffline = this.lastStatus;
+    this.status({ state: "offline" });
   }
 
   private status(status: SyncStatus): void {

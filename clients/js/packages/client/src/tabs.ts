@@ -6,7 +6,8 @@
  * - leader → all: `leader` when it takes over, `state` (snapshot when it changed, status,
  *   lastSyncedAt) after every change, `result` (the answer to a follower's mutation).
  * - follower → leader: `ask` (the current state, when it starts), `mutate` (a frame; the
- *   follower keeps it pending and sends it again, same `mutation_id`, to the next leader).
+ *   follower keeps it pending and sends it again, same `mutation_id`, to the next leader),
+ *   `reconnect` (its `reconnect()` was called).
  *
  * This module only elects and carries messages; `client.ts` decides what they mean.
  */
@@ -34,6 +35,8 @@ export type TabMessage =
       lastSyncedAt: number | null;
     }
   | { t: "mutate"; from: string; frame: MutateFrame }
+  /** A follower's `reconnect()`: the leader reconnects its socket. */
+  | { t: "reconnect"; from: string }
   | { t: "result"; from: string; to: string; mutationId: string; result: MutationResult };
 
 /** A message without its sender, as `post` takes it. */
