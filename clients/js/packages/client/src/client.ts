@@ -46,6 +46,8 @@ import type {
 } from "./wire.js";
 
 const EMPTY: never[] = [];
+/** How long the start waits for the cached copy before it connects without it. */
+const CACHE_READ_WAIT_MS = 2000;
 
 export class LibraryClient {
   private readonly options: LibraryClientOptions;
@@ -275,7 +277,11 @@ export class LibraryClient {
     }
     if (idb && this.user) {
       this.cache = new SnapshotCache(idb, cacheKey(this.url, this.user, this.options.library));
-      await this.showCached(null);
+      // Resume from the cached version if the copy comes soon; a stuck IndexedDB (blocked by
+      // another tab's upgrade) must not keep the client from connecting.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.showCached(null), new Promise((r) => (timer = setTimeout(r, CACHE_READ_WAIT_MS)))]);
+      clearTimeout(timer);
       if (this.closed) return;
     } else if (idb) {
       this.cacheForUser = idb;
