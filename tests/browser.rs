@@ -1,7 +1,7 @@
 //! The web page in a real headless Chromium (Debian's `chromium` + `chromium-driver`, driven
 //! over WebDriver by fantoccini): two pages of one user stay in sync, temporary blocks stay
 //! local, and the status pill shows an outage and the recovery; librarian.js paces mutations
-//! under the server's in-flight limit across cut connections and never steps back. Saves
+//! under the server's in-flight limit across cut connections and resumes. Saves
 //! screenshots under `target/browser/`.
 //!
 //! Skipped (with a note) when chromedriver is missing, unless `LIBRARIAN_TEST_REQUIRE_BROWSER=1`
@@ -306,7 +306,7 @@ async fn js_i64(page: &Client, script: &str) -> i64 {
 }
 
 /// Cuts the page's connection and waits until librarian.js has noticed: one more
-/// `reconnecting` status than before the cut (counted by the page's `window.reconnects`). The
+/// `error` status than before the cut (counted by the page's `window.reconnects`). The
 /// proxy refuses new connections meanwhile, so nothing gets back to live before a restore.
 async fn cut_and_see_it_noticed(page: &Client, proxy: &TcpProxy) {
     let before = js_i64(page, "return window.reconnects").await;
@@ -318,11 +318,12 @@ async fn cut_and_see_it_noticed(page: &Client, proxy: &TcpProxy) {
     .await;
 }
 
-/// librarian.js alone (no app): 40 creates at once against a limit of 2 in flight, with the
-/// connection cut twice on the way; every one resolves and applies once. Then the held
-/// snapshot does not step back for an older one, only for one marked `reset`.
+/// librarian.js (the bundled @librarian/client) alone, no app: 40 creates at once against a
+/// limit of 2 in flight, with the connection cut twice on the way; every one resolves and
+/// applies once, and after one more cut the client resumes live with all of them. (Its G9
+/// checks, an older snapshot injected into the stream, are in the client's Vitest suite.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_back() {
+async fn librarian_js_paces_mutations_across_cut_connections_and_resumes() {
     let Some(driver) = Driver::start() else {
         return;
     };
@@ -342,11 +343,18 @@ async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_bac
         window.results = [];
         window.reconnects = 0;
         (async () => {
-          const { Library, devToken } = await import("/librarian.js");
-          const lib = new Library(location.origin, await devToken(location.origin, "pacer"));
+          const { LibraryClient } = await import("/librarian.js");
+          const res = await fetch("/api/v1/dev/token", { method: "POST",
+            headers: { "content-type": "application/json" }, body: JSON.stringify({ user: "pacer" }) });
+          const { token } = await res.json();
+          const lib = new LibraryClient({ url: location.origin, getToken: () => token });
           window.lib = lib;
-          lib.addEventListener("status", () => {
-            if (lib.status.state === "reconnecting") window.reconnects += 1;
+          // Each lost connection shows as an `error` status (with its retry).
+          let last = null;
+          lib.subscribe(() => {
+            const state = lib.getState().status.state;
+            if (state === "error" && last !== "error") window.reconnects += 1;
+            last = state;
           });
           await Promise.all(Array.from({ length: n }, (_, i) =>
             lib.createContextBlock({ title: `p${String(i).padStart(3, "0")}` }).then(
@@ -406,45 +414,18 @@ async fn librarian_js_paces_mutations_across_cut_connections_and_never_steps_bac
         N
     );
 
-    // A resumed session (no snapshot on it yet) is handed an older snapshot: ignored; one
-    // marked `reset` replaces what is held. Frames fed to the client's own handler.
-    page.execute("window.ws0 = window.lib.ws", vec![])
-        .await
-        .unwrap();
+    // After one more cut the client resumes and is live again, holding every write.
     cut_and_see_it_noticed(&page, &proxy).await;
     proxy.restore().await;
     eventually("a resumed live session", || async {
         js_i64(
             &page,
-            r#"return (window.lib.ws !== window.ws0 && window.lib.ws.readyState === 1
-                       && window.lib.status.state === "live") ? 1 : 0"#,
+            r#"const s = window.lib.getState();
+               return s.status.state === "live" ? s.contextBlocks.length : -1"#,
         )
         .await
-            == 1
+            == N
     })
     .await;
-    let versions = page
-        .execute(
-            r#"
-            const lib = window.lib;
-            const held = lib.snapshot.version;
-            const frame = (version, reset) => ({ data: JSON.stringify({ type: "snapshot", reset,
-              version, projects: [], context_blocks: [], saved_prompts: [] }) });
-            lib.ws.onmessage(frame(held - 1, false));
-            const kept = lib.snapshot.version;
-            lib.ws.onmessage(frame(1, true));
-            const reset = lib.snapshot.version;
-            lib.close();
-            return [held, kept, reset];
-            "#,
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        versions,
-        serde_json::json!([N, N, 1]),
-        "[held, after older, after reset]"
-    );
     page.close().await.unwrap();
 }

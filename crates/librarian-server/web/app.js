@@ -1,7 +1,7 @@
 // The Librarian page: sign in, three panes (projects, context blocks, saved prompts) and a
-// status pill. Everything shown comes from the server's snapshots through librarian.js, except
-// temporary blocks, which stay in this tab.
-import { Library, devToken } from "/librarian.js";
+// status pill. Everything shown comes from the server's snapshots through /librarian.js (the
+// built @librarian/client), except temporary blocks, which stay in this tab.
+import { LibraryClient, devToken } from "/librarian.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let lib = null;
@@ -34,13 +34,24 @@ $("#signin-form").addEventListener("submit", async (event) => {
 
 $("#signout").addEventListener("click", () => {
   sessionStorage.removeItem("librarian");
+  lib?.close();
   location.reload();
 });
 
 function start(user, token) {
-  lib = new Library(location.origin, token);
-  lib.addEventListener("change", render);
-  lib.addEventListener("status", renderStatus);
+  lib = new LibraryClient({ url: location.origin, getToken: () => token });
+  // Exposed for the browser test, which drives the client directly too.
+  window.lib = lib;
+  let shown = null;
+  lib.subscribe(() => {
+    const state = lib.getState();
+    // A status change alone does not rebuild the panes (it would reset open <select>s).
+    if (!shown || shown.version !== state.version || shown.temporaryBlocks !== state.temporaryBlocks) {
+      render();
+    }
+    shown = state;
+    renderStatus();
+  });
   $("#who").textContent = user;
   $("#signin").hidden = true;
   $("#app").hidden = false;
@@ -61,23 +72,19 @@ function secondsSince(t) {
 function renderStatus() {
   const pill = $("#status");
   if (!lib) return;
-  const s = lib.status;
+  const { status: s, version, lastSyncedAt } = lib.getState();
   let text;
   switch (s.state) {
     case "connecting": text = "Connecting…"; break;
     case "loading": text = "Loading…"; break;
-    case "syncing": text = `Syncing → v${s.target_version}`; break;
-    case "live": text = `Live v${s.version} · synced ${secondsSince(s.synced_at)}s ago`; break;
+    case "syncing": text = `Syncing → v${s.targetVersion}`; break;
+    case "live": text = `Live v${version} · synced ${secondsSince(lastSyncedAt)}s ago`; break;
     case "error": {
-      const left = Math.max(0, Math.ceil((s.since + s.retry_in_ms - Date.now()) / 1000));
+      const left = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
       text = `Error: ${s.message}, retrying in ${left}s`;
       break;
     }
-    case "reconnecting": {
-      const left = Math.max(0, Math.ceil((s.since + s.retry_in_ms - Date.now()) / 1000));
-      text = `Error: connection lost, retrying in ${left}s`;
-      break;
-    }
+    case "offline": text = "Offline: waiting for the network"; break;
     default: text = s.state;
   }
   pill.dataset.state = s.state;
@@ -99,7 +106,13 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function render() {
-  const view = lib.view();
+  const state = lib.getState();
+  // The panes list saved and temporary blocks together; temporary ones are marked.
+  const view = {
+    projects: state.projects,
+    context_blocks: [...state.contextBlocks, ...state.temporaryBlocks],
+    saved_prompts: state.savedPrompts,
+  };
   renderProjects(view);
   renderBlocks(view);
   renderPrompts(view);
@@ -133,7 +146,7 @@ function renderProjects(view) {
           el("span", { class: "name", textContent: p.name }),
           el("button", { class: "edit", textContent: "Edit", onclick: () => editProject(p) }),
           el("button", { class: "delete", textContent: "Delete",
-            onclick: (e) => act(e.currentTarget, "project-form", () => lib.deleteProject(p.id, p.version)) })),
+            onclick: (e) => act(e.currentTarget, "project-form", () => lib.deleteProject(p.id, { ifVersion: p.version })) })),
         p.description ? el("div", { class: "meta", textContent: p.description }) : null);
       if (byParent.has(p.id)) li.append(tree(p.id));
       ul.append(li);
@@ -155,10 +168,10 @@ function renderBlocks(view) {
       ? [el("button", { class: "save", textContent: "Save",
            onclick: (e) => act(e.currentTarget, "block-form", () => lib.saveTemporaryBlock(b.id)) }),
          el("button", { class: "edit", textContent: "Edit", onclick: () => editBlock(b) }),
-         el("button", { class: "discard", textContent: "Discard", onclick: () => lib.discardTemporaryBlock(b.id) })]
+         el("button", { class: "discard", textContent: "Discard", onclick: () => lib.removeTemporaryBlock(b.id) })]
       : [el("button", { class: "edit", textContent: "Edit", onclick: () => editBlock(b) }),
          el("button", { class: "delete", textContent: "Delete",
-           onclick: (e) => act(e.currentTarget, "block-form", () => lib.deleteContextBlock(b.id, b.version)) })];
+           onclick: (e) => act(e.currentTarget, "block-form", () => lib.deleteContextBlock(b.id, { ifVersion: b.version })) })];
     return el("li", { class: `item${b.temporary ? " temporary" : ""}`, "data-id": b.id, "data-title": b.title },
       el("div", { class: "row" },
         el("span", { class: "name", textContent: b.title }),
@@ -192,7 +205,7 @@ function renderPrompts(view) {
         el("span", { class: "name", textContent: p.title }),
         el("button", { class: "edit", textContent: "Edit", onclick: () => editPrompt(p) }),
         el("button", { class: "delete", textContent: "Delete",
-          onclick: (e) => act(e.currentTarget, "prompt-form", () => lib.deleteSavedPrompt(p.id, p.version)) })),
+          onclick: (e) => act(e.currentTarget, "prompt-form", () => lib.deleteSavedPrompt(p.id, { ifVersion: p.version })) })),
       el("div", { class: "meta",
         textContent: p.context_block_ids.length
           ? `Blocks: ${p.context_block_ids.map((id) => titles.get(id) || "?").join(" → ")}`
@@ -251,7 +264,7 @@ function editPrompt(p) {
 // ---- submitting ---------------------------------------------------------------------------
 
 function ifVersion(form) {
-  return form.dataset.version ? Number(form.dataset.version) : undefined;
+  return form.dataset.version ? { ifVersion: Number(form.dataset.version) } : undefined;
 }
 
 $("#project-form").addEventListener("submit", (event) => {
@@ -273,7 +286,7 @@ $("#block-form").addEventListener("submit", (event) => {
     project_id: f.project_id.value || null,
   };
   if (f.dataset.temporary) {
-    lib.editTemporaryBlock(f.dataset.editId, data);
+    lib.updateTemporaryBlock(f.dataset.editId, data);
     f.reset();
     setEditing(f, null);
     return;

@@ -1,299 +1,1179 @@
-// librarian.js: the browser client of Librarian, with the same semantics as the Rust SDK.
-//
-// - One WebSocket session, reconnecting with backoff and `since_version`.
-// - `snapshot` and `status` change only from what the server sends: nothing is shown before
-//   the server confirmed it (no optimistic state).
-// - A mutation's promise resolves once the server acknowledged it AND this client holds a
-//   snapshot at least as new as its version (read-your-writes); it rejects with the server's
-//   problem document. Mutations not yet acknowledged when the connection drops are sent again
-//   with the same `mutation_id`, which the server applies at most once.
-// - At most `hello.max_inflight_mutations` mutations are unanswered on a session; the rest
-//   wait in order and go as answers arrive. A reject that means "not now" (`too_many_mutations`,
-//   any 503) is resent with the same `mutation_id` after a backoff, never reported: an earlier
-//   attempt of it may have committed.
-// - Never a step back (G9): a snapshot older than the one held is ignored, unless the server
-//   marks it `reset` (its database went back, restored from a backup).
-// - Temporary blocks live only here: merged into `view()`, marked `temporary`, never sent,
-//   kept across snapshots until saved (a create) or discarded.
+// librarian.js: @librarian/client (clients/js/packages/client), bundled for the page the server
+// embeds. Built by `npm run bundle` in clients/js (scripts/bundle.mjs, esbuild 0.28.2):
+// do not edit; change the TypeScript sources and rebuild. CI fails when this file differs.
 
-// The same backoff as librarian_core::backoff::Backoff::DEFAULT (the Rust side of every retry).
-const RETRY_BASE_MS = 100;
-const RETRY_MAX_MS = 5000;
+var __defProp = Object.defineProperty;
+var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
+var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
-/** The one backoff (reconnects and deferred mutations): exponential, capped, with jitter. */
-function retryDelay(failures) {
-  const exp = Math.min(RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 10), RETRY_MAX_MS);
-  return Math.round(exp * (0.5 + Math.random() / 2));
+// packages/client/src/cache.ts
+var DB_NAME = "librarian";
+var DB_VERSION = 1;
+var STORE = "snapshots";
+function cacheKey(url, user, library) {
+  return JSON.stringify([url, user, library ?? null]);
+}
+function done(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+function committed(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+function open(idb) {
+  const request = idb.open(DB_NAME, DB_VERSION);
+  request.onupgradeneeded = () => {
+    if (!request.result.objectStoreNames.contains(STORE)) request.result.createObjectStore(STORE);
+  };
+  return done(request);
+}
+var SnapshotCache = class {
+  constructor(idb, key) {
+    __publicField(this, "idb");
+    __publicField(this, "key");
+    __publicField(this, "db", null);
+    __publicField(this, "writing", null);
+    __publicField(this, "next", null);
+    this.idb = idb;
+    this.key = key;
+  }
+  database() {
+    if (!this.db) {
+      this.db = open(this.idb);
+      void this.db.then((db) => db.onversionchange = () => db.close()).catch(() => {
+      });
+    }
+    return this.db;
+  }
+  async read() {
+    const db = await this.database();
+    const value = await done(db.transaction(STORE, "readonly").objectStore(STORE).get(this.key));
+    return isEntry(value) ? value : void 0;
+  }
+  /** Writes `entry` soon: after the write in flight, if any, replacing any other waiting one. */
+  write(entry) {
+    this.next = entry;
+    if (!this.writing) this.writing = this.drain();
+  }
+  async remove() {
+    this.next = null;
+    await this.flush();
+    const db = await this.database();
+    const tx = db.transaction(STORE, "readwrite");
+    tx.objectStore(STORE).delete(this.key);
+    await committed(tx);
+  }
+  /** Resolves once nothing is written or waiting. */
+  flush() {
+    return this.writing ?? Promise.resolve();
+  }
+  /** Drops a waiting write (the one in flight finishes). */
+  cancel() {
+    this.next = null;
+  }
+  async close() {
+    await this.flush();
+    if (this.db) (await this.db.catch(() => null))?.close();
+    this.db = null;
+  }
+  async drain() {
+    try {
+      while (this.next) {
+        const entry = this.next;
+        this.next = null;
+        try {
+          const db = await this.database();
+          const tx = db.transaction(STORE, "readwrite");
+          tx.objectStore(STORE).put(entry, this.key);
+          await committed(tx);
+        } catch {
+        }
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+};
+async function clearLibraryCache(idb = globalThis.indexedDB) {
+  if (!idb) return;
+  const db = await open(idb);
+  try {
+    const tx = db.transaction(STORE, "readwrite");
+    tx.objectStore(STORE).clear();
+    await committed(tx);
+  } finally {
+    db.close();
+  }
+}
+function isEntry(value) {
+  if (!value || typeof value !== "object") return false;
+  const s = value.snapshot;
+  return !!s && typeof s.version === "number" && Array.isArray(s.projects) && Array.isArray(s.context_blocks) && Array.isArray(s.saved_prompts);
 }
 
-/** A reject that says "not now" rather than "no". */
-function retryable(problem) {
-  return problem?.status === 503 || problem?.code === "too_many_mutations";
+// packages/client/src/errors.ts
+var LibraryError = class _LibraryError extends Error {
+  constructor(problem) {
+    super(problem.detail || problem.title || problem.code || "rejected");
+    /** The problem document: the server's, or the client's own (see `ClientErrorCode`). */
+    __publicField(this, "problem");
+    /** HTTP-like status: the server's (422, 412, 404, 503, …), 0 for the client's own problems. */
+    __publicField(this, "status");
+    /** e.g. `validation`, `version_mismatch`, `not_found`, `closed`, `connection_lost`. */
+    __publicField(this, "code");
+    /** For validation problems: every broken rule, by field (`title`, `tags[3]`, …). */
+    __publicField(this, "fieldErrors");
+    /** The same as a map, field → message (the first message of each field). */
+    __publicField(this, "fields");
+    /** For a 412 (`ifVersion` mismatch): the row as it is now. */
+    __publicField(this, "current");
+    this.name = "LibraryError";
+    this.problem = problem;
+    this.status = problem.status;
+    this.code = problem.code;
+    this.fieldErrors = problem.errors ?? [];
+    const fields = {};
+    for (const e of this.fieldErrors) if (!(e.field in fields)) fields[e.field] = e.message;
+    this.fields = fields;
+    this.current = problem.current ?? null;
+  }
+  /** One of the client's own problems. */
+  static client(code, detail, status = 0) {
+    return new _LibraryError({
+      type: `urn:librarian:problem:${code}`,
+      title: code.replace(/_/g, " "),
+      status,
+      detail,
+      code
+    });
+  }
+};
+function toProblem(value) {
+  if (value && typeof value === "object") {
+    const p = value;
+    return {
+      type: typeof p.type === "string" ? p.type : "about:blank",
+      title: typeof p.title === "string" ? p.title : "rejected",
+      status: typeof p.status === "number" ? p.status : 0,
+      detail: typeof p.detail === "string" ? p.detail : "",
+      code: typeof p.code === "string" ? p.code : "rejected",
+      ...Array.isArray(p.errors) ? { errors: p.errors } : {},
+      ...p.current !== void 0 ? { current: p.current } : {}
+    };
+  }
+  return { type: "about:blank", title: "rejected", status: 0, detail: "", code: "rejected" };
 }
 
+// packages/client/src/ids.ts
 function uuid() {
-  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const c = globalThis.crypto;
+  if (typeof c?.randomUUID === "function") return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = b[6] & 15 | 64;
+  b[8] = b[8] & 63 | 128;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** A refused mutation: `problem` is the server's problem+json document. */
-export class MutationError extends Error {
-  constructor(problem) {
-    super(problem?.detail || problem?.title || "rejected");
-    this.problem = problem;
+// packages/client/src/pending.ts
+var Pending = class {
+  constructor() {
+    /** In the order issued. */
+    __publicField(this, "waiters", /* @__PURE__ */ new Map());
   }
-}
-
-/** Asks a dev-mode server for a token (absent in jwt mode: rejects). */
-export async function devToken(baseUrl, user) {
-  const res = await fetch(new URL("/api/v1/dev/token", baseUrl), {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ user }),
-  });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new MutationError(body);
-  return body.token;
-}
-
-export class Library extends EventTarget {
-  /**
-   * @param {string} baseUrl the server, e.g. location.origin
-   * @param {string} token a bearer token
-   */
-  constructor(baseUrl, token) {
-    super();
-    this.baseUrl = baseUrl;
-    this.token = token;
-    /** The latest snapshot ({version, projects, context_blocks, saved_prompts}) or null. */
-    this.snapshot = null;
-    /** {state: "connecting"|"loading"|"live"|"syncing"|"error"|"reconnecting", ...} */
-    this.status = { state: "connecting" };
-    /** Unresolved mutations by id; a Map keeps the order they were issued (and are sent) in. */
-    this.pending = new Map();
-    /** The current session's `max_inflight_mutations`; null until its `hello`. */
-    this.maxInflight = null;
-    this.retryTimer = null;
-    this.temporary = [];
-    this.failures = 0;
-    this.closed = false;
-    this.ws = null;
-    this.#connect();
-  }
-
-  close() {
-    this.closed = true;
-    clearTimeout(this.retryTimer);
-    this.ws?.close(1000);
-    for (const p of this.pending.values()) p.reject(new MutationError({ detail: "closed" }));
-    this.pending.clear();
-  }
-
-  /** The library as shown: the snapshot plus temporary blocks (marked `temporary: true`). */
-  view() {
-    const s = this.snapshot;
-    return {
-      version: s ? s.version : null,
-      projects: s ? s.projects : [],
-      context_blocks: [
-        ...(s ? s.context_blocks.map((b) => ({ ...b, temporary: false })) : []),
-        ...this.temporary.map((t) => ({ ...t, temporary: true })),
-      ],
-      saved_prompts: s ? s.saved_prompts : [],
-    };
-  }
-
-  // ---- mutations ------------------------------------------------------------------------
-
-  mutate(op, id, data, ifVersion) {
-    const mutation_id = uuid();
-    const frame = { type: "mutate", mutation_id, op };
-    if (id) frame.id = id;
-    if (ifVersion != null) frame.if_version = ifVersion;
-    if (data !== undefined) frame.data = data;
+  /** A promise for `frame`'s outcome. */
+  add(frame) {
     return new Promise((resolve, reject) => {
-      this.pending.set(mutation_id, { frame, resolve, reject, acked: null, inFlight: false, retries: 0, notBefore: 0 });
-      this.#pump();
+      this.waiters.set(frame.mutation_id, { frame, resolve, reject, acked: null });
     });
   }
-
-  createProject(data) { return this.mutate("project.create", null, data); }
-  updateProject(id, patch, ifVersion) { return this.mutate("project.update", id, patch, ifVersion); }
-  deleteProject(id, ifVersion) { return this.mutate("project.delete", id, undefined, ifVersion); }
-  createContextBlock(data) { return this.mutate("context_block.create", null, data); }
-  updateContextBlock(id, patch, ifVersion) { return this.mutate("context_block.update", id, patch, ifVersion); }
-  deleteContextBlock(id, ifVersion) { return this.mutate("context_block.delete", id, undefined, ifVersion); }
-  createSavedPrompt(data) { return this.mutate("saved_prompt.create", null, data); }
-  updateSavedPrompt(id, patch, ifVersion) { return this.mutate("saved_prompt.update", id, patch, ifVersion); }
-  deleteSavedPrompt(id, ifVersion) { return this.mutate("saved_prompt.delete", id, undefined, ifVersion); }
-
-  // ---- temporary blocks -----------------------------------------------------------------
-
-  addTemporaryBlock({ title = "", content = "", tags = [], project_id = null }) {
-    const id = `temp-${uuid()}`;
-    this.temporary.push({ id, title, content, tags, project_id });
-    this.#changed();
-    return id;
+  has(mutationId) {
+    return this.waiters.has(mutationId);
   }
-
-  editTemporaryBlock(id, fields) {
-    const t = this.temporary.find((b) => b.id === id);
-    if (!t) throw new Error("no such temporary block");
-    Object.assign(t, fields);
-    this.#changed();
+  /** The server committed it; it resolves once `held` reaches its version. */
+  ack(mutationId, applied, held) {
+    const w = this.waiters.get(mutationId);
+    if (!w || w.acked) return;
+    w.acked = applied;
+    this.settle(held);
   }
-
-  discardTemporaryBlock(id) {
-    this.temporary = this.temporary.filter((b) => b.id !== id);
-    this.#changed();
+  reject(mutationId, error) {
+    const w = this.waiters.get(mutationId);
+    if (!w || w.acked) return;
+    this.waiters.delete(mutationId);
+    w.reject(error);
   }
-
-  /** Saves a temporary block as a real one; resolves with the created block. */
-  async saveTemporaryBlock(id) {
-    const t = this.temporary.find((b) => b.id === id);
-    if (!t) throw new Error("no such temporary block");
-    const { title, content, tags, project_id } = t;
-    const applied = await this.createContextBlock({ title, content, tags, project_id });
-    this.temporary = this.temporary.filter((b) => b.id !== id);
-    this.#changed();
-    return applied.data;
+  /** Resolves every acknowledged mutation whose version is held now. */
+  settle(held) {
+    if (held === null) return;
+    for (const [id, w] of this.waiters) {
+      if (w.acked && w.acked.version <= held) {
+        this.waiters.delete(id);
+        w.resolve(w.acked);
+      }
+    }
   }
+  /** The frames with no answer yet, in the order issued (to send, or send again). */
+  unanswered() {
+    return [...this.waiters.values()].filter((w) => !w.acked).map((w) => w.frame);
+  }
+  rejectAll(error) {
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const w of all) w.reject(error);
+  }
+};
 
-  // ---- the session ----------------------------------------------------------------------
+// packages/client/src/rows.ts
+function shareRows(prev, next) {
+  if (prev.length === 0 && next.length === 0) return prev;
+  const held = /* @__PURE__ */ new Map();
+  for (const row of prev) held.set(row.id, row);
+  let same = prev.length === next.length;
+  const out = next.map((row, i) => {
+    const old = held.get(row.id);
+    if (old !== void 0 && sameRow(old, row)) {
+      if (prev[i] !== old) same = false;
+      return old;
+    }
+    same = false;
+    return row;
+  });
+  return same ? prev : out;
+}
+function sameRow(a, b) {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) continue;
+    if (Array.isArray(x) && Array.isArray(y)) {
+      if (x.length !== y.length || x.some((v, i) => v !== y[i])) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
 
-  #connect() {
+// packages/client/src/backoff.ts
+var BASE_MS = 100;
+var MAX_MS = 5e3;
+function retryDelay(failures, random = Math.random()) {
+  const exp = Math.min(BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 10), MAX_MS);
+  return Math.round(exp * (0.5 + random / 2));
+}
+function retryable(problem) {
+  return problem.status === 503 || problem.code === "too_many_mutations";
+}
+
+// packages/client/src/session.ts
+var DEFAULT_MAX_INFLIGHT = 32;
+var DEFAULT_FRAMES_PER_SECOND = 80;
+var CLOSE_WAIT_MS = 2e3;
+var OPEN = 1;
+var Session = class {
+  constructor(opts) {
+    /** The version of the snapshot held; the next connection resumes from it. */
+    __publicField(this, "held");
+    __publicField(this, "opts");
+    __publicField(this, "ws", null);
+    /** In the order issued, which is the order they are sent in. */
+    __publicField(this, "queue", /* @__PURE__ */ new Map());
+    /** This connection's limit; null until its `hello` (the next server's may differ). */
+    __publicField(this, "maxInflight", null);
+    __publicField(this, "failures", 0);
+    __publicField(this, "attempt", 0);
+    __publicField(this, "closed", false);
+    __publicField(this, "retryTimer");
+    __publicField(this, "pumpTimer");
+    __publicField(this, "spareToken");
+    /** Token bucket for outgoing frames. */
+    __publicField(this, "rate", DEFAULT_FRAMES_PER_SECOND);
+    __publicField(this, "tokens", DEFAULT_FRAMES_PER_SECOND);
+    __publicField(this, "refilledAt", Date.now());
+    __publicField(this, "lastStatus", null);
+    /** The status before an `offline` event, shown again if the socket outlives it. */
+    __publicField(this, "beforeOffline", null);
+    __publicField(this, "onOnline", () => this.online());
+    __publicField(this, "onOffline", () => this.offline());
+    this.opts = opts;
+    this.held = opts.held;
+    this.spareToken = opts.token;
+  }
+  start() {
+    const g = globalThis;
+    g.addEventListener?.("online", this.onOnline);
+    g.addEventListener?.("offline", this.onOffline);
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+  /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
+  mutate(frame) {
+    if (this.closed || this.queue.has(frame.mutation_id)) return;
+    this.queue.set(frame.mutation_id, { frame, text: JSON.stringify(frame), inFlight: false, retries: 0, notBefore: 0 });
+    this.pump();
+  }
+  /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
+  reconnect(opts = {}) {
     if (this.closed) return;
-    const url = new URL("/api/v1/ws", this.baseUrl);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("access_token", this.token);
-    // Resume from the version held (the snapshot shown).
-    if (this.snapshot) url.searchParams.set("since_version", String(this.snapshot.version));
-    const ws = new WebSocket(url);
+    if (opts.dropHeld) this.held = null;
+    this.failures = 0;
+    this.detach()?.close(1e3);
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+  /** Ends the session; resolves once the socket closed (or after a short guard). */
+  close() {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.pumpTimer);
+    const g = globalThis;
+    g.removeEventListener?.("online", this.onOnline);
+    g.removeEventListener?.("offline", this.onOffline);
+    this.queue.clear();
+    const ws = this.detach();
+    if (!ws) return Promise.resolve();
+    return new Promise((resolve) => {
+      const guard = setTimeout(resolve, CLOSE_WAIT_MS);
+      ws.onclose = () => {
+        clearTimeout(guard);
+        resolve();
+      };
+      ws.onerror = () => {
+      };
+      try {
+        ws.close(1e3);
+      } catch {
+        clearTimeout(guard);
+        resolve();
+      }
+    });
+  }
+  // ---- the connection ----------------------------------------------------------------------
+  async connect() {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    const attempt = ++this.attempt;
+    if (isOffline()) {
+      this.status({ state: "offline" });
+      return;
+    }
+    let token;
+    try {
+      token = this.spareToken ?? await this.opts.getToken();
+    } catch (e) {
+      if (!this.closed && attempt === this.attempt) {
+        this.status({ state: "error", code: "unauthorized", message: `getToken failed: ${message(e)}`, retryAt: null });
+      }
+      return;
+    } finally {
+      this.spareToken = void 0;
+    }
+    if (this.closed || attempt !== this.attempt) return;
+    let ws;
+    try {
+      ws = new this.opts.WebSocket(this.socketUrl(token));
+    } catch (e) {
+      this.dropped(null, false, message(e));
+      return;
+    }
     this.ws = ws;
-    // A new session: nothing is in flight on it; unacknowledged mutations go again, paced,
-    // once its `hello` gives the limit.
     this.maxInflight = null;
-    for (const p of this.pending.values()) p.inFlight = false;
+    for (const q of this.queue.values()) q.inFlight = false;
+    let greeted = false;
     ws.onmessage = (event) => {
+      if (this.ws !== ws || typeof event.data !== "string") return;
       let frame;
       try {
         frame = JSON.parse(event.data);
       } catch {
         return;
       }
-      if (frame.type === "snapshot") {
-        if (frame.reset || !this.snapshot || frame.version > this.snapshot.version) {
-          delete frame.type;
-          delete frame.reset;
-          this.snapshot = frame;
-          this.#resolveVisible();
-          this.#changed();
-        }
-      } else {
-        this.#onFrame(frame);
-      }
+      if (frame.type === "hello") greeted = true;
+      this.onFrame(frame, ws);
     };
-    ws.onclose = () => {
-      if (this.closed || this.ws !== ws) return;
-      this.failures += 1;
-      const delay = retryDelay(this.failures);
-      this.#setStatus({ state: "reconnecting", retry_in_ms: delay, since: Date.now() });
-      setTimeout(() => this.#connect(), delay);
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.maxInflight = null;
+      this.dropped(event.code ?? null, greeted, event.reason ?? "");
+    };
+    ws.onerror = () => {
     };
   }
-
-  #onFrame(frame) {
+  socketUrl(token) {
+    const base = this.opts.url.endsWith("/") ? this.opts.url : `${this.opts.url}/`;
+    const url = new URL("api/v1/ws", base);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("access_token", token);
+    if (this.held !== null) url.searchParams.set("since_version", String(this.held));
+    if (this.opts.library) url.searchParams.set("library", this.opts.library);
+    return url.toString();
+  }
+  dropped(code, greeted, reason) {
+    if (this.closed) return;
+    if (code === 4403) {
+      this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
+      return;
+    }
+    if (isOffline()) {
+      this.status({ state: "offline" });
+      return;
+    }
+    this.failures += 1;
+    const delay = retryDelay(this.failures);
+    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+  /** Detaches the current socket (its events are ignored from now on) and returns it. */
+  detach() {
+    const ws = this.ws;
+    this.ws = null;
+    this.maxInflight = null;
+    clearTimeout(this.retryTimer);
+    return ws;
+  }
+  online() {
+    if (this.closed) return;
+    if (this.ws) {
+      if (this.lastStatus?.state === "offline") this.status(this.beforeOffline ?? { state: "loading" });
+      return;
+    }
+    this.failures = 0;
+    this.status({ state: "connecting" });
+    void this.connect();
+  }
+  offline() {
+    if (this.closed) return;
+    if (this.lastStatus?.state !== "offline") this.beforeOffline = this.lastStatus;
+    this.status({ state: "offline" });
+  }
+  status(status) {
+    this.lastStatus = status;
+    this.opts.handlers.status(status);
+  }
+  // ---- frames ------------------------------------------------------------------------------
+  onFrame(frame, ws) {
+    const h = this.opts.handlers;
     switch (frame.type) {
-      case "hello":
+      case "hello": {
         this.failures = 0;
-        this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? 32);
-        if (!this.snapshot) this.#setStatus({ state: "loading" });
-        this.#pump();
-        break;
-      case "status": {
-        const { type, ...status } = frame;
-        if (status.state === "live") {
-          status.synced_at = Date.now();
-          this.#resolveVisible();
-        }
-        if (status.state === "error") status.since = Date.now();
-        this.#setStatus(status);
+        this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? DEFAULT_MAX_INFLIGHT);
+        const announced = frame.max_frames_per_second;
+        if (typeof announced === "number" && announced > 0) this.rate = Math.max(1, Math.floor(announced * 0.8));
+        this.status({ state: "loading" });
+        h.hello(frame);
+        if (this.ws === ws) this.pump();
         break;
       }
-      case "ack": {
-        const p = this.pending.get(frame.mutation_id);
-        if (p) {
-          p.inFlight = false;
-          p.acked = { data: frame.data, library_version: frame.library_version };
+      case "snapshot": {
+        const { type: _type, reset, ...snapshot } = frame;
+        if (reset || this.held === null || snapshot.version > this.held) {
+          this.held = snapshot.version;
+          h.snapshot(snapshot);
         }
-        this.#resolveVisible();
-        this.#pump();
+        break;
+      }
+      case "status":
+        switch (frame.state) {
+          case "live":
+            this.status({ state: "live" });
+            break;
+          case "loading":
+            this.status({ state: "loading" });
+            break;
+          case "syncing":
+            this.status({ state: "syncing", targetVersion: frame.target_version });
+            break;
+          case "error":
+            this.status({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
+            break;
+        }
+        break;
+      case "ack": {
+        if (!this.queue.delete(frame.mutation_id)) break;
+        h.result(frame.mutation_id, { ok: true, version: frame.library_version, data: frame.data ?? null });
+        this.pump();
         break;
       }
       case "reject": {
-        const p = this.pending.get(frame.mutation_id);
-        if (!p || p.acked) break;
-        if (retryable(frame.error)) {
-          p.inFlight = false;
-          p.retries += 1;
-          p.notBefore = Date.now() + retryDelay(p.retries);
+        const q = this.queue.get(frame.mutation_id);
+        if (!q) break;
+        const problem = toProblem(frame.error);
+        if (retryable(problem)) {
+          q.inFlight = false;
+          q.retries += 1;
+          q.notBefore = Date.now() + retryDelay(q.retries);
         } else {
-          this.pending.delete(frame.mutation_id);
-          p.reject(new MutationError(frame.error));
+          this.queue.delete(frame.mutation_id);
+          h.result(frame.mutation_id, { ok: false, problem });
         }
-        this.#pump();
+        this.pump();
         break;
       }
       case "error":
-        console.warn("librarian: the server refused a frame:", frame.code, frame.message);
+        console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
   }
-
-  /** Sends the queued mutations the limit allows now, oldest first; wakes for the next backoff. */
-  #pump() {
+  /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
+  pump() {
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = void 0;
     const ws = this.ws;
-    if (this.closed || this.maxInflight == null || ws?.readyState !== WebSocket.OPEN) return;
+    const limit = this.maxInflight;
+    if (this.closed || !ws || ws.readyState !== OPEN || limit === null) return;
     const now = Date.now();
+    this.tokens = Math.min(this.rate, this.tokens + (now - this.refilledAt) * this.rate / 1e3);
+    this.refilledAt = now;
     let inFlight = 0;
-    for (const p of this.pending.values()) if (p.inFlight) inFlight += 1;
+    for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;
     let wake = Infinity;
-    for (const p of this.pending.values()) {
-      if (inFlight >= this.maxInflight) break;
-      if (p.inFlight || p.acked) continue;
-      if (p.notBefore > now) {
-        wake = Math.min(wake, p.notBefore);
+    for (const q of this.queue.values()) {
+      if (inFlight >= limit) break;
+      if (q.inFlight) continue;
+      if (q.notBefore > now) {
+        wake = Math.min(wake, q.notBefore);
         continue;
       }
-      p.inFlight = true;
-      inFlight += 1;
-      ws.send(JSON.stringify(p.frame));
-    }
-    clearTimeout(this.retryTimer);
-    this.retryTimer = wake === Infinity ? null : setTimeout(() => this.#pump(), wake - now);
-  }
-
-  #resolveVisible() {
-    const held = this.snapshot?.version;
-    if (held == null) return;
-    for (const [id, p] of this.pending) {
-      if (p.acked && p.acked.library_version <= held) {
-        this.pending.delete(id);
-        p.resolve(p.acked);
+      if (this.tokens < 1) {
+        wake = Math.min(wake, now + Math.ceil((1 - this.tokens) * 1e3 / this.rate));
+        break;
       }
+      this.tokens -= 1;
+      q.inFlight = true;
+      q.notBefore = 0;
+      inFlight += 1;
+      ws.send(q.text);
     }
+    if (wake !== Infinity) this.pumpTimer = setTimeout(() => this.pump(), Math.max(0, wake - now));
   }
-
-  #setStatus(status) {
-    this.status = status;
-    this.dispatchEvent(new Event("status"));
+};
+function isOffline() {
+  const nav = globalThis.navigator;
+  return nav?.onLine === false;
+}
+function describeClose(code, greeted, reason) {
+  if (code === 4401) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
+  if (code === 1001) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
+  if (greeted) {
+    const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
+    return { code: "connection_lost", message: `the connection to the server was lost${why}; reconnecting` };
   }
+  return { code: "unreachable", message: "could not connect to the server; retrying" };
+}
+function message(e) {
+  return e instanceof Error ? e.message : String(e);
+}
 
-  #changed() {
-    this.dispatchEvent(new Event("change"));
+// packages/client/src/tabs.ts
+var Tabs = class {
+  constructor(name, locks, BroadcastChannel, handlers) {
+    __publicField(this, "name", name);
+    __publicField(this, "locks", locks);
+    __publicField(this, "handlers", handlers);
+    /** This tab's id in messages. */
+    __publicField(this, "id", uuid());
+    __publicField(this, "leading", false);
+    __publicField(this, "channel");
+    __publicField(this, "abort", new AbortController());
+    __publicField(this, "release", null);
+    __publicField(this, "closed", false);
+    this.channel = new BroadcastChannel(name);
+    this.channel.onmessage = (event) => {
+      const message2 = event.data;
+      if (this.closed || !message2 || typeof message2 !== "object" || message2.from === this.id) return;
+      this.handlers.message(message2);
+    };
+  }
+  /** Joins: asks for the lock (granted now or when the leader goes). */
+  start() {
+    this.locks.request(this.name, { signal: this.abort.signal }, () => {
+      if (this.closed) return Promise.resolve();
+      this.leading = true;
+      this.handlers.leader();
+      return new Promise((resolve) => this.release = resolve);
+    }).catch(() => {
+    });
+  }
+  post(message2) {
+    if (this.closed) return;
+    this.channel.postMessage({ ...message2, from: this.id });
+  }
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close();
+    this.abort.abort();
+    this.release?.();
+  }
+};
+function tabSupport(locks, BroadcastChannel) {
+  const g = globalThis;
+  const l = locks ?? g.navigator?.locks;
+  const bc = BroadcastChannel ?? g.BroadcastChannel;
+  return l && bc ? { locks: l, BroadcastChannel: bc } : null;
+}
+
+// packages/client/src/temporary.ts
+function newTemporaryBlock(fields = {}) {
+  return {
+    id: `temp-${uuid()}`,
+    title: fields.title ?? "",
+    content: fields.content ?? "",
+    tags: fields.tags ? [...fields.tags] : [],
+    project_id: fields.project_id ?? null,
+    temporary: true,
+    saving: false
+  };
+}
+function changeTemporary(list, id, change) {
+  const i = list.findIndex((b) => b.id === id);
+  if (i < 0) return list;
+  const next = list.slice();
+  next[i] = change(list[i]);
+  return next;
+}
+function withoutTemporary(list, ids) {
+  const drop = new Set(ids);
+  if (!list.some((b) => drop.has(b.id))) return list;
+  return list.filter((b) => !drop.has(b.id));
+}
+function pickFields(changes) {
+  const out = {};
+  if (changes.title !== void 0) out.title = changes.title;
+  if (changes.content !== void 0) out.content = changes.content;
+  if (changes.tags !== void 0) out.tags = [...changes.tags];
+  if (changes.project_id !== void 0) out.project_id = changes.project_id;
+  return out;
+}
+
+// packages/client/src/token.ts
+function tokenSubject(token) {
+  const part = token.split(".")[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    const sub = payload && typeof payload === "object" ? payload.sub : void 0;
+    return typeof sub === "string" && sub !== "" ? sub : null;
+  } catch {
+    return null;
   }
 }
+
+// packages/client/src/client.ts
+var EMPTY = [];
+var LibraryClient = class {
+  constructor(options) {
+    __publicField(this, "options");
+    __publicField(this, "url");
+    __publicField(this, "WebSocket");
+    __publicField(this, "state");
+    __publicField(this, "listeners", /* @__PURE__ */ new Set());
+    __publicField(this, "pending", new Pending());
+    // What is shown, and where it stands.
+    __publicField(this, "snapshot", null);
+    __publicField(this, "sync", { state: "connecting" });
+    /** What is shown is the IndexedDB copy, not yet confirmed by the server in this run. */
+    __publicField(this, "cached", false);
+    __publicField(this, "temporary", EMPTY);
+    __publicField(this, "lastSyncedAt", null);
+    /** The library of what is shown (from the cache entry, `hello`, or the leader). */
+    __publicField(this, "libraryId", null);
+    /** Temporary blocks being saved: id of the block created → id of the temporary one. */
+    __publicField(this, "saving", /* @__PURE__ */ new Map());
+    __publicField(this, "saves", /* @__PURE__ */ new Map());
+    __publicField(this, "user", null);
+    __publicField(this, "cache", null);
+    /** The IndexedDB factory, kept until `hello` names the user (when the token is not a JWT). */
+    __publicField(this, "cacheForUser", null);
+    __publicField(this, "session", null);
+    __publicField(this, "tabs", null);
+    /** Leader: which follower each relayed mutation came from. */
+    __publicField(this, "origins", /* @__PURE__ */ new Map());
+    /** Leader: the snapshot last relayed (a `state` carries it only when it changed). */
+    __publicField(this, "relayed", null);
+    __publicField(this, "closed", false);
+    __publicField(this, "closing", null);
+    // ---- reading -----------------------------------------------------------------------------
+    /** The current state: a new object after every change, the same object otherwise. */
+    __publicField(this, "getState", () => this.state);
+    /** Calls `listener` after every change of `getState()`; returns the unsubscribe function. */
+    __publicField(this, "subscribe", (listener) => {
+      this.listeners.add(listener);
+      return () => {
+        this.listeners.delete(listener);
+      };
+    });
+    if (!options || typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) {
+      throw new TypeError("LibraryClient: `url` must be the server's http(s) origin");
+    }
+    if (typeof options.getToken !== "function") {
+      throw new TypeError("LibraryClient: `getToken` must be a function returning a token");
+    }
+    this.options = options;
+    this.url = options.url.replace(/\/+$/, "");
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.state = {
+      version: null,
+      projects: EMPTY,
+      contextBlocks: EMPTY,
+      savedPrompts: EMPTY,
+      temporaryBlocks: this.temporary,
+      status: { state: "connecting", cached: false },
+      isLoading: true,
+      error: null,
+      lastSyncedAt: null
+    };
+    void this.start();
+  }
+  // ---- actions -----------------------------------------------------------------------------
+  createProject(fields) {
+    return this.write("project.create", void 0, fields);
+  }
+  updateProject(id, changes, options) {
+    return this.write("project.update", id, changes, options);
+  }
+  deleteProject(id, options) {
+    return this.write("project.delete", id, void 0, options).then(() => void 0);
+  }
+  createContextBlock(fields) {
+    return this.write("context_block.create", void 0, fields);
+  }
+  updateContextBlock(id, changes, options) {
+    return this.write("context_block.update", id, changes, options);
+  }
+  deleteContextBlock(id, options) {
+    return this.write("context_block.delete", id, void 0, options).then(() => void 0);
+  }
+  createSavedPrompt(fields) {
+    return this.write("saved_prompt.create", void 0, fields);
+  }
+  updateSavedPrompt(id, changes, options) {
+    return this.write("saved_prompt.update", id, changes, options);
+  }
+  deleteSavedPrompt(id, options) {
+    return this.write("saved_prompt.delete", id, void 0, options).then(() => void 0);
+  }
+  // ---- temporary blocks --------------------------------------------------------------------
+  /** A block only this client sees (never sent); returns it, with its local id. */
+  addTemporaryBlock(fields = {}) {
+    const block = newTemporaryBlock(pickFields(fields));
+    this.temporary = [...this.temporary, block];
+    this.commit();
+    return block;
+  }
+  /** Changes a temporary block's fields; returns it as it is now. */
+  updateTemporaryBlock(id, changes) {
+    if (!this.temporary.some((b) => b.id === id)) throw noTemporary(id);
+    const fields = pickFields(changes);
+    this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, ...fields }));
+    this.commit();
+    return this.temporary.find((b) => b.id === id);
+  }
+  removeTemporaryBlock(id) {
+    this.temporary = withoutTemporary(this.temporary, [id]);
+    this.commit();
+  }
+  /**
+   * Creates the block on the server and resolves to it. The state update that first shows
+   * the saved block is the one that removes the temporary block: no state has both, none has
+   * neither. Meanwhile the temporary block has `saving: true`; on a reject it stays, unmarked.
+   */
+  saveTemporaryBlock(id) {
+    const already = this.saves.get(id);
+    if (already) return already;
+    const block = this.temporary.find((b) => b.id === id);
+    if (!block) return Promise.reject(noTemporary(id));
+    const blockId = uuid();
+    this.saving.set(blockId, id);
+    this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, saving: true }));
+    this.commit();
+    const save = this.createContextBlock({
+      id: blockId,
+      title: block.title,
+      content: block.content,
+      tags: block.tags,
+      project_id: block.project_id
+    }).then(
+      (saved) => {
+        this.saving.delete(blockId);
+        this.saves.delete(id);
+        this.removeTemporaryBlock(id);
+        return saved;
+      },
+      (error) => {
+        this.saving.delete(blockId);
+        this.saves.delete(id);
+        this.temporary = changeTemporary(this.temporary, id, (b) => ({ ...b, saving: false }));
+        this.commit();
+        throw error;
+      }
+    );
+    this.saves.set(id, save);
+    return save;
+  }
+  // ---- lifecycle ---------------------------------------------------------------------------
+  /**
+   * Ends the client: the socket closes (another tab takes over if this one led), pending
+   * actions reject with code `closed` (one already sent may still have been applied).
+   * Resolves once the socket closed and the last cache write finished.
+   */
+  close() {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    this.pending.rejectAll(LibraryError.client("closed", "the client was closed"));
+    this.tabs?.close();
+    const session = this.session?.close() ?? Promise.resolve();
+    this.closing = session.then(async () => {
+      await this.cache?.close().catch(() => {
+      });
+    });
+    this.listeners.clear();
+    return this.closing;
+  }
+  /**
+   * Connects again now, without waiting for the backoff (after `unauthorized`, or for a
+   * "retry now" button). In a tab that does not lead, it asks the leader to.
+   */
+  reconnect() {
+    if (this.closed) return;
+    if (this.session) this.session.reconnect();
+    else this.tabs?.post({ t: "reconnect" });
+  }
+  /**
+   * Deletes what Librarian cached in this origin's IndexedDB: every user's and library's copy
+   * (what sign-out wants), not only this client's. What is shown stays until `close()`; the
+   * next snapshot is cached again unless the client is closed.
+   */
+  async clearCache() {
+    this.cache?.cancel();
+    await this.cache?.flush();
+    await clearLibraryCache(this.options.indexedDB ?? globalThis.indexedDB);
+  }
+  // ---- start -------------------------------------------------------------------------------
+  async start() {
+    const idb = this.options.cache === "indexeddb" ? this.options.indexedDB ?? globalThis.indexedDB : void 0;
+    const tabs = this.options.shareAcrossTabs ? tabSupport(this.options.locks, this.options.BroadcastChannel) : null;
+    let token;
+    if (idb || tabs) {
+      try {
+        token = await this.options.getToken();
+        this.user = tokenSubject(token);
+      } catch {
+        token = void 0;
+      }
+      if (this.closed) return;
+    }
+    if (idb && this.user) {
+      this.cache = new SnapshotCache(idb, cacheKey(this.url, this.user, this.options.library));
+      await this.showCached(null);
+      if (this.closed) return;
+    } else if (idb) {
+      this.cacheForUser = idb;
+    }
+    if (tabs && this.user) {
+      const name = `librarian:${cacheKey(this.url, this.user, this.options.library)}`;
+      this.tabs = new Tabs(name, tabs.locks, tabs.BroadcastChannel, {
+        leader: () => this.lead(),
+        message: (m) => this.onTabMessage(m)
+      });
+      this.tabs.post({ t: "ask" });
+      for (const frame of this.pending.unanswered()) this.tabs.post({ t: "mutate", frame });
+      this.tabs.start();
+    } else {
+      this.startSession(token);
+    }
+  }
+  /** Shows the cached copy if nothing is shown yet (and, given `libraryId`, only of that library). */
+  async showCached(libraryId) {
+    let entry;
+    try {
+      entry = await this.cache?.read();
+    } catch {
+      return;
+    }
+    if (!entry || this.closed || this.snapshot !== null) return;
+    if (libraryId !== null && entry.libraryId !== libraryId) return;
+    this.showSnapshot(entry.snapshot, true);
+    this.libraryId = entry.libraryId;
+    this.lastSyncedAt = entry.lastSyncedAt;
+    this.commit();
+  }
+  startSession(token) {
+    if (this.closed) return;
+    if (!this.WebSocket) {
+      this.setSync({ state: "error", code: "unreachable", message: "no WebSocket: pass the `WebSocket` option", retryAt: null });
+      this.commit();
+      return;
+    }
+    this.session = new Session({
+      url: this.url,
+      library: this.options.library,
+      getToken: this.options.getToken,
+      WebSocket: this.WebSocket,
+      held: this.snapshot?.version ?? null,
+      token,
+      handlers: {
+        hello: (frame) => this.onHello(frame.library_id, frame.user_id),
+        snapshot: (snapshot) => this.onServerSnapshot(snapshot),
+        status: (status) => this.onServerStatus(status),
+        result: (id, result) => this.onResult(id, result)
+      }
+    });
+    this.session.start();
+    for (const frame of this.pending.unanswered()) this.session.mutate(frame);
+  }
+  // ---- from the server (this client's own session) ------------------------------------------
+  onHello(libraryId, userId) {
+    if (this.cacheForUser && !this.cache) {
+      this.user = userId;
+      this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
+      this.cacheForUser = null;
+      void this.showCached(libraryId);
+    }
+    if (this.snapshot !== null && this.libraryId !== null && this.libraryId !== libraryId) {
+      this.snapshot = null;
+      this.cached = false;
+      this.libraryId = libraryId;
+      void this.cache?.remove().catch(() => {
+      });
+      this.commit();
+      this.relay(true);
+      this.session?.reconnect({ dropHeld: true });
+      return;
+    }
+    this.libraryId = libraryId;
+  }
+  onServerSnapshot(snapshot) {
+    const before = this.snapshot?.version ?? null;
+    this.showSnapshot(snapshot, false);
+    if (this.sync.state === "live") this.lastSyncedAt = Date.now();
+    this.commit();
+    this.pending.settle(this.snapshot.version);
+    this.relay(before === null || snapshot.version <= before);
+    this.writeCache();
+  }
+  onServerStatus(status) {
+    const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
+    this.setSync(status);
+    if (becameLive) {
+      this.cached = false;
+      this.lastSyncedAt = Date.now();
+    }
+    if (this.commit()) this.relay(false);
+    if (becameLive) this.writeCache();
+  }
+  onResult(mutationId, result) {
+    const follower = this.origins.get(mutationId);
+    if (follower !== void 0) {
+      this.origins.delete(mutationId);
+      this.tabs?.post({ t: "result", to: follower, mutationId, result });
+      if (!this.pending.has(mutationId)) return;
+    }
+    if (result.ok) {
+      this.pending.ack(mutationId, { version: result.version, data: result.data }, this.snapshot?.version ?? null);
+    } else {
+      this.pending.reject(mutationId, new LibraryError(result.problem));
+    }
+  }
+  writeCache() {
+    if (!this.cache || !this.snapshot || this.cached) return;
+    this.cache.write({
+      snapshot: this.snapshot,
+      libraryId: this.libraryId,
+      lastSyncedAt: this.lastSyncedAt,
+      savedAt: Date.now()
+    });
+  }
+  // ---- tabs --------------------------------------------------------------------------------
+  /** This tab took the lock: it holds the socket now, resuming from what it shows. */
+  lead() {
+    if (this.closed) return;
+    this.tabs?.post({ t: "leader" });
+    this.startSession();
+    this.relay(true);
+  }
+  onTabMessage(m) {
+    const leading = this.tabs?.leading ?? false;
+    switch (m.t) {
+      case "ask":
+        if (leading) this.relay(true, true);
+        break;
+      case "mutate":
+        if (leading) {
+          this.origins.set(m.frame.mutation_id, m.from);
+          this.session?.mutate(m.frame);
+        }
+        break;
+      case "reconnect":
+        if (leading) this.session?.reconnect();
+        break;
+      case "leader":
+        for (const frame of this.pending.unanswered()) this.tabs?.post({ t: "mutate", frame });
+        break;
+      case "result":
+        if (m.to === this.tabs?.id) this.onResult(m.mutationId, m.result);
+        break;
+      case "state":
+        if (!leading) this.onRelayedState(m);
+        break;
+    }
+  }
+  onRelayedState(m) {
+    const held = this.snapshot?.version ?? null;
+    if (m.snapshot && (m.force || held === null || m.snapshot.version > held)) {
+      this.showSnapshot(m.snapshot, m.cached);
+      this.libraryId = m.libraryId;
+    } else if (m.version !== null && m.version === held && !m.cached) {
+      this.cached = false;
+    }
+    this.setSync(m.status);
+    if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
+      this.lastSyncedAt = m.lastSyncedAt;
+    }
+    this.commit();
+    this.pending.settle(this.snapshot?.version ?? null);
+  }
+  /** Leader: tells the other tabs where it stands (with the snapshot when it changed, or `full`). */
+  relay(force, full = false) {
+    const tabs = this.tabs;
+    if (!tabs?.leading || this.closed) return;
+    const withSnapshot = full || force || this.snapshot !== this.relayed;
+    this.relayed = this.snapshot;
+    tabs.post({
+      t: "state",
+      ...withSnapshot && this.snapshot ? { snapshot: this.snapshot } : {},
+      force,
+      version: this.snapshot?.version ?? null,
+      libraryId: this.libraryId,
+      status: this.sync,
+      cached: this.cached,
+      lastSyncedAt: this.lastSyncedAt
+    });
+  }
+  // ---- mutations ---------------------------------------------------------------------------
+  write(op, id, data, options) {
+    if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    const frame = { type: "mutate", mutation_id: uuid(), op };
+    if (id !== void 0) frame.id = id;
+    if (options?.ifVersion !== void 0) frame.if_version = options.ifVersion;
+    if (data !== void 0) frame.data = JSON.parse(JSON.stringify(data));
+    const done2 = this.pending.add(frame);
+    if (this.session) this.session.mutate(frame);
+    else if (this.tabs) this.tabs.post({ t: "mutate", frame });
+    return done2.then((applied) => applied.data);
+  }
+  // ---- the state ---------------------------------------------------------------------------
+  /** Shows `next` (rows equal to the ones shown keep their objects), and drops the temporary blocks it saved. */
+  showSnapshot(next, fromCache) {
+    const prev = this.snapshot;
+    this.snapshot = {
+      version: next.version,
+      projects: shareRows(prev?.projects ?? EMPTY, next.projects),
+      context_blocks: shareRows(prev?.context_blocks ?? EMPTY, next.context_blocks),
+      saved_prompts: shareRows(prev?.saved_prompts ?? EMPTY, next.saved_prompts)
+    };
+    this.cached = fromCache;
+    if (this.saving.size > 0) {
+      const ids = new Set(this.snapshot.context_blocks.map((b) => b.id));
+      const saved = [...this.saving].filter(([blockId]) => ids.has(blockId)).map(([, tempId]) => tempId);
+      this.temporary = withoutTemporary(this.temporary, saved);
+    }
+  }
+  setSync(status) {
+    if (!sameShallow(status, this.sync)) this.sync = status;
+  }
+  /** Builds the next state from the fields above; emits (and returns true) only if something changed. */
+  commit() {
+    if (this.closed) return false;
+    const s = this.state;
+    const snap = this.snapshot;
+    const cached = this.cached && snap !== null;
+    const status = s.status.cached === cached && sameShallowExcept(s.status, this.sync, "cached") ? s.status : { ...this.sync, cached };
+    const next = {
+      version: snap?.version ?? null,
+      projects: snap?.projects ?? EMPTY,
+      contextBlocks: snap?.context_blocks ?? EMPTY,
+      savedPrompts: snap?.saved_prompts ?? EMPTY,
+      temporaryBlocks: this.temporary,
+      status,
+      isLoading: snap === null,
+      error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
+      lastSyncedAt: this.lastSyncedAt
+    };
+    if (Object.keys(next).every((k) => next[k] === s[k])) return false;
+    this.state = next;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    }
+    return true;
+  }
+};
+function statusError(status) {
+  const httpLike = status.code === "database_unavailable" ? 503 : 0;
+  return LibraryError.client(status.code, status.message, httpLike);
+}
+function noTemporary(id) {
+  return LibraryError.client("not_found", `no temporary block ${id}`);
+}
+function sameShallow(a, b) {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+function sameShallowExcept(withKey, without, key) {
+  const ka = Object.keys(withKey).filter((k) => k !== key);
+  return ka.length === Object.keys(without).length && ka.every((k) => withKey[k] === without[k]);
+}
+
+// packages/client/src/dev.ts
+async function devToken(url, user) {
+  const base = url.endsWith("/") ? url : `${url}/`;
+  const res = await fetch(new URL("api/v1/dev/token", base), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user })
+  });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) {
+    const problem = toProblem(body);
+    throw new LibraryError({ ...problem, status: problem.status || res.status });
+  }
+  const token = body?.token;
+  if (typeof token !== "string") throw LibraryError.client("unauthorized", "the server sent no token");
+  return token;
+}
+
+// packages/client/src/wire.ts
+var CloseCode = {
+  GoingAway: 1001,
+  Malformed: 4400,
+  AuthExpired: 4401,
+  Idle: 4408,
+  TooSlow: 4429
+};
+export {
+  CloseCode,
+  LibraryClient,
+  LibraryError,
+  clearLibraryCache,
+  devToken
+};
