@@ -48,6 +48,11 @@ const DEFAULT_MAX_INFLIGHT = 32;
  * it, so stay well below the default.
  */
 const DEFAULT_FRAMES_PER_SECOND = 80;
+/**
+ * The largest frame the server takes (`limits.body_max_bytes`, default 1 MiB; not announced in
+ * `hello`, so the default is assumed).
+ */
+const MAX_FRAME_BYTES = 1024 * 1024;
 /** How long `close()` waits for the socket's close before it stops waiting. */
 const CLOSE_WAIT_MS = 2000;
 const OPEN = 1;
@@ -105,7 +110,21 @@ export class Session {
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
   mutate(frame: MutateFrame): void {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
-    this.queue.set(frame.mutation_id, { frame, text: JSON.stringify(frame), inFlight: false, retries: 0, notBefore: 0 });
+    const text = JSON.stringify(frame);
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_FRAME_BYTES) {
+      // The server would close the session (4400) and the resend would close the next one, for ever.
+      const problem: Problem = {
+        type: "urn:librarian:problem:too_large",
+        title: "Payload Too Large",
+        status: 413,
+        code: "too_large",
+        detail: `the mutation is ${bytes} bytes; frames are limited to ${MAX_FRAME_BYTES} bytes`,
+      };
+      queueMicrotask(() => this.opts.handlers.result(frame.mutation_id, { ok: false, problem }));
+      return;
+    }
+    this.queue.set(frame.mutation_id, { frame, text, inFlight: false, retries: 0, notBefore: 0 });
     this.pump();
   }
 

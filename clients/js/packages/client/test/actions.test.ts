@@ -116,6 +116,18 @@ describe("actions", () => {
     expect((await server.library(token)).version).toBe(0);
   });
 
+  it("a mutation over the frame limit (1 MiB) is refused with 413 before it is sent; the session stays", async () => {
+    const { client: c, token } = await liveClient(server, user("too-large"));
+    const states = recordStates(c);
+    const e = await rejection(c.createContextBlock({ title: "big", content: "x".repeat(1024 * 1024 + 1) }));
+    expect(e.status).toBe(413);
+    expect(e.code).toBe("too_large");
+    const small = await c.createContextBlock({ title: "small" });
+    expect(c.getState().contextBlocks).toEqual([small]);
+    expect(states.states.every((s) => s.status.state === "live")).toBe(true);
+    expect((await server.library(token)).version).toBe(1);
+  });
+
   it("read-your-writes: a create shows at once in the writer, and a second client of the same user converges", async () => {
     const name = user("ryw");
     const { client: a, token } = await liveClient(server, name);
