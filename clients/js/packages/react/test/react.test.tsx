@@ -159,7 +159,8 @@ describe("useLibrarySelector", () => {
   it("re-renders a component only when its slice changes", async () => {
     const { client } = await newClient();
     await client.createProject({ name: "Alpha" });
-    const renders = { projects: 0, projectCount: 0, names: 0, blocks: 0 };
+    await client.createSavedPrompt({ title: "Greeting" });
+    const renders = { projects: 0, projectCount: 0, names: 0, blocks: 0, prompts: 0 };
 
     function Projects() {
       renders.projects++;
@@ -177,6 +178,12 @@ describe("useLibrarySelector", () => {
       const names = useLibrarySelector((s) => s.projects.map((p) => p.name), shallowEqual);
       return <p>{names.join(",")}</p>;
     }
+    function Prompts() {
+      renders.prompts++;
+      // The client keeps unchanged rows and lists as they were: plain Object.is is enough.
+      const prompts = useLibrarySelector((s) => s.savedPrompts);
+      return <p>{prompts.map((p) => p.title).join(",")}</p>;
+    }
     function Blocks() {
       renders.blocks++;
       const titles = useLibrarySelector((s) => s.contextBlocks.map((b) => b.title), shallowEqual);
@@ -187,6 +194,7 @@ describe("useLibrarySelector", () => {
         <Projects />
         <ProjectCount />
         <Names />
+        <Prompts />
         <Blocks />
       </LibraryProvider>,
     );
@@ -205,6 +213,7 @@ describe("useLibrarySelector", () => {
     expect(renders.projects).toBe(before.projects);
     expect(renders.projectCount).toBe(before.projectCount);
     expect(renders.names).toBe(before.names);
+    expect(renders.prompts).toBe(before.prompts);
 
     // Their own slice does re-render them.
     await act(async () => {
