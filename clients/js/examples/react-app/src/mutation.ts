@@ -35,9 +35,9 @@ export function describeFailure(error: unknown): Failure {
   }
   const message =
     problem?.status === 412
-      ? "Someone else changed this in the meantime; here is the current version."
+      ? "This was changed elsewhere in the meantime: cancel, then edit the current version."
       : list.length
-        ? "Please fix the fields marked below."
+        ? "Please fix the marked fields."
         : (problem?.detail ?? e.message ?? String(error));
   return { message, fields };
 }

@@ -1,4 +1,4 @@
-import { useMemo, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { useLibrary, useLibraryActions } from "@librarian/react";
 import type { ContextBlock, Project, SavedPrompt } from "@librarian/client";
 import { useMutation } from "../mutation";
@@ -12,7 +12,12 @@ export function SavedPrompts() {
   const [editing, setEditing] = useState<SavedPrompt | null>(null);
   const titles = useMemo(() => new Map(contextBlocks.map((b) => [b.id, b.title])), [contextBlocks]);
   const names = useMemo(() => new Map(projects.map((p) => [p.id, p.name])), [projects]);
-  const current = editing && savedPrompts.find((p) => p.id === editing.id);
+  // The prompt being edited was deleted meanwhile: close the editor. (Its version stays the one
+  // the edit started from, so a change made elsewhere meanwhile is refused, not overwritten.)
+  const editedGone = editing !== null && !savedPrompts.some((p) => p.id === editing.id);
+  useEffect(() => {
+    if (editedGone) setEditing(null);
+  }, [editedGone]);
 
   return (
     <section className="pane" data-testid="prompts-pane" aria-labelledby="prompts-title">
@@ -30,8 +35,8 @@ export function SavedPrompts() {
       </ul>
       {savedPrompts.length === 0 && <p className="empty">{isLoading ? "Loading…" : "No saved prompts yet."}</p>}
       <PromptEditor
-        key={current ? current.id : "new"}
-        editing={current ?? null}
+        key={editing && !editedGone ? editing.id : "new"}
+        editing={editedGone ? null : editing}
         blocks={contextBlocks}
         projects={projects}
         onDone={() => setEditing(null)}

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { useLibrarySelector } from "@librarian/react";
+import { useLibraryClient, useLibrarySelector } from "@librarian/react";
 import type { LibraryState } from "@librarian/client";
 
 type Status = LibraryState["status"];
@@ -32,6 +32,15 @@ function ago(ms: number): string {
   return `${Math.floor(s / 3600)} h ago`;
 }
 
+/** Short words for the pill; the full message is its tooltip. */
+const ERRORS: Record<string, string> = {
+  connection_lost: "Connection lost",
+  unreachable: "Server unreachable",
+  token_expired: "Session expired",
+  unauthorized: "Not signed in",
+  database_unavailable: "Database unavailable",
+};
+
 function label(status: Status, now: number): string {
   switch (status.state) {
     case "connecting":
@@ -48,7 +57,7 @@ function label(status: Status, now: number): string {
       const retryAt = toMillis(status.retryAt);
       const left = retryAt === null ? null : Math.max(0, Math.ceil((retryAt - now) / 1000));
       const retry = left === null ? "" : left > 0 ? ` · retrying in ${left}s` : " · retrying…";
-      return `Error: ${status.message || status.code}${retry}`;
+      return `${ERRORS[status.code] ?? `Error: ${status.message || status.code}`}${retry}`;
     }
     default:
       return String((status as { state: string }).state);
@@ -57,6 +66,7 @@ function label(status: Status, now: number): string {
 
 /** The connection's state (loading / syncing / live / error with its retry) and the last sync. */
 export function StatusPill() {
+  const client = useLibraryClient();
   // Two slices: this component re-renders for neither a new row nor a new version.
   const status = useLibrarySelector((s) => s.status);
   const lastSyncedAt = toMillis(useLibrarySelector((s) => s.lastSyncedAt));
@@ -69,11 +79,17 @@ export function StatusPill() {
         data-testid="status-pill"
         data-state={status.state}
         data-cached={status.cached ? "1" : undefined}
+        title={status.state === "error" ? status.message : undefined}
         role="status"
       >
         {label(status, now)}
         {status.cached ? " · cached" : ""}
       </span>
+      {(status.state === "error" || status.state === "offline") && (
+        <button type="button" className="small" onClick={() => client.reconnect()} data-testid="reconnect">
+          Retry now
+        </button>
+      )}
       {lastSyncedAt !== null && (
         <span className="synced" data-testid="last-synced" title={new Date(lastSyncedAt).toLocaleString()}>
           last synced {ago(now - lastSyncedAt)}
