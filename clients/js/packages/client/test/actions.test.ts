@@ -82,16 +82,17 @@ describe("actions", () => {
     const block = await c.createContextBlock({ title: "B" });
     const prompt = await c.createSavedPrompt({ title: "S" });
     const before = c.getState();
-    const cases: Array<[Promise<unknown>, string]> = [
-      [c.updateProject(project.id, { name: "x" }, { ifVersion: 7 }), project.id],
-      [c.deleteProject(project.id, { ifVersion: 7 }), project.id],
-      [c.updateContextBlock(block.id, { title: "x" }, { ifVersion: 7 }), block.id],
-      [c.deleteContextBlock(block.id, { ifVersion: 7 }), block.id],
-      [c.updateSavedPrompt(prompt.id, { title: "x" }, { ifVersion: 7 }), prompt.id],
-      [c.deleteSavedPrompt(prompt.id, { ifVersion: 7 }), prompt.id],
+    // All at once (each awaited through `rejection`, so none is left unhandled meanwhile).
+    const cases: Array<[Promise<LibraryError>, string]> = [
+      [rejection(c.updateProject(project.id, { name: "x" }, { ifVersion: 7 })), project.id],
+      [rejection(c.deleteProject(project.id, { ifVersion: 7 })), project.id],
+      [rejection(c.updateContextBlock(block.id, { title: "x" }, { ifVersion: 7 })), block.id],
+      [rejection(c.deleteContextBlock(block.id, { ifVersion: 7 })), block.id],
+      [rejection(c.updateSavedPrompt(prompt.id, { title: "x" }, { ifVersion: 7 })), prompt.id],
+      [rejection(c.deleteSavedPrompt(prompt.id, { ifVersion: 7 })), prompt.id],
     ];
     for (const [promise, id] of cases) {
-      const e = await rejection(promise);
+      const e = await promise;
       expect(e.status).toBe(412);
       expect(e.current).toMatchObject({ id, version: 1 });
       expect(e.problem.status).toBe(412);
@@ -180,9 +181,9 @@ describe("actions", () => {
     const token = await server.token(user("close"));
     // Not connected yet: the mutation is pending when the client closes.
     const c = client({ url: server.url, getToken: () => token });
-    const pending = c.createProject({ name: "never shown" });
+    const pending = rejection(c.createProject({ name: "never shown" }));
     await c.close();
-    expect((await rejection(pending)).code).toBe("closed");
+    expect((await pending).code).toBe("closed");
     expect((await rejection(c.createProject({ name: "after" }))).code).toBe("closed");
   });
 });

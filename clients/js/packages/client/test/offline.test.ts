@@ -42,6 +42,7 @@ describe("offline", () => {
     const first = proxy.last()!;
     first.cut();
     const queued = c.createProject({ name: "made offline" });
+    queued.catch(() => {}); // awaited below
     await until(() => !first.open, "the connection gone");
 
     navigator.onLine = true;

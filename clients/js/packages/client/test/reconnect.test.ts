@@ -119,6 +119,7 @@ describe("reconnecting", () => {
       expect(down.projects.map((p) => p.name)).toEqual(["before"]);
       // A write while the server is down waits for it.
       const during = c.createProject({ name: "during" });
+      during.catch(() => {}); // awaited below; no unhandled rejection meanwhile if it failed
       await waitForState(c, (s) => s.status.state === "error" && s.error?.code === "unreachable", "retries that fail");
       await own.restart();
       const project = await during;

@@ -82,10 +82,10 @@ describe("sharing one socket across tabs", () => {
 
     // Writes issued by the follower just before the leader goes: some reach the old leader,
     // some are answered by it, the rest wait for the next one; all must land exactly once.
-    const writes = Array.from({ length: 8 }, (_, i) => follower.client.createContextBlock({ title: `H${i}` }));
+    const writes = Promise.all(Array.from({ length: 8 }, (_, i) => follower.client.createContextBlock({ title: `H${i}` })));
     await until(() => first.clientFrames.length >= 2, "the old leader sent some of them");
     await leader.client.close();
-    const done = await Promise.all(writes);
+    const done = await writes;
     expect(follower.sockets()).toBe(1);
     const s = await live(follower.client, "the new leader live");
     expect(s.contextBlocks.map((x) => x.id).sort()).toEqual(done.map((x) => x.id).sort());
