@@ -12,7 +12,7 @@
 import { retryDelay, retryable } from "./backoff.js";
 import { toProblem } from "./errors.js";
 import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
-import type { Entity, HelloFrame, LibrarySnapshot, MutateFrame, Problem, ServerFrame } from "./wire.js";
+import { CloseCode, type Entity, type HelloFrame, type LibrarySnapshot, type MutateFrame, type Problem, type ServerFrame } from "./wire.js";
 
 /** The final answer to a mutation (retryable rejects never get here). */
 export type MutationResult =
@@ -393,8 +393,8 @@ function isOffline(): boolean {
 }
 
 function describeClose(code: number | null, greeted: boolean, reason: string): { code: string; message: string } {
-  if (code === 4401) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
-  if (code === 1001) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
+  if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
+  if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
   if (greeted) {
     const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
     return { code: "connection_lost", message: `the connection to the server was lost${why}; reconnecting` };
