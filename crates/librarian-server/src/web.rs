@@ -1,5 +1,6 @@
 //! The web page at `/`: HTML, CSS and the ES-module client, embedded in the binary so that
-//! nothing needs building to run or test it. In dev auth mode, `POST /api/v1/dev/token` mints a
+//! nothing needs building to run or test it. `web/librarian.js` is the committed esbuild bundle
+//! of `@librarian/client` (clients/js: `npm run bundle`; CI fails when it differs). In dev auth mode, `POST /api/v1/dev/token` mints a
 //! token for a user name (the page's sign-in); the route does not exist in jwt mode.
 
 use crate::auth::Authenticator;
@@ -35,7 +36,7 @@ pub async fn app_js() -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/librarian.js", tag = "web page",
-    responses((status = 200, description = "the ES-module client", content_type = "text/javascript")))]
+    responses((status = 200, description = "the ES-module client (`@librarian/client`, bundled)", content_type = "text/javascript")))]
 pub async fn client_js() -> HttpResponse {
     asset(CLIENT, "text/javascript; charset=utf-8")
 }

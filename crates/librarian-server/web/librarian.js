@@ -274,9 +274,19 @@ function retryable(problem) {
   return problem.status === 503 || problem.code === "too_many_mutations";
 }
 
+// packages/client/src/wire.ts
+var CloseCode = {
+  GoingAway: 1001,
+  Malformed: 4400,
+  AuthExpired: 4401,
+  Idle: 4408,
+  TooSlow: 4429
+};
+
 // packages/client/src/session.ts
 var DEFAULT_MAX_INFLIGHT = 32;
 var DEFAULT_FRAMES_PER_SECOND = 80;
+var MAX_FRAME_BYTES = 1024 * 1024;
 var CLOSE_WAIT_MS = 2e3;
 var OPEN = 1;
 var Session = class {
@@ -318,7 +328,20 @@ var Session = class {
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
   mutate(frame) {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
-    this.queue.set(frame.mutation_id, { frame, text: JSON.stringify(frame), inFlight: false, retries: 0, notBefore: 0 });
+    const text = JSON.stringify(frame);
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_FRAME_BYTES) {
+      const problem = {
+        type: "urn:librarian:problem:too_large",
+        title: "Payload Too Large",
+        status: 413,
+        code: "too_large",
+        detail: `the mutation is ${bytes} bytes; frames are limited to ${MAX_FRAME_BYTES} bytes`
+      };
+      queueMicrotask(() => this.opts.handlers.result(frame.mutation_id, { ok: false, problem }));
+      return;
+    }
+    this.queue.set(frame.mutation_id, { frame, text, inFlight: false, retries: 0, notBefore: 0 });
     this.pump();
   }
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
@@ -563,13 +586,13 @@ function isOffline() {
   return nav?.onLine === false;
 }
 function describeClose(code, greeted, reason) {
-  if (code === 4401) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
-  if (code === 1001) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
+  if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired" };
+  if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down" };
   if (greeted) {
     const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
-    return { code: "connection_lost", message: `the connection to the server was lost${why}; reconnecting` };
+    return { code: "connection_lost", message: `the connection to the server was lost${why}` };
   }
-  return { code: "unreachable", message: "could not connect to the server; retrying" };
+  return { code: "unreachable", message: "could not connect to the server" };
 }
 function message(e) {
   return e instanceof Error ? e.message : String(e);
@@ -675,6 +698,7 @@ function tokenSubject(token) {
 
 // packages/client/src/client.ts
 var EMPTY = [];
+var CACHE_READ_WAIT_MS = 2e3;
 var LibraryClient = class {
   constructor(options) {
     __publicField(this, "options");
@@ -879,7 +903,9 @@ var LibraryClient = class {
     }
     if (idb && this.user) {
       this.cache = new SnapshotCache(idb, cacheKey(this.url, this.user, this.options.library));
-      await this.showCached(null);
+      let timer;
+      await Promise.race([this.showCached(null), new Promise((r) => timer = setTimeout(r, CACHE_READ_WAIT_MS))]);
+      clearTimeout(timer);
       if (this.closed) return;
     } else if (idb) {
       this.cacheForUser = idb;
@@ -1161,15 +1187,6 @@ async function devToken(url, user) {
   if (typeof token !== "string") throw LibraryError.client("unauthorized", "the server sent no token");
   return token;
 }
-
-// packages/client/src/wire.ts
-var CloseCode = {
-  GoingAway: 1001,
-  Malformed: 4400,
-  AuthExpired: 4401,
-  Idle: 4408,
-  TooSlow: 4429
-};
 export {
   CloseCode,
   LibraryClient,

@@ -392,14 +392,15 @@ function isOffline(): boolean {
   return nav?.onLine === false;
 }
 
+/** What happened, in words for a status pill; when it retries is the status' `retryAt`. */
 function describeClose(code: number | null, greeted: boolean, reason: string): { code: string; message: string } {
-  if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired; reconnecting with a new one" };
-  if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down; reconnecting" };
+  if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired" };
+  if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down" };
   if (greeted) {
     const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
-    return { code: "connection_lost", message: `the connection to the server was lost${why}; reconnecting` };
+    return { code: "connection_lost", message: `the connection to the server was lost${why}` };
   }
-  return { code: "unreachable", message: "could not connect to the server; retrying" };
+  return { code: "unreachable", message: "could not connect to the server" };
 }
 
 function message(e: unknown): string {

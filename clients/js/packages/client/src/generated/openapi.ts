@@ -74,7 +74,7 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        get: operations["get"];
+        get: operations["library_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -969,7 +969,7 @@ export interface operations {
             };
         };
     };
-    get: {
+    library_get: {
         parameters: {
             query?: never;
             header?: {
@@ -1841,7 +1841,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the ES-module client */
+            /** @description the ES-module client (`@librarian/client`, bundled) */
             200: {
                 headers: {
                     [name: string]: unknown;
