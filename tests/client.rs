@@ -359,3 +359,33 @@ both_backends! {
         assert_eq!(shown, ["after", "before"]);
     }
 }
+
+/// A mutation larger than the `max_frame_bytes` the server's `hello` announced is refused by
+/// the SDK itself (413): sent, it would close the session, and its resend every next one.
+#[tokio::test]
+async fn a_mutation_over_the_announced_frame_limit_is_refused_without_closing_the_session() {
+    let server = TestServer::start(&[("LIBRARIAN__LIMITS__BODY_MAX_BYTES", "8192")]);
+    let token = server.token("alice");
+    let lib = Library::connect(&server.base_url, &token).unwrap();
+    live(&lib).await;
+    let big = NewContextBlock {
+        content: "x".repeat(10_000),
+        ..block("big")
+    };
+    // Without the check it would never resolve: each resend closes the next session.
+    let err = tokio::time::timeout(PATIENCE, lib.create_context_block(big))
+        .await
+        .expect("the oversized mutation was never answered")
+        .unwrap_err();
+    assert!(
+        matches!(err, librarian_client::ClientError::Rejected { status: 413, ref detail, .. } if detail.contains("8192")),
+        "{err:?}"
+    );
+    let fits = NewContextBlock {
+        content: "x".repeat(4_000),
+        ..block("fits")
+    };
+    lib.create_context_block(fits).await.unwrap();
+    assert_eq!(titles(&server_library(&server, &token).await), ["fits"]);
+    assert!(matches!(*lib.status().borrow(), SyncStatus::Live { .. }));
+}

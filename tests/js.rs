@@ -46,18 +46,28 @@ fn javascript_clients_pass_their_suites_against_the_built_server() {
         if std::env::var("LIBRARIAN_TEST_REQUIRE_NODE").is_ok_and(|v| v == "1") {
             panic!("LIBRARIAN_TEST_REQUIRE_NODE=1 but node or npm is missing");
         }
-        eprintln!("note: JavaScript suites skipped (node and npm not found; install Node.js >= 20.19)");
+        eprintln!(
+            "note: JavaScript suites skipped (node and npm not found; install Node.js >= 20.19)"
+        );
         return;
     }
     // The lockfile, exactly (reproducible; no network when npm's cache has it all).
-    run("npm", &["ci", "--no-audit", "--no-fund", "--prefer-offline"]);
+    run(
+        "npm",
+        &["ci", "--no-audit", "--no-fund", "--prefer-offline"],
+    );
 
     // The committed types are those of the document the built server serves, not only of
     // the one `librarian openapi` prints.
     let server = TestServer::start(&[]);
     run(
         "node",
-        &["scripts/generate-types.mjs", "--check", "--from", &server.base_url],
+        &[
+            "scripts/generate-types.mjs",
+            "--check",
+            "--from",
+            &server.base_url,
+        ],
     );
     drop(server);
 

@@ -159,6 +159,12 @@ both_backends! {
         let hello = frame(&mut ws).await;
         assert_eq!((hello["type"].as_str(), hello["protocol"].as_i64()), (Some("hello"), Some(1)));
         assert_eq!(hello["user_id"], "alice");
+        // The session's limits, as configured (defaults), so that clients need not guess them.
+        assert_eq!(
+            (&hello["max_inflight_mutations"], &hello["max_frame_bytes"], &hello["max_frames_per_second"]),
+            (&json!(32), &json!(1024 * 1024), &json!(100)),
+            "{hello}"
+        );
         until(&mut ws, "snapshot").await;
         for i in 0..20 {
             send(&mut ws, json!({"type": "mutate", "mutation_id": format!("m{i}"), "op": "project.create", "data": {"name": format!("p{i}")}})).await;

@@ -100,6 +100,8 @@ pub(crate) struct Connection {
     /// The current session's `max_inflight_mutations`; `None` until its `hello` (nothing is
     /// sent before: the limit may differ from the last server's).
     max_inflight: Option<usize>,
+    /// The largest frame the server takes (the last `hello`'s `max_frame_bytes`).
+    max_frame_bytes: usize,
 }
 
 enum Outcome {
@@ -127,6 +129,7 @@ impl Connection {
             held: None,
             failures: 0,
             max_inflight: None,
+            max_frame_bytes: usize::MAX,
         }
     }
 }
@@ -246,16 +249,39 @@ impl Connection {
         };
         let mut in_flight = self.pending.iter().filter(|p| p.in_flight).count();
         let mut frames = Vec::new();
-        for p in &mut self.pending {
+        let mut too_large = Vec::new();
+        for (i, p) in self.pending.iter_mut().enumerate() {
             if in_flight >= limit {
                 break;
             }
             if p.queued() && p.not_before.is_none_or(|t| t <= now) {
+                let frame = p.frame();
+                if frame.len() > self.max_frame_bytes {
+                    too_large.push((i, frame.len()));
+                    continue;
+                }
                 p.in_flight = true;
                 p.not_before = None;
                 in_flight += 1;
-                frames.push(p.frame());
+                frames.push(frame);
             }
+        }
+        // Refused here: sent, each would close the session (4400), and its resend the next one.
+        for (i, bytes) in too_large.into_iter().rev() {
+            let p = self.pending.remove(i);
+            let detail = format!(
+                "the mutation is {bytes} bytes; the server takes frames of at most {} bytes",
+                self.max_frame_bytes
+            );
+            let problem = serde_json::json!({
+                "type": "urn:librarian:problem:too_large", "title": "Payload Too Large",
+                "status": 413, "code": "too_large", "detail": detail,
+            });
+            let _ = p.done.send(Err(ClientError::Rejected {
+                status: 413,
+                detail,
+                problem,
+            }));
         }
         frames
     }
@@ -283,6 +309,7 @@ impl Connection {
             ServerFrame::Hello(hello) => {
                 self.failures = 0;
                 self.max_inflight = Some(hello.max_inflight_mutations.max(1));
+                self.max_frame_bytes = hello.max_frame_bytes.max(1);
                 if self.held.is_none() {
                     self.status.send_replace(SyncStatus::Loading);
                 }

@@ -49,10 +49,27 @@ pub struct Hello {
     /// before it was announced (clients then assume 32).
     #[serde(default = "default_max_inflight")]
     pub max_inflight_mutations: usize,
+    /// The largest text frame the server takes, in bytes (`limits.body_max_bytes`); a larger
+    /// one closes the session with 4400. Absent from older servers (clients assume 1 MiB).
+    #[serde(default = "default_max_frame_bytes")]
+    pub max_frame_bytes: usize,
+    /// Frames a client may send per second, and in one burst (`ws.max_frames_per_second`,
+    /// pongs included); past it the session closes with 4429. Absent from older servers
+    /// (clients assume 100).
+    #[serde(default = "default_max_frames_per_second")]
+    pub max_frames_per_second: u32,
 }
 
 fn default_max_inflight() -> usize {
     32
+}
+
+fn default_max_frame_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_max_frames_per_second() -> u32 {
+    100
 }
 
 /// `snapshot`: the whole library at `version`.

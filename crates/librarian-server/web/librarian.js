@@ -285,8 +285,9 @@ var CloseCode = {
 
 // packages/client/src/session.ts
 var DEFAULT_MAX_INFLIGHT = 32;
-var DEFAULT_FRAMES_PER_SECOND = 80;
-var MAX_FRAME_BYTES = 1024 * 1024;
+var FRAME_RATE_SHARE = 0.8;
+var DEFAULT_FRAMES_PER_SECOND = 100;
+var DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 var CLOSE_WAIT_MS = 2e3;
 var OPEN = 1;
 var Session = class {
@@ -305,9 +306,11 @@ var Session = class {
     __publicField(this, "retryTimer");
     __publicField(this, "pumpTimer");
     __publicField(this, "spareToken");
+    /** The largest frame the server takes (the last `hello` said). */
+    __publicField(this, "maxFrameBytes", DEFAULT_MAX_FRAME_BYTES);
     /** Token bucket for outgoing frames. */
-    __publicField(this, "rate", DEFAULT_FRAMES_PER_SECOND);
-    __publicField(this, "tokens", DEFAULT_FRAMES_PER_SECOND);
+    __publicField(this, "rate", Math.floor(DEFAULT_FRAMES_PER_SECOND * FRAME_RATE_SHARE));
+    __publicField(this, "tokens", this.rate);
     __publicField(this, "refilledAt", Date.now());
     __publicField(this, "lastStatus", null);
     /** The status before an `offline` event, shown again if the socket outlives it. */
@@ -330,19 +333,27 @@ var Session = class {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
     const text = JSON.stringify(frame);
     const bytes = new TextEncoder().encode(text).length;
-    if (bytes > MAX_FRAME_BYTES) {
-      const problem = {
-        type: "urn:librarian:problem:too_large",
-        title: "Payload Too Large",
-        status: 413,
-        code: "too_large",
-        detail: `the mutation is ${bytes} bytes; frames are limited to ${MAX_FRAME_BYTES} bytes`
-      };
-      queueMicrotask(() => this.opts.handlers.result(frame.mutation_id, { ok: false, problem }));
+    if (bytes > this.maxFrameBytes) {
+      queueMicrotask(() => this.tooLarge(frame.mutation_id, bytes));
       return;
     }
-    this.queue.set(frame.mutation_id, { frame, text, inFlight: false, retries: 0, notBefore: 0 });
+    this.queue.set(frame.mutation_id, { frame, text, bytes, inFlight: false, retries: 0, notBefore: 0 });
     this.pump();
+  }
+  /**
+   * Refuses a mutation larger than the server's frame limit, here: the server would close the
+   * session (4400) and the resend would close the next one, for ever.
+   */
+  tooLarge(mutationId, bytes) {
+    this.queue.delete(mutationId);
+    const problem = {
+      type: "urn:librarian:problem:too_large",
+      title: "Payload Too Large",
+      status: 413,
+      code: "too_large",
+      detail: `the mutation is ${bytes} bytes; the server takes frames of at most ${this.maxFrameBytes} bytes`
+    };
+    this.opts.handlers.result(mutationId, { ok: false, problem });
   }
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
   reconnect(opts = {}) {
@@ -491,8 +502,10 @@ var Session = class {
       case "hello": {
         this.failures = 0;
         this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? DEFAULT_MAX_INFLIGHT);
-        const announced = frame.max_frames_per_second;
-        if (typeof announced === "number" && announced > 0) this.rate = Math.max(1, Math.floor(announced * 0.8));
+        this.maxFrameBytes = Math.max(1, frame.max_frame_bytes ?? DEFAULT_MAX_FRAME_BYTES);
+        this.rate = Math.max(1, Math.floor((frame.max_frames_per_second ?? DEFAULT_FRAMES_PER_SECOND) * FRAME_RATE_SHARE));
+        this.tokens = Math.min(this.tokens, this.rate);
+        for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
         this.status({ state: "loading" });
         h.hello(frame);
         if (this.ws === ws) this.pump();

@@ -120,6 +120,8 @@ where
             user_id: self.user_id.clone(),
             library_id: self.library_id,
             max_inflight_mutations: self.config.max_inflight,
+            max_frame_bytes: self.config.max_frame_bytes,
+            max_frames_per_second: self.config.max_frames_per_second,
         }));
         if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;

@@ -43,16 +43,13 @@ export interface SessionOptions {
 /** Servers before `max_inflight_mutations` was announced allowed this many. */
 const DEFAULT_MAX_INFLIGHT = 32;
 /**
- * Frames per second this client sends at most. The server closes a session past
- * `ws.max_frames_per_second` (default 100, counting pongs too) and `hello` does not announce
- * it, so stay well below the default.
+ * The server closes a session past `hello.max_frames_per_second` frames (pongs included); this
+ * client sends at most this share of it, leaving room for the browser's pongs.
  */
-const DEFAULT_FRAMES_PER_SECOND = 80;
-/**
- * The largest frame the server takes (`limits.body_max_bytes`, default 1 MiB; not announced in
- * `hello`, so the default is assumed).
- */
-const MAX_FRAME_BYTES = 1024 * 1024;
+const FRAME_RATE_SHARE = 0.8;
+/** Servers before the limits were announced in `hello` had these defaults. */
+const DEFAULT_FRAMES_PER_SECOND = 100;
+const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** How long `close()` waits for the socket's close before it stops waiting. */
 const CLOSE_WAIT_MS = 2000;
 const OPEN = 1;
@@ -60,6 +57,8 @@ const OPEN = 1;
 interface Queued {
   frame: MutateFrame;
   text: string;
+  /** UTF-8 length of `text`. */
+  bytes: number;
   /** Sent on the current connection and not answered yet. */
   inFlight: boolean;
   /** Retryable rejects so far (drives the backoff). */
@@ -83,9 +82,11 @@ export class Session {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private spareToken: string | undefined;
+  /** The largest frame the server takes (the last `hello` said). */
+  private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   /** Token bucket for outgoing frames. */
-  private rate = DEFAULT_FRAMES_PER_SECOND;
-  private tokens = DEFAULT_FRAMES_PER_SECOND;
+  private rate = Math.floor(DEFAULT_FRAMES_PER_SECOND * FRAME_RATE_SHARE);
+  private tokens = this.rate;
   private refilledAt = Date.now();
   private lastStatus: SyncStatus | null = null;
   /** The status before an `offline` event, shown again if the socket outlives it. */
@@ -112,20 +113,28 @@ export class Session {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
     const text = JSON.stringify(frame);
     const bytes = new TextEncoder().encode(text).length;
-    if (bytes > MAX_FRAME_BYTES) {
-      // The server would close the session (4400) and the resend would close the next one, for ever.
-      const problem: Problem = {
-        type: "urn:librarian:problem:too_large",
-        title: "Payload Too Large",
-        status: 413,
-        code: "too_large",
-        detail: `the mutation is ${bytes} bytes; frames are limited to ${MAX_FRAME_BYTES} bytes`,
-      };
-      queueMicrotask(() => this.opts.handlers.result(frame.mutation_id, { ok: false, problem }));
+    if (bytes > this.maxFrameBytes) {
+      queueMicrotask(() => this.tooLarge(frame.mutation_id, bytes));
       return;
     }
-    this.queue.set(frame.mutation_id, { frame, text, inFlight: false, retries: 0, notBefore: 0 });
+    this.queue.set(frame.mutation_id, { frame, text, bytes, inFlight: false, retries: 0, notBefore: 0 });
     this.pump();
+  }
+
+  /**
+   * Refuses a mutation larger than the server's frame limit, here: the server would close the
+   * session (4400) and the resend would close the next one, for ever.
+   */
+  private tooLarge(mutationId: string, bytes: number): void {
+    this.queue.delete(mutationId);
+    const problem: Problem = {
+      type: "urn:librarian:problem:too_large",
+      title: "Payload Too Large",
+      status: 413,
+      code: "too_large",
+      detail: `the mutation is ${bytes} bytes; the server takes frames of at most ${this.maxFrameBytes} bytes`,
+    };
+    this.opts.handlers.result(mutationId, { ok: false, problem });
   }
 
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
@@ -291,8 +300,11 @@ export class Session {
       case "hello": {
         this.failures = 0;
         this.maxInflight = Math.max(1, frame.max_inflight_mutations ?? DEFAULT_MAX_INFLIGHT);
-        const announced = (frame as { max_frames_per_second?: number }).max_frames_per_second;
-        if (typeof announced === "number" && announced > 0) this.rate = Math.max(1, Math.floor(announced * 0.8));
+        this.maxFrameBytes = Math.max(1, frame.max_frame_bytes ?? DEFAULT_MAX_FRAME_BYTES);
+        this.rate = Math.max(1, Math.floor((frame.max_frames_per_second ?? DEFAULT_FRAMES_PER_SECOND) * FRAME_RATE_SHARE));
+        this.tokens = Math.min(this.tokens, this.rate);
+        // Queued before this server's limit was known: refused now rather than sent into a close.
+        for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
         this.status({ state: "loading" });
         h.hello(frame);
         // The owner may have reconnected (another library than the one cached).

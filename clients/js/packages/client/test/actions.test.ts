@@ -129,6 +129,22 @@ describe("actions", () => {
     expect((await server.library(token)).version).toBe(1);
   });
 
+  it("the frame limit is the one hello announces: a smaller server limit refuses a smaller mutation, here", async () => {
+    const small = await startServer({ env: { LIBRARIAN__LIMITS__BODY_MAX_BYTES: "8192" } });
+    try {
+      const { client: c, token } = await liveClient(small, user("announced-limit"));
+      const e = await rejection(c.createContextBlock({ title: "big", content: "x".repeat(10_000) }));
+      expect(e.status).toBe(413);
+      expect(e.message).toContain("8192");
+      const fits = await c.createContextBlock({ title: "fits", content: "x".repeat(4_000) });
+      expect(c.getState().contextBlocks).toEqual([fits]);
+      expect(c.getState().status.state).toBe("live");
+      expect((await small.library(token)).version).toBe(1);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it("read-your-writes: a create shows at once in the writer, and a second client of the same user converges", async () => {
     const name = user("ryw");
     const { client: a, token } = await liveClient(server, name);

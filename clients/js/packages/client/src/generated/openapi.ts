@@ -337,6 +337,18 @@ export type components = {
             /** Format: uuid */
             library_id: string;
             /**
+             * @description The largest text frame the server takes, in bytes (`limits.body_max_bytes`); a larger
+             *     one closes the session with 4400. Absent from older servers (clients assume 1 MiB).
+             */
+            max_frame_bytes?: number;
+            /**
+             * Format: int32
+             * @description Frames a client may send per second, and in one burst (`ws.max_frames_per_second`,
+             *     pongs included); past it the session closes with 4429. Absent from older servers
+             *     (clients assume 100).
+             */
+            max_frames_per_second?: number;
+            /**
              * @description Mutations this session may have in flight at once (`ws.max_inflight_mutations`): a
              *     client keeps at most this many unanswered and queues the rest. Absent from servers
              *     before it was announced (clients then assume 32).
