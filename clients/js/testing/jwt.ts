@@ -1,11 +1,12 @@
 /**
  * HS256 tokens signed by the test itself, for a server started in `jwt` auth mode with a
- * secret the test chose (e.g. to mint a token that expires within seconds: the server adds a
- * 30 s leeway to `exp`, so `exp` in the past by 28 s leaves about 2 s).
+ * secret the test chose (e.g. to mint a token that expires within seconds: the server adds
+ * its `auth.leeway_s` to `exp`, 30 s by default, so `exp` in the past by 28 s leaves about
+ * 2 s; `jwtEnv(secret, {leewayS: 0})` makes `exp` exact).
  *
  * ```ts
  * const secret = testSecret();
- * const server = await startServer({env: jwtEnv(secret)});
+ * const server = await startServer({env: jwtEnv(secret, {leewayS: 0})});
  * const token = signJwt(secret, {sub: "alice", exp: nowSeconds() + 3600});
  * ```
  */
@@ -17,9 +18,14 @@ export function testSecret(): string {
   return randomBytes(32).toString("hex");
 }
 
-/** The environment that puts a server in jwt mode with `secret`. */
-export function jwtEnv(secret: string): Record<string, string> {
-  return { LIBRARIAN__AUTH__MODE: "jwt", LIBRARIAN__AUTH__JWT_SECRET: secret };
+/**
+ * The environment that puts a server in jwt mode with `secret`; `leewayS` sets
+ * `auth.leeway_s` (the server's default is 30).
+ */
+export function jwtEnv(secret: string, options: { leewayS?: number } = {}): Record<string, string> {
+  const env: Record<string, string> = { LIBRARIAN__AUTH__MODE: "jwt", LIBRARIAN__AUTH__JWT_SECRET: secret };
+  if (options.leewayS !== undefined) env.LIBRARIAN__AUTH__LEEWAY_S = String(options.leewayS);
+  return env;
 }
 
 export function nowSeconds(): number {

@@ -5,14 +5,23 @@
  * unanswered ones resent with their `mutation_id` on the next connection; "not now" rejects
  * resent after a backoff, never reported).
  *
+ * It also keeps the session's token fresh: from `hello.expires_at` (and each `auth_ok`) it
+ * calls the provider ahead of expiry (`refresh.ts`) and sends `auth {token}` on the open
+ * socket; a provider that fails then is retried with the backoff while the socket lives. A
+ * refused token (`error invalid_token`, close 4401) or a server that cannot check it now
+ * (`error auth_unavailable`, close 1013) ends the connection; the reconnect asks the provider
+ * again. Tokens are never logged.
+ *
  * It knows nothing of React, temporary blocks, the cache or tabs: it reports accepted
  * snapshots, statuses and the final answer of each mutation to its owner (`client.ts`).
  */
 
 import { retryDelay, retryable } from "./backoff.js";
 import { toProblem } from "./errors.js";
+import { MAX_TIMER_MS, parseExpiry, refreshAt } from "./refresh.js";
+import { tokenSubject } from "./token.js";
 import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
-import { CloseCode, type Entity, type HelloFrame, type LibrarySnapshot, type MutateFrame, type Problem, type ServerFrame } from "./wire.js";
+import { CloseCode, type AuthFrame, type Entity, type HelloFrame, type LibrarySnapshot, type MutateFrame, type Problem, type ServerFrame } from "./wire.js";
 
 /** The final answer to a mutation (retryable rejects never get here). */
 export type MutationResult =
@@ -89,6 +98,19 @@ export class Session {
   private tokens = this.rate;
   private refilledAt = Date.now();
   private lastStatus: SyncStatus | null = null;
+  /** The token the current connection's session runs on (the last one the server took). */
+  private sessionToken: string | null = null;
+  /** Epoch ms the current session's token expires (`hello` / `auth_ok`); null: not announced. */
+  private expiresAt: number | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Failed or fruitless refreshes of this connection in a row (drives their backoff). */
+  private refreshFailures = 0;
+  /** An `auth` frame waiting for the frame rate (it goes before any mutation). */
+  private authOut: { token: string; text: string } | null = null;
+  /** The token sent in `auth`, until its `auth_ok`. */
+  private authSent: string | null = null;
+  /** The server's `error` frame on this connection (the close that follows says what it was about). */
+  private lastError: { code: string; message: string } | null = null;
   /** The status before an `offline` event, shown again if the socket outlives it. */
   private beforeOffline: SyncStatus | null = null;
   private readonly onOnline = () => this.online();
@@ -106,6 +128,11 @@ export class Session {
     g.addEventListener?.("offline", this.onOffline);
     this.status({ state: "connecting" });
     void this.connect();
+  }
+
+  /** The user of the token the session runs on, as the token says (unverified; null if not a JWT). */
+  tokenUser(): string | null {
+    return this.sessionToken === null ? null : tokenSubject(this.sessionToken);
   }
 
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
@@ -153,6 +180,7 @@ export class Session {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpTimer);
+    this.endRefresh();
     const g = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
     g.removeEventListener?.("online", this.onOnline);
     g.removeEventListener?.("offline", this.onOffline);
@@ -206,6 +234,9 @@ export class Session {
       return;
     }
     this.ws = ws;
+    this.endRefresh();
+    this.sessionToken = token;
+    this.lastError = null;
     // A new connection: nothing is in flight on it; the unanswered go again once `hello` says how many may.
     this.maxInflight = null;
     for (const q of this.queue.values()) q.inFlight = false;
@@ -225,7 +256,8 @@ export class Session {
       if (this.ws !== ws) return;
       this.ws = null;
       this.maxInflight = null;
-      this.dropped(event.code ?? null, greeted, event.reason ?? "");
+      this.endRefresh();
+      this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError);
     };
     // A close always follows an error.
     ws.onerror = () => {};
@@ -242,7 +274,7 @@ export class Session {
     return url.toString();
   }
 
-  private dropped(code: number | null, greeted: boolean, reason: string): void {
+  private dropped(code: number | null, greeted: boolean, reason: string, error: { code: string; message: string } | null = null): void {
     if (this.closed) return;
     if (code === 4403) {
       // Access revoked (DESIGN §9): coming back would be refused.
@@ -256,7 +288,7 @@ export class Session {
     }
     this.failures += 1;
     const delay = retryDelay(this.failures);
-    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
+    this.status({ state: "error", ...describeClose(code, greeted, reason, error), retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
@@ -266,6 +298,7 @@ export class Session {
     this.ws = null;
     this.maxInflight = null;
     clearTimeout(this.retryTimer);
+    this.endRefresh();
     return ws;
   }
 
@@ -306,6 +339,10 @@ export class Session {
         // Queued before this server's limit was known: refused now rather than sent into a close.
         for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
         this.status({ state: "loading" });
+        // A server that does not announce the expiry (before issue 14) gets no `auth` frames;
+        // its 4401 at expiry reconnects with a new token.
+        const expiresAt = parseExpiry(frame.expires_at);
+        if (expiresAt !== null) this.scheduleRefresh(ws, expiresAt);
         h.hello(frame);
         // The owner may have reconnected (another library than the one cached).
         if (this.ws === ws) this.pump();
@@ -357,11 +394,91 @@ export class Session {
         this.pump();
         break;
       }
+      case "auth_ok":
+        this.authAccepted(ws, frame.expires_at);
+        break;
       case "error":
+        this.lastError = { code: frame.code, message: frame.message };
+        // A refused token (4401) or one that cannot be checked now (1013): the close follows
+        // and says so in the status; nothing to warn about.
+        if (frame.code === "invalid_token" || frame.code === "auth_unavailable") break;
         // A frame of ours the server could not read: a bug here; the close (4400) follows.
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
+  }
+
+  // ---- token refresh -----------------------------------------------------------------------
+
+  /** The session on `ws` expires at `expiresAt`: refresh ahead of it (`refresh.ts`). */
+  private scheduleRefresh(ws: WebSocketLike, expiresAt: number): void {
+    this.expiresAt = expiresAt;
+    this.refreshFailures = 0;
+    this.refreshLater(ws, refreshAt(expiresAt, Date.now()));
+  }
+
+  /** Calls `refresh` at `at` (epoch ms), in steps no timer overflows. */
+  private refreshLater(ws: WebSocketLike, at: number): void {
+    clearTimeout(this.refreshTimer);
+    const delay = Math.max(0, at - Date.now());
+    this.refreshTimer =
+      delay > MAX_TIMER_MS
+        ? setTimeout(() => this.refreshLater(ws, at), MAX_TIMER_MS)
+        : setTimeout(() => void this.refresh(ws), delay);
+  }
+
+  /** Asks the provider for a token and sends it as `auth` (once the frame rate allows). */
+  private async refresh(ws: WebSocketLike): Promise<void> {
+    if (this.closed || this.ws !== ws) return;
+    let token: string;
+    try {
+      token = await this.opts.getToken();
+    } catch {
+      // Retried while this socket lives; at expiry the server closes 4401 and the reconnect
+      // asks the provider again (a failure there is the terminal `unauthorized`).
+      if (this.ws === ws) this.retryRefresh(ws);
+      return;
+    }
+    if (this.closed || this.ws !== ws) return;
+    if (typeof token !== "string" || token === "" || token === this.sessionToken) {
+      // Nothing newer yet (a provider that caches its token until closer to expiry): ask again.
+      this.retryRefresh(ws);
+      return;
+    }
+    const frame: AuthFrame = { type: "auth", token };
+    this.authOut = { token, text: JSON.stringify(frame) };
+    this.pump();
+  }
+
+  private retryRefresh(ws: WebSocketLike): void {
+    this.refreshFailures += 1;
+    this.refreshLater(ws, Date.now() + retryDelay(this.refreshFailures));
+  }
+
+  /** `auth_ok`: the session runs on the token sent, until its `expires_at`. */
+  private authAccepted(ws: WebSocketLike, expires: unknown): void {
+    if (this.authSent !== null) this.sessionToken = this.authSent;
+    this.authSent = null;
+    const expiresAt = parseExpiry(expires);
+    if (expiresAt === null) return;
+    if (this.expiresAt !== null && expiresAt <= this.expiresAt) {
+      // The new token expires no later than the old one: refreshing at the same point again
+      // would loop; ask the provider again after a backoff instead.
+      this.expiresAt = expiresAt;
+      this.retryRefresh(ws);
+      return;
+    }
+    this.scheduleRefresh(ws, expiresAt);
+  }
+
+  /** Forgets the refresh of the connection that ended (or is about to be replaced). */
+  private endRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.expiresAt = null;
+    this.refreshFailures = 0;
+    this.authOut = null;
+    this.authSent = null;
   }
 
   /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
@@ -374,9 +491,20 @@ export class Session {
     const now = Date.now();
     this.tokens = Math.min(this.rate, this.tokens + ((now - this.refilledAt) * this.rate) / 1000);
     this.refilledAt = now;
+    let wake = Infinity;
+    if (this.authOut) {
+      // The refresh goes first: it keeps the session (and every mutation on it) alive.
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) * 1000) / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      this.authSent = this.authOut.token;
+      ws.send(this.authOut.text);
+      this.authOut = null;
+    }
     let inFlight = 0;
     for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;
-    let wake = Infinity;
     for (const q of this.queue.values()) {
       // Past the limit nothing is looked at: a deferred one whose backoff ended goes when an answer frees a place.
       if (inFlight >= limit) break;
@@ -405,8 +533,19 @@ function isOffline(): boolean {
 }
 
 /** What happened, in words for a status pill; when it retries is the status' `retryAt`. */
-function describeClose(code: number | null, greeted: boolean, reason: string): { code: string; message: string } {
+function describeClose(
+  code: number | null,
+  greeted: boolean,
+  reason: string,
+  error: { code: string; message: string } | null,
+): { code: string; message: string } {
+  if (code === CloseCode.AuthExpired && error?.code === "invalid_token") {
+    return { code: "invalid_token", message: `the server refused the new token${error.message ? `: ${error.message}` : ""}` };
+  }
   if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired" };
+  if (code === CloseCode.TryAgainLater && error?.code === "auth_unavailable") {
+    return { code: "auth_unavailable", message: `the server cannot check the token right now${error.message ? `: ${error.message}` : ""}` };
+  }
   if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down" };
   if (greeted) {
     const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";

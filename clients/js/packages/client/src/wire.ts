@@ -39,8 +39,13 @@ export type Op = Schemas["Op"];
 
 // ---- server -> client ----------------------------------------------------------------------
 
-export type ServerFrame = Schemas["ServerFrame"];
-export type HelloFrame = Extract<ServerFrame, { type: "hello" }>;
+// PROVISIONAL (issue 14): `expires_at` and `auth_ok` written from the spec until the server's
+// schema has them; then plain aliases like the others.
+/** `expires_at`: the session token's `exp` (the server closes with 4401 at it plus its leeway unless refreshed). */
+export type HelloFrame = Extract<Schemas["ServerFrame"], { type: "hello" }> & { expires_at?: Timestamp | null };
+/** The answer to `auth`: the session now expires at the new token's `exp`. */
+export type AuthOkFrame = { type: "auth_ok"; expires_at: Timestamp };
+export type ServerFrame = Exclude<Schemas["ServerFrame"], { type: "hello" }> | HelloFrame | AuthOkFrame;
 /** `reset` is set only when the library is older than `since_version`: replace, do not ignore. */
 export type SnapshotFrame = Extract<ServerFrame, { type: "snapshot" }>;
 /** `version` is the version the session holds, if any; a union on `state`. */
@@ -52,12 +57,16 @@ export type ErrorFrame = Extract<ServerFrame, { type: "error" }>;
 
 // ---- client -> server ----------------------------------------------------------------------
 
-export type ClientFrame = Schemas["ClientFrame"];
+/** `auth`: replaces the session's token (same user) ahead of its expiry. */
+export type AuthFrame = { type: "auth"; token: string };
+export type ClientFrame = Schemas["ClientFrame"] | AuthFrame;
 export type MutateFrame = Extract<ClientFrame, { type: "mutate" }>;
 
 /** Close codes (docs/PROTOCOL.md). */
 export const CloseCode = {
   GoingAway: 1001,
+  /** The server cannot check tokens right now (`auth_unavailable`: its JWKS is unreachable). */
+  TryAgainLater: 1013,
   Malformed: 4400,
   AuthExpired: 4401,
   Idle: 4408,

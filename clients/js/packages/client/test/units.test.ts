@@ -1,7 +1,8 @@
-/** The pure pieces: backoff, reading a token's user, structural sharing, LibraryError. */
+/** The pure pieces: backoff, when to refresh a token, reading a token's user, structural sharing, LibraryError. */
 
 import { describe, expect, it } from "vitest";
 import { retryDelay, retryable } from "../src/backoff.js";
+import { parseExpiry, refreshAt } from "../src/refresh.js";
 import { LibraryError } from "../src/index.js";
 import { shareRows } from "../src/rows.js";
 import { tokenSubject } from "../src/token.js";
@@ -20,6 +21,19 @@ describe("pure helpers", () => {
     expect(retryable(p(429, "too_many_mutations"))).toBe(true);
     expect(retryable(p(429, "too_many_sessions"))).toBe(false);
     expect(retryable(p(422, "validation"))).toBe(false);
+  });
+
+  it("refreshAt: expires_at minus min(60 s, max(1 s, a fifth of the time left)), never before now", () => {
+    const now = 1_000_000;
+    expect(refreshAt(now + 3600_000, now)).toBe(now + 3540_000); // an hour: a minute before
+    expect(refreshAt(now + 100_000, now)).toBe(now + 80_000); // a fifth of 100 s
+    expect(refreshAt(now + 3_000, now)).toBe(now + 2_000); // 3 s: a second before
+    expect(refreshAt(now + 500, now)).toBe(now); // under a second left: now
+    expect(refreshAt(now - 5_000, now)).toBe(now); // already expired: now
+    expect(refreshAt(now + 30 * 86_400_000, now)).toBe(now + 30 * 86_400_000 - 60_000); // a dev token
+    expect(parseExpiry("2026-12-02T02:00:00.000Z")).toBe(Date.UTC(2026, 11, 2, 2));
+    expect(parseExpiry(null)).toBeNull();
+    expect(parseExpiry("soon")).toBeNull();
   });
 
   it("tokenSubject reads a JWT's sub without verifying, and null for anything else", () => {

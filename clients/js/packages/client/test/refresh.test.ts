@@ -1,0 +1,217 @@
+/**
+ * Token refresh on the open socket (issue 14, DESIGN §11): from `hello.expires_at` the client
+ * calls the provider ahead of expiry and sends `auth {token}`; `auth_ok` moves the expiry. The
+ * server runs in jwt mode with leeway 0 and tokens of a few seconds, so without the refresh
+ * every session would close (4401) within the test.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import type { LibraryClient } from "../src/index.js";
+import { MemoryLocks } from "./locks.js";
+import {
+  client,
+  jwtEnv,
+  live,
+  logsOnFailure,
+  nowSeconds,
+  recordStates,
+  signJwt,
+  startProxy,
+  startServer,
+  testSecret,
+  until,
+  user,
+  waitForState,
+  type LibrarianServer,
+  type Proxy,
+  type ProxyConnection,
+} from "./support.js";
+
+/** How long the short tokens last, in seconds (whole seconds: `exp` is). */
+const LIFETIME_S = 3;
+
+const secret = testSecret();
+let server: LibrarianServer;
+let proxy: Proxy;
+beforeAll(async () => {
+  server = await startServer({ env: jwtEnv(secret, { leewayS: 0 }) });
+  proxy = await startProxy(server.port);
+});
+afterAll(async () => {
+  await proxy?.close();
+  await server?.stop();
+});
+
+const short = (sub: string) => signJwt(secret, { sub, exp: nowSeconds() + LIFETIME_S });
+const long = (sub: string) => signJwt(secret, { sub, exp: nowSeconds() + 3600 });
+
+type Frame = { type: string; token?: string; code?: string; expires_at?: string };
+const frames = (texts: string[]): Frame[] => texts.map((t) => JSON.parse(t) as Frame);
+const sent = (conn: ProxyConnection, type: string) => frames(conn.clientFrames).filter((f) => f.type === type);
+const received = (conn: ProxyConnection, type: string) => frames(conn.serverFrames).filter((f) => f.type === type);
+
+describe("token refresh", () => {
+  it("keeps one session open past several token lifetimes, calling the provider for each refresh (a failing call is retried)", async () => {
+    logsOnFailure(() => server);
+    const sub = user("refresh");
+    const given: string[] = [];
+    let calls = 0;
+    const start = proxy.connections.length;
+    const c = client({
+      url: proxy.url,
+      getToken: () => {
+        calls += 1;
+        // The first refresh fails: it is retried on the same socket.
+        if (calls === 2) throw new Error("provider hiccup");
+        const token = short(sub);
+        given.push(token);
+        return token;
+      },
+    });
+    await live(c);
+    const conn = proxy.last()!;
+    const hello = received(conn, "hello")[0]!;
+    const firstExpiry = Date.parse(hello.expires_at!);
+    expect(firstExpiry).toBeGreaterThan(Date.now() - 1000);
+
+    // A lifetime past the first token's expiry (two since the connect), on the same socket.
+    await until(() => Date.now() > firstExpiry + LIFETIME_S * 1000 && received(conn, "auth_ok").length >= 2, "refreshes past two lifetimes", 30_000);
+    expect(proxy.connections.slice(start)).toEqual([conn]);
+    expect(conn.open).toBe(true);
+    expect(conn.closes).toEqual([]);
+    expect(c.getState().status.state).toBe("live");
+    expect(await server.sessionsOpen()).toBe(1);
+
+    // Each `auth` carries a token the provider just gave (never the connect's), each one new;
+    // every auth_ok moves the expiry on.
+    const auths = sent(conn, "auth").map((f) => f.token!);
+    expect(auths.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(auths).size).toBe(auths.length);
+    expect(conn.url?.searchParams.get("access_token")).toBe(given[0]);
+    for (const token of auths) expect(given.slice(1)).toContain(token);
+    expect(calls).toBeGreaterThanOrEqual(auths.length + 2); // the connect, the failed call, one per auth
+    const expiries = received(conn, "auth_ok").map((f) => Date.parse(f.expires_at!));
+    expect(expiries[0]).toBeGreaterThan(firstExpiry);
+    expect([...expiries].sort((a, b) => a - b)).toEqual(expiries);
+
+    // The session still works: a write lands and shows.
+    const project = await c.createProject({ name: "after the refreshes" });
+    expect(c.getState().projects).toEqual([project]);
+    expect((await server.library(long(sub))).projects).toEqual([project]);
+    expect(proxy.last()).toBe(conn);
+  });
+
+  it("a provider that switches to another user's token: the server refuses it (invalid_token, 4401) and the reconnect serves that user's library", async () => {
+    logsOnFailure(() => server);
+    const alice = user("alice");
+    const bob = user("bob");
+    // Bob's library has something of his.
+    const b = client({ url: server.url, getToken: () => long(bob) });
+    await live(b);
+    const bobs = await b.createProject({ name: "Bob's" });
+    await b.close();
+
+    let who = alice;
+    const c = client({ url: proxy.url, getToken: () => (who === alice ? short(alice) : long(bob)) });
+    await live(c);
+    const alices = await c.createProject({ name: "Alice's" });
+    const first = proxy.last()!;
+    const states = recordStates(c);
+    who = bob; // signed in as someone else; the next refresh brings his token
+    const s = await waitForState(c, (x) => x.status.state === "live" && x.projects.some((p) => p.id === bobs.id), "Bob's library shown");
+    expect(s.projects).toEqual([bobs]);
+    expect(s.projects).not.toContainEqual(alices);
+
+    expect(sent(first, "auth")).toHaveLength(1);
+    expect(received(first, "error").map((f) => f.code)).toEqual(["invalid_token"]);
+    expect(first.closes).toContainEqual({ from: "server", code: 4401 });
+    const errors = states.states.filter((x) => x.status.state === "error").map((x) => x.error?.code);
+    expect(errors[0]).toBe("invalid_token");
+    expect(errors).not.toContain("unauthorized");
+    // No state showed Alice's rows with Bob's, nor Alice's after Bob's.
+    const bobFrom = states.states.findIndex((x) => x.projects.some((p) => p.id === bobs.id));
+    expect(states.states.slice(bobFrom).every((x) => !x.projects.some((p) => p.id === alices.id))).toBe(true);
+    // Bob's session is a normal one: his writes land in his library.
+    const more = await c.createProject({ name: "Bob's second" });
+    expect((await server.library(long(bob))).projects).toEqual([bobs, more]);
+    expect((await server.library(long(alice))).projects).toEqual([alices]);
+  });
+
+  it("a provider that fails at every refresh is retried while the session lives; at expiry (4401) the reconnect finds it failing: `unauthorized`", async () => {
+    logsOnFailure(() => server);
+    const sub = user("failing-refresh");
+    let calls = 0;
+    let failing = false;
+    const c = client({
+      url: proxy.url,
+      getToken: async () => {
+        calls += 1;
+        if (failing) throw new Error("signed out");
+        return short(sub);
+      },
+    });
+    await live(c);
+    const conn = proxy.last()!;
+    failing = true;
+    const states = recordStates(c);
+    const s = await waitForState(c, (x) => x.error?.code === "unauthorized", "unauthorized", 30_000);
+    expect(s.status).toMatchObject({ state: "error", code: "unauthorized", retryAt: null });
+    // The session lived until the server closed it at expiry; nothing was sent in between.
+    expect(conn.closes).toContainEqual({ from: "server", code: 4401 });
+    expect(sent(conn, "auth")).toEqual([]);
+    const errors = states.states.filter((x) => x.status.state === "error").map((x) => x.error?.code);
+    expect(errors[0]).toBe("token_expired");
+    // The connect, at least two refresh attempts, the reconnect's.
+    expect(calls).toBeGreaterThanOrEqual(4);
+    // Nothing retries on its own now; once the provider works, reconnect() does.
+    const before = calls;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toBe(before);
+    failing = false;
+    c.reconnect();
+    await live(c, "live after reconnect()");
+  });
+
+  it("with shareAcrossTabs only the leader refreshes, with its own provider; the follower stays live through it", async () => {
+    logsOnFailure(() => server);
+    const sub = user("tabs-refresh");
+    const locks = new MemoryLocks();
+    const tab = () => {
+      const t = { calls: 0, sockets: 0, client: null as unknown as LibraryClient };
+      class CountingWebSocket extends WebSocket {
+        constructor(url: string) {
+          super(url);
+          t.sockets += 1;
+        }
+      }
+      t.client = client({
+        url: proxy.url,
+        shareAcrossTabs: true,
+        locks,
+        WebSocket: CountingWebSocket,
+        getToken: () => {
+          t.calls += 1;
+          return short(sub);
+        },
+      });
+      return t;
+    };
+    const a = tab();
+    await live(a.client, "a live");
+    const b = tab();
+    await live(b.client, "b live (relayed)");
+    const [leader, follower] = a.sockets === 1 ? [a, b] : [b, a];
+    const conn = proxy.last()!;
+    await until(() => received(conn, "auth_ok").length >= 2, "two refreshes", 30_000);
+    // The follower asked once, for the user (its lock's name); the leader at the connect and per refresh.
+    expect(follower.calls).toBe(1);
+    expect(follower.sockets).toBe(0);
+    expect(leader.calls).toBeGreaterThanOrEqual(1 + sent(conn, "auth").length);
+    expect(conn.open).toBe(true);
+    const project = await follower.client.createProject({ name: "through the refreshed leader" });
+    await waitForState(leader.client, (x) => x.projects.some((p) => p.id === project.id), "the leader shows it");
+    expect(follower.client.getState().status.state).toBe("live");
+    expect(proxy.last()).toBe(conn);
+  });
+});
