@@ -4,6 +4,7 @@
 use crate::entity::Entity;
 use crate::mutation::Op;
 use crate::snapshot::LibrarySnapshot;
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,8 +17,10 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame the server cannot accept (after an `error` frame saying why).
     pub const MALFORMED: u16 = 4400;
-    /// The token expired during the session.
+    /// The token expired during the session, or an `auth` frame's token was refused.
     pub const AUTH_EXPIRED: u16 = 4401;
+    /// An `auth` frame's token could not be checked now (the key set is unreachable).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// No pong within the idle timeout.
     pub const IDLE: u16 = 4408;
     /// The session could not take frames for too long.
@@ -36,6 +39,7 @@ pub enum ServerFrame {
     Ack(Ack),
     Reject(Reject),
     Error(ErrorFrame),
+    AuthOk(AuthOk),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -58,6 +62,11 @@ pub struct Hello {
     /// (clients assume 100).
     #[serde(default = "default_max_frames_per_second")]
     pub max_frames_per_second: u32,
+    /// The session token's `exp`: past it (plus `auth.leeway_s`) the session closes with 4401,
+    /// unless the client sent a fresh token in an `auth` frame. Null from older servers.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub expires_at: Option<Timestamp>,
 }
 
 fn default_max_inflight() -> usize {
@@ -132,11 +141,35 @@ pub struct ErrorFrame {
     pub message: String,
 }
 
+/// `auth_ok`: the session now runs on the token of the client's `auth` frame, until its `exp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuthOk {
+    pub expires_at: Timestamp,
+}
+
 /// Every frame a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Mutate(MutateFrame),
+    Auth(AuthFrame),
+}
+
+/// `auth`: replaces the session's token (same user) before it expires; answered `auth_ok`, or
+/// `error invalid_token` and close 4401.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFrame {
+    pub token: String,
+}
+
+// By hand: a token never reaches a log line.
+impl std::fmt::Debug for AuthFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthFrame")
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `mutate`: one of the nine operations; `mutation_id` is its idempotency key.

@@ -81,6 +81,19 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     #[serde(default)]
     pub issuer: Option<String>,
+    /// A JWKS endpoint (jwt mode): asymmetric tokens are checked against its keys.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often the key set is fetched again (sooner if its `Cache-Control: max-age` says so).
+    pub jwks_refresh_s: u64,
+    /// The least time between two fetches (an unknown `kid` fetches at most this often).
+    pub jwks_min_refresh_s: u64,
+    /// The longest one fetch of the key set may take.
+    pub jwks_timeout_ms: u64,
+    /// The claim that names the user.
+    pub user_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_s: u64,
 }
 
 // Hand-written so that the secret never reaches a log line.
@@ -96,6 +109,12 @@ impl std::fmt::Debug for AuthConfig {
             )
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_refresh_s", &self.jwks_refresh_s)
+            .field("jwks_min_refresh_s", &self.jwks_min_refresh_s)
+            .field("jwks_timeout_ms", &self.jwks_timeout_ms)
+            .field("user_claim", &self.user_claim)
+            .field("leeway_s", &self.leeway_s)
             .finish()
     }
 }

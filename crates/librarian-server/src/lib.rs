@@ -122,7 +122,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         },
     );
     let metrics = metrics::Metrics::new(&sync.stats)
+        .and_then(|m| authenticator.register(m.registry()).map(|()| m))
         .map_err(|e| librarian_core::Error::Internal(format!("metrics: {e}")))?;
+    if let Some(jwks) = authenticator.jwks() {
+        // Fetched now and kept fresh; `/readyz` answers 503 until a key set is loaded.
+        actix_web::rt::spawn(jwks.clone().run());
+    }
     let state = aweb::Data::new(AppState::new(store.clone(), sync, metrics));
     let store = aweb::Data::new(store);
     let limits = aweb::Data::new(config.limits.clone());

@@ -87,6 +87,11 @@ impl Metrics {
         Ok(m)
     }
 
+    /// The registry, for instruments owned elsewhere (the authenticator's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts one frame of `kind` sent.
     pub fn frame_sent(&self, kind: &'static str) {
         match self.frames_by_type.iter().find(|(k, _)| *k == kind) {

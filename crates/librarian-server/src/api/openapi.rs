@@ -6,8 +6,8 @@ use crate::problem::Problem;
 use actix_web::HttpResponse;
 use librarian_core::mutation::Op;
 use librarian_core::protocol::{
-    Ack, ClientFrame, ErrorFrame, Hello, MutateFrame, Reject, ServerFrame, SnapshotFrame, Status,
-    SyncState,
+    Ack, AuthFrame, AuthOk, ClientFrame, ErrorFrame, Hello, MutateFrame, Reject, ServerFrame,
+    SnapshotFrame, Status, SyncState,
 };
 use std::sync::OnceLock;
 use utoipa::OpenApi;
@@ -29,8 +29,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         Problem, MutationReply,
         // The WebSocket protocol (docs/PROTOCOL.md): every frame, so that clients generate
         // their types from this document too.
-        ServerFrame, Hello, SnapshotFrame, Status, SyncState, Ack, Reject, ErrorFrame,
-        ClientFrame, MutateFrame, Op,
+        ServerFrame, Hello, SnapshotFrame, Status, SyncState, Ack, Reject, ErrorFrame, AuthOk,
+        ClientFrame, MutateFrame, AuthFrame, Op,
     )),
     modifiers(&Bearer),
 )]
@@ -135,9 +135,11 @@ mod tests {
         };
         assert_eq!(
             frames("ServerFrame"),
-            ["hello", "snapshot", "status", "ack", "reject", "error"]
+            [
+                "hello", "snapshot", "status", "ack", "reject", "error", "auth_ok"
+            ]
         );
-        assert_eq!(frames("ClientFrame"), ["mutate"]);
+        assert_eq!(frames("ClientFrame"), ["mutate", "auth"]);
         let reject = &doc["components"]["schemas"]["Reject"]["properties"]["error"];
         assert_eq!(reject["$ref"], "#/components/schemas/Problem");
     }

@@ -15,6 +15,8 @@ pub enum Request {
         mutation_id: String,
         parsed: Result<(Mutation, MutationOptions), Problem>,
     },
+    /// A fresh token for the session (`auth`).
+    Auth(String),
     /// Not a frame of the protocol: answered with `error`, then close 4400.
     Malformed(String),
 }
@@ -27,6 +29,17 @@ pub fn parse(text: &[u8]) -> Request {
     let kind = value.get("type").and_then(Value::as_str);
     match kind {
         Some("mutate") => {}
+        Some("auth") => {
+            return match value.get("token").and_then(Value::as_str) {
+                Some(token) if value.as_object().is_some_and(|m| m.len() == 2) => {
+                    Request::Auth(token.to_owned())
+                }
+                Some(_) => {
+                    Request::Malformed("an auth frame has only \"type\" and \"token\"".into())
+                }
+                None => Request::Malformed("an auth frame needs a string \"token\"".into()),
+            };
+        }
         Some(other) => return Request::Malformed(format!("unknown frame type {other:?}")),
         None => return Request::Malformed("a frame needs a string \"type\"".into()),
     }

@@ -15,7 +15,6 @@ use actix_web::body::{BodyStream, BoxBody, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -82,7 +81,8 @@ pub async fn connect(
     let token = bearer_token(&req, true).ok_or_else(|| {
         Problem::unauthorized("missing token (Authorization: Bearer, or ?access_token=)")
     })?;
-    let (user, expires_at) = auth.verify_with_expiry(&token)?;
+    let verified = auth.verify(&token).await?;
+    let user = verified.user.clone();
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request("bad_query", e.to_string()))?;
     let since_version = query
@@ -122,7 +122,8 @@ pub async fn connect(
         user_id: user.user_id,
         library_id,
         since_version,
-        expires_at: expires_at.map(|remaining| Instant::now() + remaining),
+        token: session::TokenLife::of(&verified),
+        auth: auth.into_inner(),
         outbox,
         inbox: transport::Inbox::new(payload, config.max_frame_bytes),
         state: state.clone().into_inner(),

@@ -5,14 +5,15 @@
 use super::WsConfig;
 use super::frames::{self, Request};
 use super::transport::{Gone, Inbox, Incoming, Outbox, ReadError};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Authenticator, Verified};
 use crate::problem::Problem;
 use crate::state::AppState;
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use actix_web::web::Bytes;
 use bytestring::ByteString;
 use librarian_actors::{LibraryView, Subscribe};
-use librarian_core::protocol::{Hello, ServerFrame, Status, SyncState, close};
+use librarian_core::protocol::{AuthOk, Hello, ServerFrame, Status, SyncState, close};
+use librarian_core::time::Timestamp;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -27,8 +28,10 @@ pub struct Session<S> {
     pub library_id: Uuid,
     /// The version the client says it holds (`?since_version=`).
     pub since_version: Option<i64>,
-    /// When the token stops being valid.
-    pub expires_at: Option<Instant>,
+    /// The session's token: when it ends (replaced by each `auth` frame).
+    pub token: TokenLife,
+    /// Checks the tokens of `auth` frames.
+    pub auth: Arc<Authenticator>,
     pub outbox: Outbox,
     pub inbox: Inbox<S>,
     pub state: Arc<AppState>,
@@ -36,6 +39,28 @@ pub struct Session<S> {
     pub shutdown: watch::Receiver<bool>,
     /// The connection's socket, to end it together with the session.
     pub socket: Option<crate::connection::ConnSocket>,
+}
+
+/// How long the session's token lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLife {
+    /// The token's `exp` (what `hello` and `auth_ok` say).
+    pub expires_at: Timestamp,
+    /// `exp` plus the leeway: the session closes with 4401 then.
+    pub deadline: Instant,
+}
+
+impl TokenLife {
+    pub fn of(verified: &Verified) -> TokenLife {
+        let left = verified
+            .valid_until
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        TokenLife {
+            expires_at: verified.expires_at(),
+            deadline: Instant::now() + left,
+        }
+    }
 }
 
 /// How a session ended.
@@ -122,6 +147,7 @@ where
             max_inflight_mutations: self.config.max_inflight,
             max_frame_bytes: self.config.max_frame_bytes,
             max_frames_per_second: self.config.max_frames_per_second,
+            expires_at: Some(self.token.expires_at),
         }));
         if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;
@@ -152,13 +178,8 @@ where
         // Token bucket for client frames: `max_frames_per_second` per second, as a burst too.
         let rate = f64::from(self.config.max_frames_per_second);
         let (mut tokens, mut refilled) = (rate, Instant::now());
-        let expires_at = self.expires_at;
-        let expiry = async move {
-            match expires_at {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        // Moved by each accepted `auth` frame.
+        let expiry = tokio::time::sleep_until(self.token.deadline.into());
         tokio::pin!(expiry);
         let mut shutdown = self.shutdown.clone();
 
@@ -188,7 +209,14 @@ where
                             self.outbox.flush(CLOSE_WAIT).await;
                             return End::Close(close::RATE_LIMITED, why);
                         }
-                        Some(incoming) => self.on_incoming(incoming, &replies_tx, &inflight).await,
+                        Some(incoming) => {
+                            let before = self.token.deadline;
+                            let step = self.on_incoming(incoming, &replies_tx, &inflight).await;
+                            if self.token.deadline != before {
+                                expiry.as_mut().reset(self.token.deadline.into());
+                            }
+                            step
+                        }
                     }
                 }
                 Some(reply) = replies.recv() => self.send_text("reply", reply.into()).await,
@@ -307,6 +335,7 @@ where
         match incoming {
             Ok(Incoming::Text(text)) => match frames::parse(&text) {
                 Request::Malformed(why) => self.refuse("malformed_frame", why).await,
+                Request::Auth(token) => self.reauthenticate(&token).await,
                 Request::Mutate {
                     mutation_id,
                     parsed,
@@ -372,6 +401,36 @@ where
             }
             Err(ReadError::Protocol(why)) => self.refuse("protocol_error", why).await,
         }
+    }
+
+    /// An `auth` frame: the session goes on under `token` (same user), until its expiry.
+    /// Checked as at connect; a bad token or one of another user ends the session (4401); one
+    /// that cannot be checked now (key set unreachable) ends it with 1013, to come back later.
+    async fn reauthenticate(&mut self, token: &str) -> Result<(), End> {
+        let auth = self.auth.clone();
+        let (code, close_code, why) = match auth.verify(token).await {
+            Ok(verified) if verified.user.user_id == self.user_id => {
+                self.token = TokenLife::of(&verified);
+                let ok = frames::frame(&ServerFrame::AuthOk(AuthOk {
+                    expires_at: self.token.expires_at,
+                }));
+                return self.send_text("auth_ok", ok.into()).await;
+            }
+            Ok(_) => (
+                "invalid_token",
+                close::AUTH_EXPIRED,
+                "the token is for another user".to_owned(),
+            ),
+            Err(problem) if problem.status == 503 => {
+                ("auth_unavailable", close::TRY_AGAIN_LATER, problem.detail)
+            }
+            Err(problem) => ("invalid_token", close::AUTH_EXPIRED, problem.detail),
+        };
+        self.send_text("error", frames::error(code, why.clone()).into())
+            .await?;
+        // The error frame first: the close that follows would overtake it.
+        self.outbox.flush(CLOSE_WAIT).await;
+        Err(End::Close(close_code, why))
     }
 
     /// An `error` frame, then close 4400.

@@ -287,11 +287,25 @@ export type components = {
             library_version: number;
             mutation_id: string;
         };
+        /**
+         * @description `auth`: replaces the session's token (same user) before it expires; answered `auth_ok`, or
+         *     `error invalid_token` and close 4401.
+         */
+        AuthFrame: {
+            token: string;
+        };
+        /** @description `auth_ok`: the session now runs on the token of the client's `auth` frame, until its `exp`. */
+        AuthOk: {
+            expires_at: components["schemas"]["Timestamp"];
+        };
         /** @description Every frame a client sends. */
-        ClientFrame: components["schemas"]["MutateFrame"] & {
+        ClientFrame: (components["schemas"]["MutateFrame"] & {
             /** @enum {string} */
             type: "mutate";
-        };
+        }) | (components["schemas"]["AuthFrame"] & {
+            /** @enum {string} */
+            type: "auth";
+        });
         /** @description A reusable text snippet. */
         ContextBlock: {
             content: string;
@@ -334,6 +348,7 @@ export type components = {
             message: string;
         };
         Hello: {
+            expires_at: null | components["schemas"]["Timestamp"];
             /** Format: uuid */
             library_id: string;
             /**
@@ -512,6 +527,9 @@ export type components = {
         }) | (components["schemas"]["ErrorFrame"] & {
             /** @enum {string} */
             type: "error";
+        }) | (components["schemas"]["AuthOk"] & {
+            /** @enum {string} */
+            type: "auth_ok";
         });
         /**
          * @description `snapshot`: the whole library at `version`.
@@ -1893,7 +1911,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the database answers and every migration is applied */
+            /** @description the database answers, every migration is applied, the key set (auth.jwks_url) is loaded */
             200: {
                 headers: {
                     [name: string]: unknown;
