@@ -5,7 +5,7 @@
  * every session would close (4401) within the test.
  */
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
 import type { LibraryClient } from "../src/index.js";
 import { MemoryLocks } from "./locks.js";
@@ -43,8 +43,16 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const short = (sub: string) => signJwt(secret, { sub, exp: nowSeconds() + LIFETIME_S });
-const long = (sub: string) => signJwt(secret, { sub, exp: nowSeconds() + 3600 });
+/** Every token the tests minted: none may show up in what the client logs. */
+const minted = new Set<string>();
+const mint = (token: string) => (minted.add(token), token);
+const short = (sub: string) => mint(signJwt(secret, { sub, exp: nowSeconds() + LIFETIME_S }));
+const long = (sub: string) => mint(signJwt(secret, { sub, exp: nowSeconds() + 3600 }));
+/** A token that names a key of a JWKS (RS256, `kid`); never checked as far as its signature here. */
+function keySetToken(sub: string): string {
+  const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  return mint(`${part({ alg: "RS256", typ: "JWT", kid: "provider-key-1" })}.${part({ sub, exp: nowSeconds() + 3600 })}.c2lnbmF0dXJl`);
+}
 
 type Frame = { type: string; token?: string; code?: string; expires_at?: string };
 const frames = (texts: string[]): Frame[] => texts.map((t) => JSON.parse(t) as Frame);
@@ -52,6 +60,18 @@ const sent = (conn: ProxyConnection, type: string) => frames(conn.clientFrames).
 const received = (conn: ProxyConnection, type: string) => frames(conn.serverFrames).filter((f) => f.type === type);
 
 describe("token refresh", () => {
+  // Never log a token: whatever the client writes to the console is checked after each test.
+  let logged: () => string[] = () => [];
+  beforeEach(() => {
+    const spies = (["log", "info", "warn", "error", "debug"] as const).map((m) => vi.spyOn(console, m));
+    logged = () => spies.flatMap((spy) => spy.mock.calls.flatMap((args) => args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : String(a)))));
+  });
+  afterEach(() => {
+    const texts = logged();
+    vi.restoreAllMocks();
+    for (const token of minted) for (const text of texts) expect(text.includes(token), "a token in the console").toBe(false);
+  });
+
   it("keeps one session open past several token lifetimes, calling the provider for each refresh (a failing call is retried)", async () => {
     logsOnFailure(() => server);
     const sub = user("refresh");
@@ -171,6 +191,44 @@ describe("token refresh", () => {
     failing = false;
     c.reconnect();
     await live(c, "live after reconnect()");
+  });
+
+  it("a refreshed token the server cannot check now (auth_unavailable, 1013: its key set is unreachable) reconnects with the backoff", async () => {
+    // A server whose JWKS endpoint is down (nothing listens on the proxy's refused port): an
+    // HS256 token is still checked with the secret, one for a key of the key set cannot be.
+    const down = await startProxy(1);
+    down.refuse(true);
+    const own = await startServer({ env: { ...jwtEnv(secret, { leewayS: 0 }), LIBRARIAN__AUTH__JWKS_URL: `${down.url}/jwks.json` } });
+    logsOnFailure(() => own);
+    const ownProxy = await startProxy(own.port);
+    try {
+      const sub = user("jwks-down");
+      let calls = 0;
+      const c = client({
+        url: ownProxy.url,
+        getToken: () => {
+          calls += 1;
+          // The first refresh brings a token of the provider's key set (RS256, `kid`).
+          return calls === 2 ? keySetToken(sub) : calls === 1 ? short(sub) : long(sub);
+        },
+      });
+      await live(c);
+      const first = ownProxy.last()!;
+      const states = recordStates(c);
+      const down1 = await waitForState(c, (x) => x.status.state === "error", "the session closed", 30_000);
+      expect(down1.status).toMatchObject({ state: "error", code: "auth_unavailable" });
+      if (down1.status.state === "error") expect(down1.status.retryAt).toBeGreaterThan(0);
+      await live(c, "live again");
+      expect(received(first, "error").map((f) => f.code)).toEqual(["auth_unavailable"]);
+      expect(first.closes).toContainEqual({ from: "server", code: 1013 });
+      expect(states.states.some((x) => x.error?.code === "unauthorized")).toBe(false);
+      expect(ownProxy.last()).not.toBe(first);
+      expect(calls).toBeGreaterThanOrEqual(3);
+    } finally {
+      await ownProxy.close();
+      await own.stop();
+      await down.close();
+    }
   });
 
   it("with shareAcrossTabs only the leader refreshes, with its own provider; the follower stays live through it", async () => {
