@@ -39,28 +39,29 @@ export type Op = Schemas["Op"];
 
 // ---- server -> client ----------------------------------------------------------------------
 
-// PROVISIONAL (issue 14): `expires_at` and `auth_ok` written from the spec until the server's
-// schema has them; then plain aliases like the others.
-/** `expires_at`: the session token's `exp` (the server closes with 4401 at it plus its leeway unless refreshed). */
-export type HelloFrame = Extract<Schemas["ServerFrame"], { type: "hello" }> & { expires_at?: Timestamp | null };
-/** The answer to `auth`: the session now expires at the new token's `exp`. */
-export type AuthOkFrame = { type: "auth_ok"; expires_at: Timestamp };
-export type ServerFrame = Exclude<Schemas["ServerFrame"], { type: "hello" }> | HelloFrame | AuthOkFrame;
+export type ServerFrame = Schemas["ServerFrame"];
+/**
+ * `expires_at` is the session token's `exp` (null from older servers): the server closes with
+ * 4401 at it plus its leeway unless the client sent a fresh token (`auth`).
+ */
+export type HelloFrame = Extract<ServerFrame, { type: "hello" }>;
 /** `reset` is set only when the library is older than `since_version`: replace, do not ignore. */
 export type SnapshotFrame = Extract<ServerFrame, { type: "snapshot" }>;
 /** `version` is the version the session holds, if any; a union on `state`. */
 export type StatusFrame = Extract<ServerFrame, { type: "status" }>;
 export type AckFrame = Extract<ServerFrame, { type: "ack" }>;
 export type RejectFrame = Extract<ServerFrame, { type: "reject" }>;
-/** A frame the server could not accept; a close follows. */
+/** A frame the server could not accept, or a refused `auth` token; a close follows. */
 export type ErrorFrame = Extract<ServerFrame, { type: "error" }>;
+/** The answer to `auth`: the session now expires at the new token's `exp`. */
+export type AuthOkFrame = Extract<ServerFrame, { type: "auth_ok" }>;
 
 // ---- client -> server ----------------------------------------------------------------------
 
-/** `auth`: replaces the session's token (same user) ahead of its expiry. */
-export type AuthFrame = { type: "auth"; token: string };
-export type ClientFrame = Schemas["ClientFrame"] | AuthFrame;
+export type ClientFrame = Schemas["ClientFrame"];
 export type MutateFrame = Extract<ClientFrame, { type: "mutate" }>;
+/** `auth`: replaces the session's token (same user) ahead of its expiry. */
+export type AuthFrame = Extract<ClientFrame, { type: "auth" }>;
 
 /** Close codes (docs/PROTOCOL.md). */
 export const CloseCode = {
