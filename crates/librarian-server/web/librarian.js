@@ -274,9 +274,42 @@ function retryable(problem) {
   return problem.status === 503 || problem.code === "too_many_mutations";
 }
 
+// packages/client/src/refresh.ts
+var MAX_MARGIN_MS = 6e4;
+var MIN_MARGIN_MS = 1e3;
+function refreshAt(expiresAt, now) {
+  const left = expiresAt - now;
+  const margin = Math.min(MAX_MARGIN_MS, Math.max(MIN_MARGIN_MS, left / 5));
+  return Math.max(now, Math.round(expiresAt - margin));
+}
+var MAX_TIMER_MS = 2 ** 31 - 1;
+function parseExpiry(value) {
+  if (typeof value !== "string") return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+// packages/client/src/token.ts
+function tokenSubject(token) {
+  const part = token.split(".")[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    const sub = payload && typeof payload === "object" ? payload.sub : void 0;
+    return typeof sub === "string" && sub !== "" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
 // packages/client/src/wire.ts
 var CloseCode = {
   GoingAway: 1001,
+  /** The server cannot check tokens right now (`auth_unavailable`: its JWKS is unreachable). */
+  TryAgainLater: 1013,
   Malformed: 4400,
   AuthExpired: 4401,
   Idle: 4408,
@@ -313,6 +346,19 @@ var Session = class {
     __publicField(this, "tokens", this.rate);
     __publicField(this, "refilledAt", Date.now());
     __publicField(this, "lastStatus", null);
+    /** The token the current connection's session runs on (the last one the server took). */
+    __publicField(this, "sessionToken", null);
+    /** Epoch ms the current session's token expires (`hello` / `auth_ok`); null: not announced. */
+    __publicField(this, "expiresAt", null);
+    __publicField(this, "refreshTimer");
+    /** Failed or fruitless refreshes of this connection in a row (drives their backoff). */
+    __publicField(this, "refreshFailures", 0);
+    /** An `auth` frame waiting for the frame rate (it goes before any mutation). */
+    __publicField(this, "authOut", null);
+    /** The token sent in `auth`, until its `auth_ok`. */
+    __publicField(this, "authSent", null);
+    /** The server's `error` frame on this connection (the close that follows says what it was about). */
+    __publicField(this, "lastError", null);
     /** The status before an `offline` event, shown again if the socket outlives it. */
     __publicField(this, "beforeOffline", null);
     __publicField(this, "onOnline", () => this.online());
@@ -327,6 +373,10 @@ var Session = class {
     g.addEventListener?.("offline", this.onOffline);
     this.status({ state: "connecting" });
     void this.connect();
+  }
+  /** The user of the token the session runs on, as the token says (unverified; null if not a JWT). */
+  tokenUser() {
+    return this.sessionToken === null ? null : tokenSubject(this.sessionToken);
   }
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
   mutate(frame) {
@@ -370,6 +420,7 @@ var Session = class {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpTimer);
+    this.endRefresh();
     const g = globalThis;
     g.removeEventListener?.("online", this.onOnline);
     g.removeEventListener?.("offline", this.onOffline);
@@ -421,6 +472,9 @@ var Session = class {
       return;
     }
     this.ws = ws;
+    this.endRefresh();
+    this.sessionToken = token;
+    this.lastError = null;
     this.maxInflight = null;
     for (const q of this.queue.values()) q.inFlight = false;
     let greeted = false;
@@ -439,7 +493,8 @@ var Session = class {
       if (this.ws !== ws) return;
       this.ws = null;
       this.maxInflight = null;
-      this.dropped(event.code ?? null, greeted, event.reason ?? "");
+      this.endRefresh();
+      this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError);
     };
     ws.onerror = () => {
     };
@@ -453,7 +508,7 @@ var Session = class {
     if (this.opts.library) url.searchParams.set("library", this.opts.library);
     return url.toString();
   }
-  dropped(code, greeted, reason) {
+  dropped(code, greeted, reason, error = null) {
     if (this.closed) return;
     if (code === 4403) {
       this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
@@ -465,7 +520,7 @@ var Session = class {
     }
     this.failures += 1;
     const delay = retryDelay(this.failures);
-    this.status({ state: "error", ...describeClose(code, greeted, reason), retryAt: Date.now() + delay });
+    this.status({ state: "error", ...describeClose(code, greeted, reason, error), retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
   /** Detaches the current socket (its events are ignored from now on) and returns it. */
@@ -474,6 +529,7 @@ var Session = class {
     this.ws = null;
     this.maxInflight = null;
     clearTimeout(this.retryTimer);
+    this.endRefresh();
     return ws;
   }
   online() {
@@ -507,6 +563,8 @@ var Session = class {
         this.tokens = Math.min(this.tokens, this.rate);
         for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
         this.status({ state: "loading" });
+        const expiresAt = parseExpiry(frame.expires_at);
+        if (expiresAt !== null) this.scheduleRefresh(ws, expiresAt);
         h.hello(frame);
         if (this.ws === ws) this.pump();
         break;
@@ -556,10 +614,73 @@ var Session = class {
         this.pump();
         break;
       }
+      case "auth_ok":
+        this.authAccepted(ws, frame.expires_at);
+        break;
       case "error":
+        this.lastError = { code: frame.code, message: frame.message };
+        if (frame.code === "invalid_token" || frame.code === "auth_unavailable") break;
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
+  }
+  // ---- token refresh -----------------------------------------------------------------------
+  /** The session on `ws` expires at `expiresAt`: refresh ahead of it (`refresh.ts`). */
+  scheduleRefresh(ws, expiresAt) {
+    this.expiresAt = expiresAt;
+    this.refreshFailures = 0;
+    this.refreshLater(ws, refreshAt(expiresAt, Date.now()));
+  }
+  /** Calls `refresh` at `at` (epoch ms), in steps no timer overflows. */
+  refreshLater(ws, at) {
+    clearTimeout(this.refreshTimer);
+    const delay = Math.max(0, at - Date.now());
+    this.refreshTimer = delay > MAX_TIMER_MS ? setTimeout(() => this.refreshLater(ws, at), MAX_TIMER_MS) : setTimeout(() => void this.refresh(ws), delay);
+  }
+  /** Asks the provider for a token and sends it as `auth` (once the frame rate allows). */
+  async refresh(ws) {
+    if (this.closed || this.ws !== ws) return;
+    let token;
+    try {
+      token = await this.opts.getToken();
+    } catch {
+      if (this.ws === ws) this.retryRefresh(ws);
+      return;
+    }
+    if (this.closed || this.ws !== ws) return;
+    if (typeof token !== "string" || token === "" || token === this.sessionToken) {
+      this.retryRefresh(ws);
+      return;
+    }
+    const frame = { type: "auth", token };
+    this.authOut = { token, text: JSON.stringify(frame) };
+    this.pump();
+  }
+  retryRefresh(ws) {
+    this.refreshFailures += 1;
+    this.refreshLater(ws, Date.now() + retryDelay(this.refreshFailures));
+  }
+  /** `auth_ok`: the session runs on the token sent, until its `expires_at`. */
+  authAccepted(ws, expires) {
+    if (this.authSent !== null) this.sessionToken = this.authSent;
+    this.authSent = null;
+    const expiresAt = parseExpiry(expires);
+    if (expiresAt === null) return;
+    if (this.expiresAt !== null && expiresAt <= this.expiresAt) {
+      this.expiresAt = expiresAt;
+      this.retryRefresh(ws);
+      return;
+    }
+    this.scheduleRefresh(ws, expiresAt);
+  }
+  /** Forgets the refresh of the connection that ended (or is about to be replaced). */
+  endRefresh() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = void 0;
+    this.expiresAt = null;
+    this.refreshFailures = 0;
+    this.authOut = null;
+    this.authSent = null;
   }
   /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
   pump() {
@@ -571,9 +692,19 @@ var Session = class {
     const now = Date.now();
     this.tokens = Math.min(this.rate, this.tokens + (now - this.refilledAt) * this.rate / 1e3);
     this.refilledAt = now;
+    let wake = Infinity;
+    if (this.authOut) {
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil((1 - this.tokens) * 1e3 / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      this.authSent = this.authOut.token;
+      ws.send(this.authOut.text);
+      this.authOut = null;
+    }
     let inFlight = 0;
     for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;
-    let wake = Infinity;
     for (const q of this.queue.values()) {
       if (inFlight >= limit) break;
       if (q.inFlight) continue;
@@ -598,8 +729,14 @@ function isOffline() {
   const nav = globalThis.navigator;
   return nav?.onLine === false;
 }
-function describeClose(code, greeted, reason) {
+function describeClose(code, greeted, reason, error) {
+  if (code === CloseCode.AuthExpired && error?.code === "invalid_token") {
+    return { code: "invalid_token", message: `the server refused the new token${error.message ? `: ${error.message}` : ""}` };
+  }
   if (code === CloseCode.AuthExpired) return { code: "token_expired", message: "the token expired" };
+  if (code === CloseCode.TryAgainLater && error?.code === "auth_unavailable") {
+    return { code: "auth_unavailable", message: `the server cannot check the token right now${error.message ? `: ${error.message}` : ""}` };
+  }
   if (code === CloseCode.GoingAway) return { code: "connection_lost", message: "the server is shutting down" };
   if (greeted) {
     const why = reason ? `: ${reason}` : code !== null ? ` (close ${code})` : "";
@@ -693,22 +830,6 @@ function pickFields(changes) {
   return out;
 }
 
-// packages/client/src/token.ts
-function tokenSubject(token) {
-  const part = token.split(".")[1];
-  if (!part) return null;
-  try {
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
-    const binary = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
-    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-    const payload = JSON.parse(new TextDecoder().decode(bytes));
-    const sub = payload && typeof payload === "object" ? payload.sub : void 0;
-    return typeof sub === "string" && sub !== "" ? sub : null;
-  } catch {
-    return null;
-  }
-}
-
 // packages/client/src/client.ts
 var EMPTY = [];
 var CACHE_READ_WAIT_MS = 2e3;
@@ -733,6 +854,8 @@ var LibraryClient = class {
     __publicField(this, "saving", /* @__PURE__ */ new Map());
     __publicField(this, "saves", /* @__PURE__ */ new Map());
     __publicField(this, "user", null);
+    /** The user the last `hello` named: a different one means the provider switched users. */
+    __publicField(this, "helloUser", null);
     __publicField(this, "cache", null);
     /** The IndexedDB factory, kept until `hello` names the user (when the token is not a JWT). */
     __publicField(this, "cacheForUser", null);
@@ -977,17 +1100,25 @@ var LibraryClient = class {
   }
   // ---- from the server (this client's own session) ------------------------------------------
   onHello(libraryId, userId) {
+    const switched = this.helloUser !== null && this.helloUser !== userId;
+    this.helloUser = userId;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
       this.cacheForUser = null;
       void this.showCached(libraryId);
+    } else if (switched && this.cache) {
+      const user = this.session?.tokenUser() ?? userId;
+      this.user = user;
+      void this.cache.close().catch(() => {
+      });
+      this.cache = new SnapshotCache(this.options.indexedDB ?? globalThis.indexedDB, cacheKey(this.url, user, this.options.library));
     }
     if (this.snapshot !== null && this.libraryId !== null && this.libraryId !== libraryId) {
       this.snapshot = null;
       this.cached = false;
       this.libraryId = libraryId;
-      void this.cache?.remove().catch(() => {
+      if (!switched) void this.cache?.remove().catch(() => {
       });
       this.commit();
       this.relay(true);

@@ -25,7 +25,8 @@ export type SyncStatus =
   /**
    * Something failed and the client (or, for `database_unavailable`, the server) retries at
    * `retryAt` (epoch ms): the server's `status error`, or the connection's own failure
-   * (`connection_lost`, `unreachable`, `token_expired`). `retryAt` is null when nothing
+   * (`connection_lost`, `unreachable`, `token_expired`; `invalid_token` or `auth_unavailable`
+   * after a refreshed token was refused or could not be checked). `retryAt` is null when nothing
    * retries on its own (`unauthorized`: `getToken` failed; call `reconnect()`).
    */
   | { state: "error"; code: string; message: string; retryAt: number | null }
@@ -98,9 +99,11 @@ export interface LibraryClientOptions {
   /** The server's http(s) origin, e.g. `location.origin` or `http://127.0.0.1:8080`. */
   url: string;
   /**
-   * A token for the WebSocket, called for EVERY connection attempt (so a new token is used
-   * after a refused connection or a 4401 close). A fixed token is `() => token`. If it throws
-   * or rejects, the client stops with status `error` `unauthorized` until `reconnect()`.
+   * The token provider, called for EVERY connection attempt (so a new token is used after a
+   * refused connection or a 4401 close) and ahead of each expiry the server announces
+   * (`hello.expires_at`), to refresh the open session with an `auth` frame. A fixed token is
+   * `() => token`. If it throws or rejects at a (re)connect, the client stops with status
+   * `error` `unauthorized` until `reconnect()`; at a refresh it is asked again with a backoff.
    */
   getToken: () => string | Promise<string>;
   /** A library id other than the user's own (`?library=`); default: the user's own. */
