@@ -6,22 +6,36 @@
 //! rest wait in order and go as answers arrive. A reject the server may not mean as final
 //! (`too_many_mutations`, any 503) is resent with the same `mutation_id` after a backoff: the
 //! first attempt may have committed, so reporting it as failed could be a lie.
+//!
+//! Tokens: the [`TokenProvider`] is called before every connection attempt (a failure there is
+//! terminal: [`SyncStatus::Unauthorized`] until `reconnect()`), and on an open session ahead of
+//! the token's expiry ([`Refresh`]), its token sent in an `auth` frame. A refused refresh
+//! (`invalid_token`, 4401) or one that cannot be checked now (`auth_unavailable`, 1013) ends
+//! the session like any drop: reconnect with backoff, with a token asked for afresh. No token
+//! is ever logged or put in a status.
 
-use crate::{Applied, ClientError, SyncStatus};
+use crate::{Applied, ClientError, SyncStatus, TokenFuture, TokenProvider};
 use futures_util::{SinkExt, StreamExt};
-use librarian_core::protocol::{MutateFrame, ServerFrame, SyncState};
+use librarian_core::protocol::{
+    AuthFrame, ClientFrame, MutateFrame, ServerFrame, SyncState, close,
+};
+use librarian_core::time::Timestamp;
 use librarian_core::{LibrarySnapshot, Op};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
 pub(crate) enum Command {
     Mutate(Box<Pending>),
+    /// Connect now: out of [`SyncStatus::Unauthorized`], or without waiting out the backoff.
+    Reconnect,
     Close,
 }
 
@@ -88,7 +102,7 @@ impl Pending {
 
 pub(crate) struct Connection {
     url: String,
-    token: String,
+    tokens: TokenProvider,
     snapshot: watch::Sender<Option<Arc<LibrarySnapshot>>>,
     status: watch::Sender<SyncStatus>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -96,12 +110,21 @@ pub(crate) struct Connection {
     pending: Vec<Pending>,
     /// Version of the snapshot this client holds.
     held: Option<i64>,
+    /// The user of the first session: this handle's snapshot and mutations are theirs.
+    user_id: Option<String>,
+    /// Set by a frame after which the session must end for good (another user's `hello`).
+    refused: Option<String>,
     failures: u32,
     /// The current session's `max_inflight_mutations`; `None` until its `hello` (nothing is
     /// sent before: the limit may differ from the last server's).
     max_inflight: Option<usize>,
     /// The largest frame the server takes (the last `hello`'s `max_frame_bytes`).
     max_frame_bytes: usize,
+    /// When the current session's token is refreshed.
+    refresh: Refresh,
+    /// The server's `Retry-After` on the last refused connection attempt (a 503), if longer
+    /// than the backoff.
+    retry_after: Option<Duration>,
 }
 
 enum Outcome {
@@ -109,38 +132,72 @@ enum Outcome {
     Closed,
     /// The connection failed or dropped; try again.
     Dropped(String),
+    /// The token cannot be used at all: stop until asked to reconnect.
+    Unauthorized(String),
+}
+
+/// What the handle asked for while no session is open.
+enum Idle {
+    Continue,
+    Reconnect,
+    Close,
 }
 
 impl Connection {
     pub fn new(
         url: String,
-        token: String,
+        tokens: TokenProvider,
         snapshot: watch::Sender<Option<Arc<LibrarySnapshot>>>,
         status: watch::Sender<SyncStatus>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
         Connection {
             url,
-            token,
+            tokens,
             snapshot,
             status,
             commands,
             pending: Vec::new(),
             held: None,
+            user_id: None,
+            refused: None,
             failures: 0,
             max_inflight: None,
             max_frame_bytes: usize::MAX,
+            refresh: Refresh::default(),
+            retry_after: None,
         }
     }
 }
 
 pub(crate) async fn run(mut c: Connection) {
     loop {
-        match c.session().await {
+        let outcome = match c.fetch_token().await {
+            Ok(Some(token)) => c.session(token).await,
+            Ok(None) => Outcome::Closed,
+            Err(message) => Outcome::Unauthorized(message),
+        };
+        match outcome {
             Outcome::Closed => break,
+            Outcome::Unauthorized(message) => {
+                tracing::warn!(%message, "no usable token; not reconnecting until asked to");
+                c.status.send_replace(SyncStatus::Unauthorized { message });
+                loop {
+                    match c.wait_for_command().await {
+                        Idle::Continue => {}
+                        Idle::Reconnect => break,
+                        Idle::Close => return,
+                    }
+                }
+                c.failures = 0;
+                c.status.send_replace(SyncStatus::Connecting);
+            }
             Outcome::Dropped(why) => {
                 c.failures += 1;
-                let delay = retry_delay(c.failures);
+                let mut delay = retry_delay(c.failures);
+                if let Some(after) = c.retry_after.take() {
+                    delay = delay.max(after);
+                }
                 tracing::debug!(%why, retry_in_ms = delay.as_millis() as u64, "reconnecting");
                 c.status
                     .send_replace(SyncStatus::Reconnecting { retry_in: delay });
@@ -150,15 +207,46 @@ pub(crate) async fn run(mut c: Connection) {
                 loop {
                     tokio::select! {
                         () = &mut wait => break,
-                        cmd = c.commands.recv() => match cmd {
-                            Some(Command::Mutate(p)) => c.pending.push(*p),
-                            Some(Command::Close) | None => return,
+                        idle = c.wait_for_command() => match idle {
+                            Idle::Continue => {}
+                            Idle::Reconnect => break,
+                            Idle::Close => return,
                         },
                     }
                 }
             }
         }
     }
+}
+
+/// Awaits `future` if there is one, else never resolves (a disabled `select!` branch that
+/// still compiles to one type).
+async fn maybe<F: std::future::Future + Unpin>(future: Option<&mut F>) -> F::Output {
+    match future {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a close frame says, for the logs (the server's reason never holds a token).
+fn describe_close(frame: Option<&CloseFrame>) -> String {
+    let Some(frame) = frame else {
+        return "closed by the server".into();
+    };
+    let code = u16::from(frame.code);
+    let meaning = match code {
+        close::AUTH_EXPIRED => " (token expired or refused)",
+        close::TRY_AGAIN_LATER => " (try again later)",
+        _ => "",
+    };
+    format!("closed by the server: {code}{meaning} {}", frame.reason)
 }
 
 /// A reject that says "not now" rather than "no": the server may have committed an earlier
@@ -173,7 +261,39 @@ fn retry_delay(failures: u32) -> Duration {
 }
 
 impl Connection {
-    async fn session(&mut self) -> Outcome {
+    /// The token for the next connection attempt, taking commands meanwhile; `Ok(None)` if
+    /// the handle closed, `Err` (a message without the token) if the provider failed.
+    async fn fetch_token(&mut self) -> Result<Option<String>, String> {
+        let mut fetch = self.tokens.token();
+        loop {
+            tokio::select! {
+                result = &mut fetch => {
+                    return result
+                        .map(Some)
+                        .map_err(|e| format!("the token provider failed: {e}"));
+                }
+                idle = self.wait_for_command() => match idle {
+                    // Already connecting.
+                    Idle::Continue | Idle::Reconnect => {}
+                    Idle::Close => return Ok(None),
+                },
+            }
+        }
+    }
+
+    /// The next command while no session is open (mutations queue for the next one).
+    async fn wait_for_command(&mut self) -> Idle {
+        match self.commands.recv().await {
+            Some(Command::Mutate(p)) => {
+                self.pending.push(*p);
+                Idle::Continue
+            }
+            Some(Command::Reconnect) => Idle::Reconnect,
+            Some(Command::Close) | None => Idle::Close,
+        }
+    }
+
+    async fn session(&mut self, token: String) -> Outcome {
         let url = match self.held {
             Some(v) => format!("{}?since_version={v}", self.url),
             None => self.url.clone(),
@@ -182,17 +302,40 @@ impl Connection {
             Ok(r) => r,
             Err(e) => return Outcome::Dropped(e.to_string()),
         };
-        match format!("Bearer {}", self.token).parse() {
-            Ok(value) => {
-                request.headers_mut().insert("Authorization", value);
+        match HeaderValue::try_from(format!("Bearer {token}")) {
+            Ok(mut value) => {
+                // Kept out of any Debug output of the request.
+                value.set_sensitive(true);
+                request.headers_mut().insert(header::AUTHORIZATION, value);
             }
-            Err(_) => return Outcome::Dropped("the token is not a valid header value".into()),
+            // No server would take it either, and asking again gives the same.
+            Err(_) => {
+                return Outcome::Unauthorized(
+                    "the token provider returned a token that is not a valid header value".into(),
+                );
+            }
         }
         let mut ws = match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => ws,
+            Err(WsError::Http(response)) => {
+                let status = response.status();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    // E.g. the token cannot be checked while the server's JWKS is unreachable.
+                    self.retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s.min(60)));
+                }
+                // A 401 is retried too: the next attempt asks the provider for a new token.
+                return Outcome::Dropped(format!("the server refused the connection: {status}"));
+            }
             Err(e) => return Outcome::Dropped(e.to_string()),
         };
         self.begin_session();
+        // The provider's call for a refresh, while one runs (never two at once).
+        let mut fetch: Option<TokenFuture> = None;
         loop {
             let now = Instant::now();
             for frame in self.sendable(now) {
@@ -207,21 +350,51 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
+            let refresh_due = self.refresh.due.filter(|_| fetch.is_none());
             tokio::select! {
                 cmd = self.commands.recv() => match cmd {
                     // Queued; the top of the loop sends it if the limit allows.
                     Some(Command::Mutate(p)) => self.pending.push(*p),
+                    // Connected already.
+                    Some(Command::Reconnect) => {}
                     Some(Command::Close) | None => {
                         let _ = ws.close(None).await;
                         return Outcome::Closed;
                     }
                 },
+                () = sleep_until(refresh_due) => {
+                    self.refresh.due = None;
+                    fetch = Some(self.tokens.token());
+                }
+                result = maybe(fetch.as_mut()) => {
+                    fetch = None;
+                    match result {
+                        Ok(token) => {
+                            let frame = ClientFrame::Auth(AuthFrame { token });
+                            let text = serde_json::to_string(&frame).unwrap_or_default();
+                            if let Err(e) = ws.send(Message::Text(text.into())).await {
+                                return Outcome::Dropped(e.to_string());
+                            }
+                            // The next refresh is set by the `auth_ok`; without one the
+                            // server closes the session (4401) and the reconnect asks afresh.
+                        }
+                        Err(e) => {
+                            let retry_in = self.refresh.failed(Instant::now());
+                            tracing::warn!(error = %e, retry_in_ms = retry_in.as_millis() as u64,
+                                "the token provider failed at a refresh; trying again");
+                        }
+                    }
+                }
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
                         self.on_frame(&text);
+                        if let Some(message) = self.refused.take() {
+                            let _ = ws.close(None).await;
+                            return Outcome::Unauthorized(message);
+                        }
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        return Outcome::Dropped(format!("closed by the server: {frame:?}"));
+                        return Outcome::Dropped(describe_close(frame.as_ref()));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Outcome::Dropped(e.to_string()),
@@ -236,6 +409,7 @@ impl Connection {
     /// acknowledged goes again, with the same id, paced once `hello` gives the limit.
     fn begin_session(&mut self) {
         self.max_inflight = None;
+        self.refresh = Refresh::default();
         for p in &mut self.pending {
             p.in_flight = false;
         }
@@ -307,7 +481,23 @@ impl Connection {
         };
         match frame {
             ServerFrame::Hello(hello) => {
+                match &self.user_id {
+                    Some(user) if *user != hello.user_id => {
+                        // The provider now signs someone else in: this handle's snapshot and
+                        // queued mutations are the first user's, and must not reach (or be
+                        // mixed with) another's library. Nothing is sent on this session.
+                        self.refused = Some(format!(
+                            "the token provider returned a token of user {:?}; this library is {user:?}'s",
+                            hello.user_id
+                        ));
+                        return;
+                    }
+                    Some(_) => {}
+                    None => self.user_id = Some(hello.user_id.clone()),
+                }
                 self.failures = 0;
+                self.refresh
+                    .learned(hello.expires_at, Instant::now(), Timestamp::now());
                 self.max_inflight = Some(hello.max_inflight_mutations.max(1));
                 self.max_frame_bytes = hello.max_frame_bytes.max(1);
                 if self.held.is_none() {
@@ -392,6 +582,12 @@ impl Connection {
                     problem,
                 }));
             }
+            ServerFrame::AuthOk(ok) => {
+                self.refresh
+                    .renewed(ok.expires_at, Instant::now(), Timestamp::now());
+            }
+            // `invalid_token` (then 4401) and `auth_unavailable` (then 1013) among them: the
+            // close that follows ends the session, and the reconnect asks for a new token.
             ServerFrame::Error(e) => {
                 tracing::warn!(code = %e.code, message = %e.message, "the server refused a frame");
             }
@@ -419,6 +615,66 @@ impl Connection {
     }
 }
 
+/// Refreshes at most this often, whatever the expiries say: with a clock far ahead of the
+/// server's, every new token would look expired already, and each `auth_ok` would trigger
+/// the next refresh at once.
+const MIN_REFRESH_GAP: Duration = Duration::from_secs(1);
+
+/// When the session's token is refreshed (DESIGN §11): at `expires_at - margin`, the margin a
+/// fifth of the time left when the expiry was learned, within 1 s and 60 s (early enough for
+/// a slow provider, late enough not to waste short tokens). An expiry too far ahead to be an
+/// `Instant` is never refreshed.
+#[derive(Debug, Default)]
+struct Refresh {
+    /// The session token's expiry, as the server last announced it.
+    expires_at: Option<Timestamp>,
+    /// When to call the provider next; `None` without an expiry, or while a refresh is under
+    /// way (the provider running, or its token awaiting `auth_ok`).
+    due: Option<Instant>,
+    /// Failed refreshes in a row (drives the backoff).
+    failures: u32,
+}
+
+impl Refresh {
+    /// `hello`: the session's token and when it expires (`None`: never, or an older server).
+    fn learned(&mut self, expires_at: Option<Timestamp>, now: Instant, wall: Timestamp) {
+        *self = Refresh {
+            expires_at,
+            due: expires_at.and_then(|exp| now.checked_add(refresh_in(exp, wall))),
+            failures: 0,
+        };
+    }
+
+    /// `auth_ok`: the session runs on the new token.
+    fn renewed(&mut self, expires_at: Timestamp, now: Instant, wall: Timestamp) {
+        if self.expires_at.is_some_and(|old| expires_at <= old) {
+            // The provider gave back a token no newer than the session's (e.g. its own cache,
+            // not renewed yet): as good as a failure, or the margins would shrink to a loop.
+            self.failed(now);
+            return;
+        }
+        self.expires_at = Some(expires_at);
+        self.failures = 0;
+        self.due = now.checked_add(refresh_in(expires_at, wall).max(MIN_REFRESH_GAP));
+    }
+
+    /// The provider failed: try again after a backoff (the session's expiry still closes it,
+    /// and the reconnect after that asks again). Returns the delay.
+    fn failed(&mut self, now: Instant) -> Duration {
+        self.failures += 1;
+        let delay = retry_delay(self.failures);
+        self.due = Some(now + delay);
+        delay
+    }
+}
+
+/// How long until the refresh of a token expiring at `expires_at`, seen at `wall`.
+fn refresh_in(expires_at: Timestamp, wall: Timestamp) -> Duration {
+    let left = Duration::from_millis(u64::try_from(expires_at.0 - wall.0).unwrap_or(0));
+    let margin = (left / 5).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    left.saturating_sub(margin)
+}
+
 #[cfg(test)]
 mod tests {
     //! The session's bookkeeping without a network: frames in, frames to send out.
@@ -432,7 +688,13 @@ mod tests {
         let (snapshot, snapshots) = watch::channel(None);
         let (status, _) = watch::channel(SyncStatus::Connecting);
         let (_, commands) = mpsc::unbounded_channel();
-        let c = Connection::new("ws://unused".into(), "t".into(), snapshot, status, commands);
+        let c = Connection::new(
+            "ws://unused".into(),
+            TokenProvider::fixed("t"),
+            snapshot,
+            status,
+            commands,
+        );
         (c, snapshots)
     }
 
@@ -608,5 +870,91 @@ mod tests {
             c.on_frame(&snapshot(2, false));
             assert!(matches!(first.try_recv(), Ok(Ok(a)) if a.library_version == 2));
         }
+    }
+
+    const SECOND: i64 = 1000;
+
+    #[test]
+    fn the_refresh_goes_a_fifth_of_the_time_left_before_expiry_within_one_and_sixty_seconds() {
+        let wall = Timestamp(1_764_159_193_123);
+        let at = |ms: i64| refresh_in(Timestamp(wall.0 + ms), wall);
+        // An hour (Supabase): the margin is capped at 60 s.
+        assert_eq!(at(3600 * SECOND), Duration::from_secs(3540));
+        assert_eq!(at(100 * SECOND), Duration::from_secs(80));
+        // Short tokens: at least 1 s ahead.
+        assert_eq!(at(3 * SECOND), Duration::from_secs(2));
+        // Nearly or already expired (within the server's leeway): at once.
+        assert_eq!(at(SECOND / 2), Duration::ZERO);
+        assert_eq!(at(-10 * SECOND), Duration::ZERO);
+    }
+
+    #[test]
+    fn hello_schedules_the_refresh_from_its_expires_at_and_only_with_one() {
+        let (mut c, _snapshots) = connection();
+        let before = Instant::now();
+        let exp = Timestamp(Timestamp::now().0 + 100 * SECOND);
+        let mut frame: serde_json::Value = serde_json::from_str(&hello(4)).unwrap();
+        frame["expires_at"] = serde_json::to_value(exp).unwrap();
+        c.on_frame(&frame.to_string());
+        assert_eq!(c.refresh.expires_at, Some(exp));
+        let due = c.refresh.due.unwrap() - before;
+        // 80 s, give or take the time this test took (the clock moves between the readings).
+        assert!(
+            due <= Duration::from_secs(81) && due > Duration::from_secs(70),
+            "{due:?}"
+        );
+        // A server without expiry (or an older one): nothing to refresh.
+        c.begin_session();
+        c.on_frame(&hello(4));
+        assert_eq!((c.refresh.expires_at, c.refresh.due), (None, None));
+    }
+
+    #[test]
+    fn an_auth_ok_moves_the_next_refresh_and_one_no_newer_counts_as_a_failed_refresh() {
+        let (now, wall) = (Instant::now(), Timestamp(1_764_159_193_123));
+        let mut r = Refresh::default();
+        r.learned(Some(Timestamp(wall.0 + 3 * SECOND)), now, wall);
+        assert_eq!(r.due, Some(now + Duration::from_secs(2)));
+        // The provider failed: again after the backoff, the expiry unchanged.
+        r.due = None;
+        let delay = r.failed(now);
+        assert_eq!((r.due, r.failures), (Some(now + delay), 1));
+        assert!(delay <= Duration::from_millis(100));
+        // A new token: scheduled from its expiry, failures forgotten.
+        let (now, wall) = (now + Duration::from_secs(2), Timestamp(wall.0 + 2 * SECOND));
+        r.renewed(Timestamp(wall.0 + 60 * SECOND), now, wall);
+        assert_eq!(
+            (r.due, r.failures),
+            (Some(now + Duration::from_secs(48)), 0)
+        );
+        // The same token again (the provider's cache): a failure, with its backoff, not a
+        // refresh due at once.
+        r.renewed(Timestamp(wall.0 + 60 * SECOND), now, wall);
+        assert_eq!(r.failures, 1);
+        assert!(r.due.unwrap() <= now + Duration::from_millis(100));
+        assert_eq!(r.expires_at, Some(Timestamp(wall.0 + 60 * SECOND)));
+        // A clock far ahead of the server's: every new token looks expired, refreshes still
+        // come at most once a second.
+        r.renewed(Timestamp(wall.0 - 3 * SECOND), now, wall);
+        r.renewed(
+            Timestamp(wall.0 + 61 * SECOND),
+            now,
+            Timestamp(wall.0 + 3600 * SECOND),
+        );
+        assert_eq!(r.due, Some(now + MIN_REFRESH_GAP));
+    }
+
+    #[test]
+    fn a_hello_for_another_user_ends_the_session_before_anything_is_sent() {
+        let (mut c, _snapshots) = connection();
+        let _pending = issue(&mut c);
+        c.on_frame(&hello(4));
+        assert_eq!(c.sendable(Instant::now()).len(), 1);
+        c.begin_session();
+        let mut frame: serde_json::Value = serde_json::from_str(&hello(4)).unwrap();
+        frame["user_id"] = "bob".into();
+        c.on_frame(&frame.to_string());
+        assert!(c.refused.as_deref().unwrap().contains("\"bob\""));
+        assert!(c.sendable(Instant::now()).is_empty());
     }
 }

@@ -1,15 +1,22 @@
 //! Librarian's Rust client SDK.
 //!
-//! [`Library::connect`] opens a WebSocket session and keeps it open (reconnecting with backoff
-//! and `since_version`). The handle exposes the latest snapshot and the sync status as `watch`
-//! receivers, and the nine mutations. A mutation resolves only once the server acknowledged it
-//! **and** this client holds a snapshot at least as new as its version: what the caller sees
-//! afterwards always includes its own write (read-your-writes), and nothing is shown before the
-//! server confirmed it (no optimistic state). A mutation not yet acknowledged when the connection
-//! drops is sent again with the same `mutation_id`, which the server applies at most once.
-//! At most the server's `max_inflight_mutations` are in flight at once (the rest queue), and a
-//! mutation the server deferred (`too_many_mutations`, 503) is resent after a backoff, never
-//! reported as failed: an earlier attempt of it may have committed.
+//! [`Library::connect_with`] opens a WebSocket session and keeps it open (reconnecting with
+//! backoff and `since_version`). The handle exposes the latest snapshot and the sync status as
+//! `watch` receivers, and the nine mutations. A mutation resolves only once the server
+//! acknowledged it **and** this client holds a snapshot at least as new as its version: what the
+//! caller sees afterwards always includes its own write (read-your-writes), and nothing is shown
+//! before the server confirmed it (no optimistic state). A mutation not yet acknowledged when the
+//! connection drops is sent again with the same `mutation_id`, which the server applies at most
+//! once. At most the server's `max_inflight_mutations` are in flight at once (the rest queue),
+//! and a mutation the server deferred (`too_many_mutations`, 503) is resent after a backoff,
+//! never reported as failed: an earlier attempt of it may have committed.
+//!
+//! Tokens come from a [`TokenProvider`] ([`Library::connect`] is a fixed one). It is called
+//! before every connection attempt, and on an open session ahead of the token's expiry
+//! (`hello.expires_at`, then each `auth_ok.expires_at`), whose result goes in an `auth` frame:
+//! with short-lived tokens a session stays open instead of being closed (4401) at each expiry.
+//! If the provider fails before a connection attempt, the status becomes
+//! [`SyncStatus::Unauthorized`] and nothing more is tried until [`Library::reconnect`].
 //!
 //! Temporary blocks live only in this handle: they are merged into [`Library::view`], marked
 //! as temporary, never sent, and survive every snapshot until saved (a create) or discarded.
@@ -17,9 +24,11 @@
 mod connection;
 mod status;
 mod temporary;
+mod token;
 
 pub use status::SyncStatus;
 pub use temporary::{TempBlock, TempId, View, ViewBlock};
+pub use token::{TokenError, TokenFuture, TokenProvider};
 
 use librarian_core::{
     ContextBlock, ContextBlockPatch, Entity, LibrarySnapshot, NewContextBlock, NewProject,
@@ -68,9 +77,20 @@ pub struct Library {
 }
 
 impl Library {
-    /// Starts the session in the background and returns at once (status `Connecting`).
-    /// `base_url` is the server's HTTP address, e.g. `http://127.0.0.1:8080`.
+    /// [`Library::connect_with`] a fixed token ([`TokenProvider::fixed`]).
     pub fn connect(base_url: &str, token: &str) -> Result<Library, ClientError> {
+        Library::connect_with(base_url, TokenProvider::fixed(token))
+    }
+
+    /// Starts the session in the background and returns at once (status `Connecting`).
+    /// `base_url` is the server's HTTP address, e.g. `http://127.0.0.1:8080`; `tokens` is
+    /// called for a token before each connection attempt and ahead of each token's expiry.
+    ///
+    /// A handle is one user's (the first session's): if the provider later returns another
+    /// user's token, the handle stops with [`SyncStatus::Unauthorized`] rather than show that
+    /// user this one's library or send them its queued mutations. Connect a new `Library` for
+    /// the new user.
+    pub fn connect_with(base_url: &str, tokens: TokenProvider) -> Result<Library, ClientError> {
         let ws_url = if let Some(rest) = base_url.strip_prefix("http://") {
             format!("ws://{rest}")
         } else if let Some(rest) = base_url.strip_prefix("https://") {
@@ -84,7 +104,7 @@ impl Library {
         let (commands, command_rx) = mpsc::unbounded_channel();
         tokio::spawn(connection::run(connection::Connection::new(
             ws_url,
-            token.to_owned(),
+            tokens,
             snapshot_tx,
             status_tx,
             command_rx,
@@ -117,6 +137,12 @@ impl Library {
     /// Stops the session; pending mutations fail with [`ClientError::Closed`].
     pub fn close(&self) {
         let _ = self.commands.send(connection::Command::Close);
+    }
+
+    /// Tries to connect again now: after [`SyncStatus::Unauthorized`] (e.g. once the user
+    /// signed in again), or to cut a reconnect's backoff short. Does nothing while connected.
+    pub fn reconnect(&self) {
+        let _ = self.commands.send(connection::Command::Reconnect);
     }
 
     pub async fn create_project(&self, data: NewProject) -> Result<Project, ClientError> {

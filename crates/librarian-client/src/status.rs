@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncStatus {
-    /// The first connection attempt is under way.
+    /// The first connection attempt is under way (or the first after
+    /// [`Library::reconnect`](crate::Library::reconnect)).
     Connecting,
     /// Connected; the first snapshot is on its way.
     Loading,
@@ -18,6 +19,10 @@ pub enum SyncStatus {
         message: String,
         retry_in: Duration,
     },
-    /// The connection dropped; reconnecting (after `retry_in`).
+    /// The connection dropped or was refused; reconnecting (after `retry_in`).
     Reconnecting { retry_in: Duration },
+    /// The token provider failed before a connection attempt (e.g. the user signed out): the
+    /// library stopped trying, since trying again would not change the answer. Mutations stay
+    /// queued; [`Library::reconnect`](crate::Library::reconnect) tries again.
+    Unauthorized { message: String },
 }
