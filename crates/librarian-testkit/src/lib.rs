@@ -10,6 +10,7 @@
 // Test-only code: a helper that cannot do its job should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jwks;
 pub mod proxy;
 pub mod server;
 pub mod ws;
