@@ -1,6 +1,8 @@
 //! The Rust SDK against the real server, on SQLite and PostgreSQL: read-your-writes,
 //! reconnect with pending mutations (each applied once, paced under the server's in-flight
-//! limit), temporary blocks, and a database that went back (restored from a backup).
+//! limit), temporary blocks, and a database that went back (restored from a backup); and, on
+//! SQLite in jwt mode, tokens from a provider (refreshed on the open socket, a failing provider,
+//! another user's token, a refused connection).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
@@ -388,4 +390,241 @@ async fn a_mutation_over_the_announced_frame_limit_is_refused_without_closing_th
     lib.create_context_block(fits).await.unwrap();
     assert_eq!(titles(&server_library(&server, &token).await), ["fits"]);
     assert!(matches!(*lib.status().borrow(), SyncStatus::Live { .. }));
+}
+
+/// Short-lived tokens from a [`TokenProvider`](librarian_client::TokenProvider) against the
+/// server in jwt mode: refreshes on the open socket, a provider that fails, another user's
+/// token, a refused connection. The waits are hang guards; the server's log tells which
+/// sessions there were.
+mod tokens {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use librarian_client::TokenProvider;
+    use std::sync::Mutex;
+    use tokio::sync::watch;
+
+    const SECRET: &str = "a-test-hs256-secret-of-at-least-32-bytes";
+    /// Short enough for a test to outlive a few (the SDK refreshes 1 s before `exp`).
+    const LIFETIME_S: u64 = 3;
+
+    fn jwt_server(leeway_s: &str) -> TestServer {
+        TestServer::start(&[
+            ("LIBRARIAN__AUTH__MODE", "jwt"),
+            ("LIBRARIAN__AUTH__JWT_SECRET", SECRET),
+            ("LIBRARIAN__AUTH__LEEWAY_S", leeway_s),
+        ])
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    fn sign(user: &str, exp: u64) -> String {
+        let claims = serde_json::json!({"sub": user, "exp": exp});
+        jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// What the provider answers on a call.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        /// A fresh token of this user, valid for [`LIFETIME_S`].
+        Token(&'static str),
+        /// A token of this user that expired already.
+        Expired(&'static str),
+        /// An error (the user signed out).
+        Fail,
+    }
+
+    /// A provider that answers from a script (its last answer repeated), counting its calls.
+    #[derive(Clone)]
+    struct Signer {
+        script: Arc<Mutex<Vec<Answer>>>,
+        calls: Arc<watch::Sender<usize>>,
+    }
+
+    impl Signer {
+        fn new(script: &[Answer]) -> Signer {
+            Signer {
+                script: Arc::new(Mutex::new(script.to_vec())),
+                calls: Arc::new(watch::Sender::new(0)),
+            }
+        }
+
+        /// Answers from now on.
+        fn set(&self, script: &[Answer]) {
+            *self.script.lock().unwrap() = script.to_vec();
+        }
+
+        fn calls(&self) -> usize {
+            *self.calls.borrow()
+        }
+
+        fn provider(&self) -> TokenProvider {
+            let signer = self.clone();
+            TokenProvider::new(move || {
+                let signer = signer.clone();
+                async move {
+                    let answer = {
+                        let mut script = signer.script.lock().unwrap();
+                        if script.len() > 1 {
+                            script.remove(0)
+                        } else {
+                            script[0]
+                        }
+                    };
+                    signer.calls.send_modify(|n| *n += 1);
+                    match answer {
+                        Answer::Token(user) => Ok(sign(user, now() + LIFETIME_S)),
+                        Answer::Expired(user) => Ok(sign(user, now() - 10)),
+                        Answer::Fail => Err("signed out".into()),
+                    }
+                }
+            })
+        }
+    }
+
+    async fn unauthorized(lib: &Library) -> String {
+        let mut status = lib.status();
+        let status = tokio::time::timeout(
+            PATIENCE,
+            status.wait_for(|s| matches!(s, SyncStatus::Unauthorized { .. })),
+        )
+        .await
+        .expect("never unauthorized")
+        .unwrap()
+        .clone();
+        match status {
+            SyncStatus::Unauthorized { message } => message,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The server's log lines so far that contain all of `needles`, once every line logged
+    /// before this call is in (a request is made and its line awaited: one ordered stream).
+    async fn logged(server: &TestServer, needles: &[&str]) -> Vec<String> {
+        let is_marker = |l: &str| l.contains("\"route\":\"/healthz\"");
+        let before = server.logs().iter().filter(|l| is_marker(l)).count();
+        reqwest::get(server.url("/healthz")).await.unwrap();
+        server
+            .wait_for_logs(before + 1, "the marker request", is_marker)
+            .await;
+        server
+            .logs()
+            .into_iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn refreshes_on_the_open_socket_keep_one_session_open_past_its_first_tokens_expiry() {
+        let server = jwt_server("0");
+        let signer = Signer::new(&[Answer::Token("alice")]);
+        let first_exp = now() + LIFETIME_S;
+        let lib = Library::connect_with(&server.base_url, signer.provider()).unwrap();
+        live(&lib).await;
+        // Two lifetimes: the first token, and one more, have expired (leeway 0) meanwhile.
+        let past = first_exp + LIFETIME_S + 1;
+        tokio::time::sleep(Duration::from_secs(past.saturating_sub(now()))).await;
+        assert!(matches!(*lib.status().borrow(), SyncStatus::Live { .. }));
+        let created = tokio::time::timeout(PATIENCE, lib.create_context_block(block("later")))
+            .await
+            .expect("the write after two lifetimes never resolved")
+            .unwrap();
+        assert_eq!(created.title, "later");
+        // All on the first session: never closed (4401 at an expiry), never opened again.
+        assert_eq!(logged(&server, &["\"session opened\""]).await.len(), 1);
+        assert_eq!(
+            logged(&server, &["\"session closed\""]).await,
+            [] as [String; 0]
+        );
+        // Each refresh asked the provider: no token of it outlives 3 s, the session lived 7.
+        assert!(signer.calls() >= 3, "{} calls", signer.calls());
+    }
+
+    #[tokio::test]
+    async fn a_provider_failing_at_a_reconnect_stops_the_sdk_as_unauthorized_until_reconnect() {
+        let server = jwt_server("0");
+        let signer = Signer::new(&[Answer::Token("alice")]);
+        let lib = Arc::new(Library::connect_with(&server.base_url, signer.provider()).unwrap());
+        live(&lib).await;
+        // Signed out: the refreshes fail (retried while the session lives), the token expires
+        // (4401), and the reconnect's call fails too.
+        signer.set(&[Answer::Fail]);
+        let message = unauthorized(&lib).await;
+        assert!(message.contains("signed out"), "{message}");
+        let closed = logged(&server, &["\"session closed\"", "\"close_code\":4401"]).await;
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        // No more attempts: a mutation issued now waits, neither sent nor failed.
+        let calls = signer.calls();
+        let pending = {
+            let lib = lib.clone();
+            tokio::spawn(async move { lib.create_context_block(block("queued")).await })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(signer.calls(), calls, "the SDK kept asking for tokens");
+        assert!(matches!(
+            *lib.status().borrow(),
+            SyncStatus::Unauthorized { .. }
+        ));
+        assert!(!pending.is_finished());
+        // Signed in again: the app asks to reconnect, and the queued write goes.
+        signer.set(&[Answer::Token("alice")]);
+        lib.reconnect();
+        let created = tokio::time::timeout(PATIENCE, pending)
+            .await
+            .expect("the queued write never resolved")
+            .unwrap()
+            .unwrap();
+        assert_eq!(created.title, "queued");
+        let token = sign("alice", now() + 60);
+        assert_eq!(titles(&server_library(&server, &token).await), ["queued"]);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_with_another_users_token_gets_the_session_closed_with_4401() {
+        // A leeway far beyond this test: a 4401 here is the refused refresh, not the expiry.
+        let server = jwt_server("600");
+        let signer = Signer::new(&[Answer::Token("alice")]);
+        let lib = Library::connect_with(&server.base_url, signer.provider()).unwrap();
+        live(&lib).await;
+        signer.set(&[Answer::Token("bob")]);
+        server
+            .wait_for_log("alice's session closed with 4401", |l| {
+                l.contains("\"session closed\"")
+                    && l.contains("\"user_id\":\"alice\"")
+                    && l.contains("\"close_code\":4401")
+            })
+            .await;
+        // The reconnect asks again and gets bob's token: this handle holds alice's library
+        // and her queued writes, so it stops rather than mix them with bob's.
+        let message = unauthorized(&lib).await;
+        assert!(message.contains("\"bob\""), "{message}");
+        // Alice again: the same handle carries on with her library.
+        signer.set(&[Answer::Token("alice")]);
+        lib.reconnect();
+        live(&lib).await;
+        lib.create_context_block(block("alice's")).await.unwrap();
+        let bob = sign("bob", now() + 60);
+        assert_eq!(
+            titles(&server_library(&server, &bob).await),
+            [] as [String; 0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_refused_with_401_is_retried_with_a_new_token_from_the_provider() {
+        let server = jwt_server("0");
+        let signer = Signer::new(&[Answer::Expired("alice"), Answer::Token("alice")]);
+        let lib = Library::connect_with(&server.base_url, signer.provider()).unwrap();
+        live(&lib).await;
+        // Live at all means a second call: the first token was refused.
+        assert!(signer.calls() >= 2);
+        assert_eq!(logged(&server, &["\"session opened\""]).await.len(), 1);
+        lib.create_context_block(block("in")).await.unwrap();
+    }
 }
