@@ -1,7 +1,9 @@
 //! Security: another user's ids on every endpoint and WebSocket op, tokens of another
 //! algorithm family, logs free of tokens and secrets, CORS and the WebSocket Origin check. On
 //! both backends, except the checks that are settled before any store is involved (said at
-//! the test).
+//! the test). The asymmetric algorithms and their confusion attacks (`alg: none`, HS256 signed
+//! with a public key, an algorithm that does not match its key, unknown or missing `kid`) are
+//! in `tests/jwks.rs`, against a key set the testkit serves.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
@@ -246,6 +248,7 @@ async fn tokens_and_secrets_in_logs(db: &TestDb) {
 }
 
 /// SQLite only: a token is refused by the authentication middleware, before any store is used.
+/// Without `auth.jwks_url` no asymmetric token is accepted, whatever its header says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_another_algorithm_family_is_refused() {
     let server = TestServer::start(&[
@@ -262,6 +265,20 @@ async fn a_token_of_another_algorithm_family_is_refused() {
         );
         let (status, body) = call(&server, &token, Method::GET, "/api/v1/library", None).await;
         assert_eq!(status, 401, "{alg}: {body}");
+    }
+    // HS384 / HS512 with the right secret: still not HS256.
+    for alg in [
+        jsonwebtoken::Algorithm::HS384,
+        jsonwebtoken::Algorithm::HS512,
+    ] {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(alg),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        let (status, body) = call(&server, &token, Method::GET, "/api/v1/library", None).await;
+        assert_eq!(status, 401, "{alg:?}: {body}");
     }
 }
 
