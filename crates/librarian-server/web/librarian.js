@@ -666,7 +666,8 @@ var Session = class {
     this.authSent = null;
     const expiresAt = parseExpiry(expires);
     if (expiresAt === null) return;
-    if (this.expiresAt !== null && expiresAt <= this.expiresAt) {
+    const now = Date.now();
+    if (this.expiresAt !== null && expiresAt <= this.expiresAt || refreshAt(expiresAt, now) <= now) {
       this.expiresAt = expiresAt;
       this.retryRefresh(ws);
       return;

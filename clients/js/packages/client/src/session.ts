@@ -461,9 +461,11 @@ export class Session {
     this.authSent = null;
     const expiresAt = parseExpiry(expires);
     if (expiresAt === null) return;
-    if (this.expiresAt !== null && expiresAt <= this.expiresAt) {
-      // The new token expires no later than the old one: refreshing at the same point again
-      // would loop; ask the provider again after a backoff instead.
+    const now = Date.now();
+    if ((this.expiresAt !== null && expiresAt <= this.expiresAt) || refreshAt(expiresAt, now) <= now) {
+      // The new token expires no later than the old one, or is due for a refresh at once (by
+      // this clock: one far ahead of the server's sees every token expired): refreshing at
+      // once again would loop; ask the provider again after a backoff instead.
       this.expiresAt = expiresAt;
       this.retryRefresh(ws);
       return;

@@ -231,6 +231,32 @@ describe("token refresh", () => {
     }
   });
 
+  it("a client clock far ahead of the server's (every token looks expired) refreshes with the backoff, not in a loop", async () => {
+    logsOnFailure(() => server);
+    const sub = user("clock-ahead");
+    const realNow = Date.now.bind(Date);
+    const real = () => Math.floor(realNow() / 1000);
+    // Tokens good for a minute, each one distinct (a provider minting a new one per call).
+    let n = 0;
+    const fresh = () => mint(signJwt(secret, { sub, exp: real() + 60, jti: String(++n) }));
+    const start = proxy.connections.length;
+    vi.spyOn(Date, "now").mockImplementation(() => realNow() + 2 * 3600_000);
+    const c = client({ url: proxy.url, getToken: fresh });
+    await live(c);
+    const conn = proxy.last()!;
+    await until(() => received(conn, "auth_ok").length >= 2, "two refreshes");
+    const from = realNow();
+    await new Promise((r) => setTimeout(r, 3000));
+    // The backoff (100 ms doubling, jittered) allows at most 7 in these 3.5 s or so; refreshing
+    // whenever a token's expiry moves would send several a second.
+    const auths = sent(conn, "auth").length;
+    expect(auths).toBeLessThan(10);
+    expect(realNow() - from).toBeGreaterThanOrEqual(3000);
+    expect(proxy.connections.slice(start)).toEqual([conn]);
+    expect(conn.open).toBe(true);
+    expect(c.getState().status.state).toBe("live");
+  });
+
   it("with shareAcrossTabs only the leader refreshes, with its own provider; the follower stays live through it", async () => {
     logsOnFailure(() => server);
     const sub = user("tabs-refresh");
