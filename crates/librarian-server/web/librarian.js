@@ -289,22 +289,6 @@ function parseExpiry(value) {
   return Number.isFinite(ms) ? ms : null;
 }
 
-// packages/client/src/token.ts
-function tokenSubject(token) {
-  const part = token.split(".")[1];
-  if (!part) return null;
-  try {
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
-    const binary = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
-    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-    const payload = JSON.parse(new TextDecoder().decode(bytes));
-    const sub = payload && typeof payload === "object" ? payload.sub : void 0;
-    return typeof sub === "string" && sub !== "" ? sub : null;
-  } catch {
-    return null;
-  }
-}
-
 // packages/client/src/wire.ts
 var CloseCode = {
   GoingAway: 1001,
@@ -374,10 +358,6 @@ var Session = class {
     this.status({ state: "connecting" });
     void this.connect();
   }
-  /** The user of the token the session runs on, as the token says (unverified; null if not a JWT). */
-  tokenUser() {
-    return this.sessionToken === null ? null : tokenSubject(this.sessionToken);
-  }
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
   mutate(frame) {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
@@ -404,6 +384,15 @@ var Session = class {
       detail: `the mutation is ${bytes} bytes; the server takes frames of at most ${this.maxFrameBytes} bytes`
     };
     this.opts.handlers.result(mutationId, { ok: false, problem });
+  }
+  /**
+   * Stops on the current connection until `reconnect()`: the socket closes, nothing more is
+   * sent (queued mutations stay queued), and the status is a terminal error.
+   */
+  halt(code, message2) {
+    if (this.closed) return;
+    this.detach()?.close(1e3);
+    this.status({ state: "error", code, message: message2, retryAt: null });
   }
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
   reconnect(opts = {}) {
@@ -831,6 +820,22 @@ function pickFields(changes) {
   return out;
 }
 
+// packages/client/src/token.ts
+function tokenSubject(token) {
+  const part = token.split(".")[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(b64 + "=".repeat((4 - b64.length % 4) % 4));
+    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    const sub = payload && typeof payload === "object" ? payload.sub : void 0;
+    return typeof sub === "string" && sub !== "" ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
 // packages/client/src/client.ts
 var EMPTY = [];
 var CACHE_READ_WAIT_MS = 2e3;
@@ -1101,25 +1106,25 @@ var LibraryClient = class {
   }
   // ---- from the server (this client's own session) ------------------------------------------
   onHello(libraryId, userId) {
-    const switched = this.helloUser !== null && this.helloUser !== userId;
+    if (this.helloUser !== null && this.helloUser !== userId) {
+      this.session?.halt(
+        "unauthorized",
+        "the token is for another user than this client's; make a new client for them"
+      );
+      return;
+    }
     this.helloUser = userId;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
       this.cacheForUser = null;
       void this.showCached(libraryId);
-    } else if (switched && this.cache) {
-      const user = this.session?.tokenUser() ?? userId;
-      this.user = user;
-      void this.cache.close().catch(() => {
-      });
-      this.cache = new SnapshotCache(this.options.indexedDB ?? globalThis.indexedDB, cacheKey(this.url, user, this.options.library));
     }
     if (this.snapshot !== null && this.libraryId !== null && this.libraryId !== libraryId) {
       this.snapshot = null;
       this.cached = false;
       this.libraryId = libraryId;
-      if (!switched) void this.cache?.remove().catch(() => {
+      void this.cache?.remove().catch(() => {
       });
       this.commit();
       this.relay(true);

@@ -347,28 +347,31 @@ export class LibraryClient {
   // ---- from the server (this client's own session) ------------------------------------------
 
   private onHello(libraryId: string, userId: string): void {
-    const switched = this.helloUser !== null && this.helloUser !== userId;
+    if (this.helloUser !== null && this.helloUser !== userId) {
+      // The provider now gives another user's token. This client's state, cache and queued
+      // writes are the first user's: nothing of theirs may reach the other's library (their
+      // unacknowledged writes would be resent there). Stop until a token of the first user
+      // comes (`reconnect()`); another user wants a client of their own.
+      this.session?.halt(
+        "unauthorized",
+        "the token is for another user than this client's; make a new client for them",
+      );
+      return;
+    }
     this.helloUser = userId;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
       this.cacheForUser = null;
       void this.showCached(libraryId);
-    } else if (switched && this.cache) {
-      // The provider now gives another user's token (its refresh was refused, 4401, and the
-      // reconnect is that user's): the cache follows, and the first user's copy stays theirs.
-      const user = this.session?.tokenUser() ?? userId;
-      this.user = user;
-      void this.cache.close().catch(() => {});
-      this.cache = new SnapshotCache(this.options.indexedDB ?? globalThis.indexedDB, cacheKey(this.url, user, this.options.library));
     }
     if (this.snapshot !== null && this.libraryId !== null && this.libraryId !== libraryId) {
-      // The copy shown is of another library (the server's data was replaced, or another
-      // user's token): drop it and load this one whole, without since_version.
+      // The copy shown is of another library (the server's data was replaced): drop it and
+      // load this one whole, without since_version.
       this.snapshot = null;
       this.cached = false;
       this.libraryId = libraryId;
-      if (!switched) void this.cache?.remove().catch(() => {});
+      void this.cache?.remove().catch(() => {});
       this.commit();
       this.relay(true);
       this.session?.reconnect({ dropHeld: true });

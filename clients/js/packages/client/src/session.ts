@@ -19,7 +19,6 @@
 import { retryDelay, retryable } from "./backoff.js";
 import { toProblem } from "./errors.js";
 import { MAX_TIMER_MS, parseExpiry, refreshAt } from "./refresh.js";
-import { tokenSubject } from "./token.js";
 import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
 import { CloseCode, type AuthFrame, type Entity, type HelloFrame, type LibrarySnapshot, type MutateFrame, type Problem, type ServerFrame } from "./wire.js";
 
@@ -130,11 +129,6 @@ export class Session {
     void this.connect();
   }
 
-  /** The user of the token the session runs on, as the token says (unverified; null if not a JWT). */
-  tokenUser(): string | null {
-    return this.sessionToken === null ? null : tokenSubject(this.sessionToken);
-  }
-
   /** Queues a mutation (a `mutation_id` already queued is not queued twice). */
   mutate(frame: MutateFrame): void {
     if (this.closed || this.queue.has(frame.mutation_id)) return;
@@ -162,6 +156,16 @@ export class Session {
       detail: `the mutation is ${bytes} bytes; the server takes frames of at most ${this.maxFrameBytes} bytes`,
     };
     this.opts.handlers.result(mutationId, { ok: false, problem });
+  }
+
+  /**
+   * Stops on the current connection until `reconnect()`: the socket closes, nothing more is
+   * sent (queued mutations stay queued), and the status is a terminal error.
+   */
+  halt(code: string, message: string): void {
+    if (this.closed) return;
+    this.detach()?.close(1000);
+    this.status({ state: "error", code, message, retryAt: null });
   }
 
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
