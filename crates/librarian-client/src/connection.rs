@@ -100,6 +100,60 @@ impl Pending {
     }
 }
 
+/// Servers before `hello` announced it allowed this many frames per second.
+const DEFAULT_FRAMES_PER_SECOND: u32 = 100;
+/// The share of the server's frame rate this client uses: the pongs it answers count too.
+const FRAME_RATE_SHARE: f64 = 0.8;
+
+/// A token bucket for outgoing frames, at [`FRAME_RATE_SHARE`] of the server's
+/// `max_frames_per_second` (also its burst): past that the server closes the session (4429),
+/// so a burst of writes is paced here instead.
+struct FrameBudget {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl FrameBudget {
+    fn new(per_second: u32, now: Instant) -> FrameBudget {
+        let rate = (f64::from(per_second) * FRAME_RATE_SHARE).floor().max(1.0);
+        FrameBudget {
+            rate,
+            tokens: rate,
+            refilled: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let earned = now.saturating_duration_since(self.refilled).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.rate);
+        self.refilled = now;
+    }
+
+    /// One frame, if the budget has it.
+    fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// One frame that goes anyway (a token refresh).
+    fn spend(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens -= 1.0;
+    }
+
+    /// When the next frame will be in the budget.
+    fn next_at(&self) -> Instant {
+        let missing = (1.0 - self.tokens).max(0.0);
+        self.refilled + Duration::from_secs_f64(missing / self.rate)
+    }
+}
+
 pub(crate) struct Connection {
     url: String,
     tokens: TokenProvider,
@@ -120,6 +174,10 @@ pub(crate) struct Connection {
     max_inflight: Option<usize>,
     /// The largest frame the server takes (the last `hello`'s `max_frame_bytes`).
     max_frame_bytes: usize,
+    /// Frames this client may send now (paced under the last `hello`'s `max_frames_per_second`).
+    budget: FrameBudget,
+    /// A sendable mutation waits for the budget: wake when it refills.
+    paced: bool,
     /// When the current session's token is refreshed.
     refresh: Refresh,
     /// The server's `Retry-After` on the last refused connection attempt (a 503), if longer
@@ -164,6 +222,8 @@ impl Connection {
             failures: 0,
             max_inflight: None,
             max_frame_bytes: usize::MAX,
+            budget: FrameBudget::new(DEFAULT_FRAMES_PER_SECOND, Instant::now()),
+            paced: false,
             refresh: Refresh::default(),
             retry_after: None,
         }
@@ -370,6 +430,8 @@ impl Connection {
                     fetch = None;
                     match result {
                         Ok(token) => {
+                            // It goes now (it keeps the session), and counts against the budget.
+                            self.budget.spend(Instant::now());
                             let frame = ClientFrame::Auth(AuthFrame { token });
                             let text = serde_json::to_string(&frame).unwrap_or_default();
                             if let Err(e) = ws.send(Message::Text(text.into())).await {
@@ -424,11 +486,16 @@ impl Connection {
         let mut in_flight = self.pending.iter().filter(|p| p.in_flight).count();
         let mut frames = Vec::new();
         let mut too_large = Vec::new();
+        self.paced = false;
         for (i, p) in self.pending.iter_mut().enumerate() {
             if in_flight >= limit {
                 break;
             }
             if p.queued() && p.not_before.is_none_or(|t| t <= now) {
+                if !self.budget.take(now) {
+                    self.paced = true;
+                    break;
+                }
                 let frame = p.frame();
                 if frame.len() > self.max_frame_bytes {
                     too_large.push((i, frame.len()));
@@ -463,11 +530,13 @@ impl Connection {
     /// When the earliest backoff still running ends. Only future ones: a mutation whose backoff
     /// is over but the limit holds back goes when an answer frees a place (no busy wake-ups).
     fn next_retry(&self, now: Instant) -> Option<Instant> {
+        let paced = self.paced.then(|| self.budget.next_at());
         self.pending
             .iter()
             .filter(|p| p.queued())
             .filter_map(|p| p.not_before)
             .filter(|t| *t > now)
+            .chain(paced)
             .min()
     }
 
@@ -500,6 +569,7 @@ impl Connection {
                     .learned(hello.expires_at, Instant::now(), Timestamp::now());
                 self.max_inflight = Some(hello.max_inflight_mutations.max(1));
                 self.max_frame_bytes = hello.max_frame_bytes.max(1);
+                self.budget = FrameBudget::new(hello.max_frames_per_second, Instant::now());
                 if self.held.is_none() {
                     self.status.send_replace(SyncStatus::Loading);
                 }
@@ -773,6 +843,32 @@ mod tests {
         assert_eq!((held(&snapshots), c.held), (Some(3), Some(3)));
         c.on_frame(&snapshot(4, false));
         assert_eq!(held(&snapshots), Some(4));
+    }
+
+    #[test]
+    fn frames_are_paced_under_the_announced_frame_rate() {
+        let (mut c, _snapshots) = connection();
+        let _done: Vec<Done> = (0..30).map(|_| issue(&mut c)).collect();
+        c.begin_session();
+        c.on_frame(
+            &serde_json::json!({
+                "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
+                "library_id": Uuid::nil(), "max_inflight_mutations": 32,
+                "max_frames_per_second": 10,
+            })
+            .to_string(),
+        );
+        let now = Instant::now();
+        // 80 % of 10 per second, as one burst; the rest when the budget refills.
+        assert_eq!(c.sendable(now).len(), 8);
+        assert!(c.sendable(now).is_empty());
+        let wake = c.next_retry(now).expect("a wake-up for the paced ones");
+        assert!(
+            wake > now && wake <= now + Duration::from_millis(125),
+            "{wake:?}"
+        );
+        assert_eq!(c.sendable(now + Duration::from_millis(250)).len(), 2);
+        assert_eq!(c.sendable(now + Duration::from_secs(10)).len(), 8);
     }
 
     #[test]

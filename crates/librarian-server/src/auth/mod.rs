@@ -50,6 +50,11 @@ pub enum AuthSetupError {
     ShortSecret,
     #[error("auth.jwks_url is not an http(s) URL: {0}")]
     BadJwksUrl(String),
+    #[error(
+        "auth.jwks_url and auth.jwt_secret are for auth.mode = \"jwt\"; dev mode signs its own \
+         tokens (set auth.mode = \"jwt\", or remove them)"
+    )]
+    JwtSettingsInDevMode,
     #[error("cannot read or create the dev secret {path}: {source}")]
     DevSecret {
         path: String,
@@ -142,7 +147,13 @@ impl Authenticator {
                 Some(_) => return Err(AuthSetupError::ShortSecret),
                 None => None,
             },
-            AuthMode::Dev => Some(dev_secret(&config.dev_secret_file)?.into_bytes()),
+            AuthMode::Dev => {
+                // Ignoring them would leave someone believing their provider's tokens work.
+                if config.jwks_url.is_some() || config.jwt_secret.is_some() {
+                    return Err(AuthSetupError::JwtSettingsInDevMode);
+                }
+                Some(dev_secret(&config.dev_secret_file)?.into_bytes())
+            }
         };
         let jwks = match (&config.mode, &config.jwks_url) {
             (AuthMode::Jwt, Some(url)) => {
@@ -510,6 +521,21 @@ mod tests {
             "{}",
             verified.exp
         );
+    }
+
+    #[test]
+    fn jwt_settings_in_dev_mode_are_refused() {
+        let mut c = config(AuthMode::Dev);
+        assert!(matches!(
+            Authenticator::new(&c),
+            Err(AuthSetupError::JwtSettingsInDevMode)
+        ));
+        c.jwt_secret = None;
+        c.jwks_url = Some("https://example.com/jwks.json".into());
+        assert!(matches!(
+            Authenticator::new(&c),
+            Err(AuthSetupError::JwtSettingsInDevMode)
+        ));
     }
 
     #[test]
