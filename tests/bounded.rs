@@ -61,7 +61,7 @@ async fn logged(server: &TestServer, parts: &[&str]) {
 /// Deletes alice's library row behind the server's back; its rows go with it (ON DELETE
 /// CASCADE, which SQLite applies only with foreign keys on).
 async fn delete_alices_library(db: &TestDb) {
-    let delete = "DELETE FROM libraries WHERE user_id = 'alice'";
+    let delete = "DELETE FROM libraries WHERE default_for = 'alice'";
     if db.is_postgres() {
         db.execute(delete).await;
     } else {

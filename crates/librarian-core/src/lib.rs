@@ -7,6 +7,7 @@ pub mod entity;
 pub mod error;
 pub mod field;
 pub mod limits;
+pub mod member;
 pub mod metrics_buckets;
 pub mod mutation;
 pub mod protocol;
@@ -18,6 +19,7 @@ pub use entity::{ContextBlock, Entity, EntityKind, Project, SavedPrompt};
 pub use error::{Error, FieldError};
 pub use field::Field;
 pub use limits::Limits;
+pub use member::{Member, Role};
 pub use mutation::{
     Committed, ContextBlockPatch, Mutation, MutationOptions, NewContextBlock, NewProject,
     NewSavedPrompt, Op, ProjectPatch, SavedPromptPatch,

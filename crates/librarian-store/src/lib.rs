@@ -101,6 +101,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The name of the library every user gets on first use.
+pub const DEFAULT_LIBRARY_NAME: &str = "My library";
+
 struct Inner {
     pool: Pools,
     limits: Limits,
@@ -314,6 +317,16 @@ impl Store {
                         .run_pending_migrations(migrate::SQLITE_MIGRATIONS)
                         .map(|v| v.len())
                         .map_err(|e| Error::Internal(format!("migration failed: {e}")));
+                    // A script that runs its own transaction with foreign keys off
+                    // (metadata.toml) may have stopped inside it: the pool must get the
+                    // connection back as it hands it out.
+                    if ran.is_err() {
+                        let _ = diesel::connection::SimpleConnection::batch_execute(c, "ROLLBACK");
+                    }
+                    let _ = diesel::connection::SimpleConnection::batch_execute(
+                        c,
+                        "PRAGMA foreign_keys = ON",
+                    );
                     drop(writer);
                     Ok(ran?)
                 })
@@ -345,12 +358,14 @@ impl Store {
         }
     }
 
-    /// The user's library, created (empty, version 0) on first use.
+    /// The user's own library (`default_for` them, they its owner), created (empty, version 0)
+    /// on first use.
     pub async fn library_for_user(&self, user_id: &str) -> Result<Library, Error> {
         let now = librarian_core::Timestamp::now().millis();
         let new = models::LibraryRow {
             id: Uuid::now_v7().to_string(),
-            user_id: user_id.to_owned(),
+            name: DEFAULT_LIBRARY_NAME.to_owned(),
+            default_for: Some(user_id.to_owned()),
             version: 0,
             created_at: now,
             updated_at: now,
@@ -359,9 +374,16 @@ impl Store {
         let row = db_run!(self, |ops, c| ops::library_for_user(c, &user, &new))?;
         Ok(Library {
             id: models::parse_id(&row.id)?,
-            user_id: row.user_id,
+            user_id: user_id.to_owned(),
             version: row.version,
         })
+    }
+
+    /// The members of a library, by user id.
+    pub async fn members(&self, library_id: Uuid) -> Result<Vec<librarian_core::Member>, Error> {
+        let lib = library_id.to_string();
+        let rows = db_run!(self, |ops, c| ops::members(c, &lib))?;
+        rows.into_iter().map(models::MemberRow::to_member).collect()
     }
 
     /// Validates and applies one mutation to a library in one transaction: the rows, the

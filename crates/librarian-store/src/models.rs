@@ -3,20 +3,44 @@
 //! broken invariant, reported as `Error::Internal`.
 
 use crate::schema::{
-    context_blocks, idempotency_keys, libraries, projects, saved_prompt_blocks, saved_prompts,
+    context_blocks, idempotency_keys, libraries, library_members, projects, saved_prompt_blocks,
+    saved_prompts,
 };
 use diesel::prelude::*;
-use librarian_core::{ContextBlock, Error, Project, SavedPrompt, Timestamp};
+use librarian_core::{ContextBlock, Error, Member, Project, Role, SavedPrompt, Timestamp};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = libraries, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub(crate) struct LibraryRow {
     pub id: String,
-    pub user_id: String,
+    pub default_for: Option<String>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = library_members, primary_key(library_id, user_id))]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub(crate) struct MemberRow {
+    pub library_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub added_at: i64,
+}
+
+impl MemberRow {
+    pub fn to_member(self) -> Result<Member, Error> {
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| Error::Internal(format!("unknown stored role {:?}", self.role)))?;
+        Ok(Member {
+            user_id: self.user_id,
+            role,
+            added_at: Timestamp(self.added_at),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

@@ -4,10 +4,22 @@
 diesel::table! {
     libraries (id) {
         id -> Text,
-        user_id -> Text,
+        /// The user whose own library this is (created on first use); NULL for the others.
+        default_for -> Nullable<Text>,
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    library_members (library_id, user_id) {
+        library_id -> Text,
+        user_id -> Text,
+        /// `owner` (exactly one per library), `editor` or `viewer`.
+        role -> Text,
+        added_at -> BigInt,
     }
 }
 
@@ -83,6 +95,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     libraries,
+    library_members,
     projects,
     context_blocks,
     saved_prompts,

@@ -32,7 +32,7 @@ macro_rules! bodies {
             include!("body/saved_prompts.rs");
         }
         pub(crate) use library::{
-            applied_migrations, apply, get, library_for_user, library_versions, load,
+            applied_migrations, apply, get, library_for_user, library_versions, load, members,
             purge_idempotency,
         };
     };

@@ -13,11 +13,12 @@ use super::saved_prompts::{
 use super::{Conn, RunQueryDsl};
 use crate::error::{TxError, library_gone};
 use crate::models::{
-    ContextBlockRow, IdempotencyRow, LibraryRow, ProjectRow, SavedPromptRow, parse_id,
+    ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
 };
 use crate::ops::replayed;
 use crate::schema::{
-    context_blocks, idempotency_keys, libraries, projects, saved_prompt_blocks, saved_prompts,
+    context_blocks, idempotency_keys, libraries, library_members, projects, saved_prompt_blocks,
+    saved_prompts,
 };
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use librarian_core::{
@@ -237,7 +238,8 @@ pub(crate) fn get(conn: &mut Conn, lib: &str, kind: EntityKind, id: Uuid) -> Res
 // ---- library rows ---------------------------------------------------------------------------
 
 maybe_async! {
-/// The user's library row, inserted from `new` when the user has none yet.
+/// The user's own library row, inserted from `new` (with them as its owner) when the user has
+/// none yet.
 pub(crate) fn library_for_user(
     conn: &mut Conn,
     user: &str,
@@ -245,7 +247,7 @@ pub(crate) fn library_for_user(
 ) -> Result<LibraryRow, TxError> {
     let by_user = || {
         libraries::table
-            .filter(libraries::user_id.eq(user))
+            .filter(libraries::default_for.eq(user))
             .select(LibraryRow::as_select())
     };
     if let Some(row) = run!(by_user().first(conn)).optional()? {
@@ -254,10 +256,33 @@ pub(crate) fn library_for_user(
     // Two first requests of one user may race here: one insert wins, both read it back.
     run!(diesel::insert_into(libraries::table)
         .values(new)
-        .on_conflict(libraries::user_id)
+        .on_conflict(libraries::default_for)
         .do_nothing()
         .execute(conn))?;
-    Ok(run!(by_user().first(conn))?)
+    let row: LibraryRow = run!(by_user().first(conn))?;
+    // The owner: inserted by whichever racer gets here first (the others change nothing).
+    run!(diesel::insert_into(library_members::table)
+        .values(MemberRow {
+            library_id: row.id.clone(),
+            user_id: user.to_owned(),
+            role: "owner".to_owned(),
+            added_at: row.created_at,
+        })
+        .on_conflict((library_members::library_id, library_members::user_id))
+        .do_nothing()
+        .execute(conn))?;
+    Ok(row)
+}
+}
+
+maybe_async! {
+/// The members of a library, by user id.
+pub(crate) fn members(conn: &mut Conn, lib: &str) -> Result<Vec<MemberRow>, TxError> {
+    Ok(run!(library_members::table
+        .filter(library_members::library_id.eq(lib))
+        .order(library_members::user_id)
+        .select(MemberRow::as_select())
+        .load(conn))?)
 }
 }
 
