@@ -32,7 +32,7 @@ pub(crate) struct MemberRow {
 }
 
 impl MemberRow {
-    pub fn to_member(self) -> Result<Member, Error> {
+    pub fn into_member(self) -> Result<Member, Error> {
         let role = Role::parse(&self.role)
             .ok_or_else(|| Error::Internal(format!("unknown stored role {:?}", self.role)))?;
         Ok(Member {
