@@ -383,7 +383,9 @@ impl Store {
     pub async fn members(&self, library_id: Uuid) -> Result<Vec<librarian_core::Member>, Error> {
         let lib = library_id.to_string();
         let rows = db_run!(self, |ops, c| ops::members(c, &lib))?;
-        rows.into_iter().map(models::MemberRow::into_member).collect()
+        rows.into_iter()
+            .map(models::MemberRow::into_member)
+            .collect()
     }
 
     /// Validates and applies one mutation to a library in one transaction: the rows, the
