@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use librarian_core::protocol::{
     AuthFrame, ClientFrame, MutateFrame, ServerFrame, SyncState, close,
 };
+use librarian_core::rate::TokenBucket;
 use librarian_core::time::Timestamp;
 use librarian_core::{LibrarySnapshot, Op};
 use rand::Rng;
@@ -105,52 +106,27 @@ const DEFAULT_FRAMES_PER_SECOND: u32 = 100;
 /// The share of the server's frame rate this client uses: the pongs it answers count too.
 const FRAME_RATE_SHARE: f64 = 0.8;
 
-/// A token bucket for outgoing frames, at [`FRAME_RATE_SHARE`] of the server's
-/// `max_frames_per_second` (also its burst): past that the server closes the session (4429),
-/// so a burst of writes is paced here instead.
-struct FrameBudget {
-    rate: f64,
-    tokens: f64,
-    refilled: Instant,
-}
+/// The bucket for outgoing frames: [`FRAME_RATE_SHARE`] of the server's `max_frames_per_second`
+/// (also its burst). Past that the server closes the session (4429), so a burst of writes is
+/// paced here instead.
+struct FrameBudget(TokenBucket);
 
 impl FrameBudget {
     fn new(per_second: u32, now: Instant) -> FrameBudget {
-        let rate = (f64::from(per_second) * FRAME_RATE_SHARE).floor().max(1.0);
-        FrameBudget {
-            rate,
-            tokens: rate,
-            refilled: now,
-        }
+        let rate = (f64::from(per_second) * FRAME_RATE_SHARE).floor();
+        FrameBudget(TokenBucket::new(rate, now.into_std()))
     }
 
-    fn refill(&mut self, now: Instant) {
-        let earned = now.saturating_duration_since(self.refilled).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + earned).min(self.rate);
-        self.refilled = now;
-    }
-
-    /// One frame, if the budget has it.
     fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.0.take(now.into_std())
     }
 
-    /// One frame that goes anyway (a token refresh).
     fn spend(&mut self, now: Instant) {
-        self.refill(now);
-        self.tokens -= 1.0;
+        self.0.spend(now.into_std());
     }
 
-    /// When the next frame will be in the budget.
     fn next_at(&self) -> Instant {
-        let missing = (1.0 - self.tokens).max(0.0);
-        self.refilled + Duration::from_secs_f64(missing / self.rate)
+        Instant::from_std(self.0.next_at())
     }
 }
 

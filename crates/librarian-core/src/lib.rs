@@ -11,6 +11,7 @@ pub mod member;
 pub mod metrics_buckets;
 pub mod mutation;
 pub mod protocol;
+pub mod rate;
 pub mod snapshot;
 pub mod time;
 pub mod validate;

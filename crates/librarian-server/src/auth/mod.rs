@@ -30,6 +30,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Every algorithm a token may be verified with: HS256 with the shared secret, the others with
+/// a key of the key set whose algorithm it is.
+const ACCEPTED: [Algorithm; 10] = [
+    Algorithm::HS256,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 /// The longest user id accepted.
 const SUB_MAX: usize = 255;
 const MIN_SECRET_BYTES: usize = 32;
@@ -91,8 +106,9 @@ struct Secret {
 pub struct Authenticator {
     secret: Option<Secret>,
     jwks: Option<Arc<Jwks>>,
-    /// The claims checks shared by every algorithm (its `algorithms` is set per token).
-    validation: Validation,
+    /// The claims checks, one per algorithm a token may use (built once, not per token).
+    validations: Vec<Validation>,
+    leeway_s: u64,
     user_claim: String,
     audience: Option<String>,
     issuer: Option<String>,
@@ -191,7 +207,15 @@ impl Authenticator {
                 encoding: EncodingKey::from_secret(&s),
             }),
             jwks,
-            validation,
+            validations: ACCEPTED
+                .iter()
+                .map(|alg| {
+                    let mut v = validation.clone();
+                    v.algorithms = vec![*alg];
+                    v
+                })
+                .collect(),
+            leeway_s: config.leeway_s,
             user_claim: config.user_claim.clone(),
             audience: config.audience.clone(),
             issuer: config.issuer.clone(),
@@ -294,28 +318,29 @@ impl Authenticator {
                 (&jwks_key.decoding, jwks_key.alg)
             }
         };
-        let mut validation = self.validation.clone();
-        validation.algorithms = vec![alg];
-        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &validation)
+        let Some(validation) = self.validations.iter().find(|v| v.algorithms == [alg]) else {
+            return Err(refuse("algorithm", "the token's algorithm is not accepted"));
+        };
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, validation)
             .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::ExpiredSignature => refuse("expired", "the token has expired"),
-                    K::ImmatureSignature => refuse("not_yet_valid", "the token is not valid yet"),
-                    K::InvalidSignature => {
-                        refuse("bad_signature", "the token's signature is not valid")
-                    }
-                    K::InvalidAlgorithm | K::InvalidAlgorithmName => {
-                        refuse("algorithm", "the token's algorithm is not accepted")
-                    }
-                    K::InvalidAudience => refuse("audience", "the token is for another audience"),
-                    K::InvalidIssuer => refuse("issuer", "the token is from another issuer"),
-                    K::MissingRequiredClaim(_) => {
-                        refuse("missing_claim", "the token lacks a required claim (exp)")
-                    }
-                    _ => refuse("malformed", "the token is malformed"),
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => refuse("expired", "the token has expired"),
+                K::ImmatureSignature => refuse("not_yet_valid", "the token is not valid yet"),
+                K::InvalidSignature => {
+                    refuse("bad_signature", "the token's signature is not valid")
                 }
-            })?;
+                K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                    refuse("algorithm", "the token's algorithm is not accepted")
+                }
+                K::InvalidAudience => refuse("audience", "the token is for another audience"),
+                K::InvalidIssuer => refuse("issuer", "the token is from another issuer"),
+                K::MissingRequiredClaim(_) => {
+                    refuse("missing_claim", "the token lacks a required claim (exp)")
+                }
+                _ => refuse("malformed", "the token is malformed"),
+            }
+        })?;
         let claims = data.claims;
         let Some(user) = claims.get(&self.user_claim).and_then(Value::as_str) else {
             return Err(refuse(
@@ -336,7 +361,7 @@ impl Authenticator {
             },
             exp,
             valid_until: std::time::UNIX_EPOCH
-                + Duration::from_secs(exp.saturating_add(self.validation.leeway)),
+                + Duration::from_secs(exp.saturating_add(self.leeway_s)),
         })
     }
 

@@ -2,7 +2,7 @@
 
 use crate::body::from_value;
 use crate::problem::Problem;
-use librarian_core::protocol::{Ack, ErrorFrame, MutateFrame, Reject, ServerFrame};
+use librarian_core::protocol::{Ack, AuthFrame, ErrorFrame, MutateFrame, Reject, ServerFrame};
 use librarian_core::{Committed, FieldError, Mutation, MutationOptions, Op};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -30,14 +30,14 @@ pub fn parse(text: &[u8]) -> Request {
     match kind {
         Some("mutate") => {}
         Some("auth") => {
-            return match value.get("token").and_then(Value::as_str) {
-                Some(token) if value.as_object().is_some_and(|m| m.len() == 2) => {
-                    Request::Auth(token.to_owned())
-                }
-                Some(_) => {
-                    Request::Malformed("an auth frame has only \"type\" and \"token\"".into())
-                }
-                None => Request::Malformed("an auth frame needs a string \"token\"".into()),
+            // The frame's own type refuses a missing or non-string token and any other field.
+            let mut value = value;
+            if let Some(map) = value.as_object_mut() {
+                map.remove("type");
+            }
+            return match serde_json::from_value::<AuthFrame>(value) {
+                Ok(frame) => Request::Auth(frame.token),
+                Err(e) => Request::Malformed(format!("not an auth frame: {e}")),
             };
         }
         Some(other) => return Request::Malformed(format!("unknown frame type {other:?}")),

@@ -176,8 +176,10 @@ where
         heartbeat.reset();
         let mut last_heard = Instant::now();
         // Token bucket for client frames: `max_frames_per_second` per second, as a burst too.
-        let rate = f64::from(self.config.max_frames_per_second);
-        let (mut tokens, mut refilled) = (rate, Instant::now());
+        let mut budget = librarian_core::rate::TokenBucket::new(
+            f64::from(self.config.max_frames_per_second),
+            Instant::now(),
+        );
         // Moved by each accepted `auth` frame.
         let expiry = tokio::time::sleep_until(self.token.deadline.into());
         tokio::pin!(expiry);
@@ -194,12 +196,10 @@ where
                 }
                 incoming = self.inbox.next() => {
                     last_heard = Instant::now();
-                    tokens = (tokens + refilled.elapsed().as_secs_f64() * rate).min(rate);
-                    refilled = last_heard;
-                    tokens -= 1.0;
+                    let within_budget = budget.take(last_heard);
                     match incoming {
                         None => return End::Gone,
-                        Some(_) if tokens < 0.0 => {
+                        Some(_) if !within_budget => {
                             let why = format!(
                                 "more than {} frames per second (ws.max_frames_per_second)",
                                 self.config.max_frames_per_second
