@@ -1,6 +1,7 @@
 // One pending mutation per control: `run` disables it until the server confirmed (the client's
 // action resolved) and keeps the error, with the field errors of its problem document.
 import { useCallback, useEffect, useRef, useState } from "react";
+import { LibraryError } from "@librarian/client";
 
 export interface Failure {
   /** What went wrong, for the form as a whole. */
@@ -9,36 +10,24 @@ export interface Failure {
   fields: Record<string, string[]>;
 }
 
-interface ProblemLike {
-  detail?: string;
-  title?: string;
-  status?: number;
-  errors?: { field: string; message: string }[];
-}
-
 /** The form-level message and the field errors of whatever an action rejected with. */
 export function describeFailure(error: unknown): Failure {
-  const e = (error ?? {}) as { message?: string; problem?: ProblemLike | null; fieldErrors?: unknown };
-  const problem = e.problem ?? null;
-  const list: { field: string; message: string }[] = [];
-  if (Array.isArray(e.fieldErrors)) list.push(...(e.fieldErrors as { field: string; message: string }[]));
-  else if (e.fieldErrors && typeof e.fieldErrors === "object") {
-    for (const [field, message] of Object.entries(e.fieldErrors as Record<string, string | string[]>)) {
-      for (const m of Array.isArray(message) ? message : [message]) list.push({ field, message: m });
-    }
-  } else if (problem?.errors) list.push(...problem.errors);
-
+  // The client rejects with a LibraryError, whose `fieldErrors` are the problem's `errors`.
+  const e = error instanceof LibraryError ? error : null;
+  const list = e?.fieldErrors ?? [];
   const fields: Record<string, string[]> = {};
   for (const { field, message } of list) {
     const root = field.split(/[.[]/)[0] || field;
     (fields[root] ??= []).push(field === root ? message : `${field}: ${message}`);
   }
   const message =
-    problem?.status === 412
+    e?.status === 412
       ? "This was changed elsewhere in the meantime: cancel, then edit the current version."
       : list.length
         ? "Please fix the marked fields."
-        : (problem?.detail ?? e.message ?? String(error));
+        : error instanceof Error
+          ? error.message
+          : String(error);
   return { message, fields };
 }
 

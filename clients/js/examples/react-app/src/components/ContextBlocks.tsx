@@ -4,6 +4,7 @@ import type { ContextBlock, LibraryState, Project } from "@librarian/client";
 import { flatten, projectTree } from "../tree";
 import { useMutation } from "../mutation";
 import { FormError } from "./Field";
+import { ItemActions } from "./ItemActions";
 import { BlockEditor, type BlockEditing } from "./BlockEditor";
 import type { ProjectFilter } from "./Workspace";
 
@@ -129,17 +130,7 @@ function BlockItem({ block, projectName, onEdit }: { block: ContextBlock; projec
     <li className="item" data-testid="block-item" data-id={block.id} data-title={block.title}>
       <div className="row">
         <span className="name">{block.title}</span>
-        <button type="button" className="small" onClick={onEdit} disabled={remove.pending}>
-          Edit
-        </button>
-        <button
-          type="button"
-          className="small danger"
-          disabled={remove.pending}
-          onClick={() => void remove.run(() => deleteContextBlock(block.id, { ifVersion: block.version }))}
-        >
-          {remove.pending ? "Deleting…" : "Delete"}
-        </button>
+        <ItemActions onEdit={onEdit} remove={remove} onDelete={() => deleteContextBlock(block.id, { ifVersion: block.version })} />
       </div>
       <div className="meta">
         {projectName && <span className="project">▸ {projectName}</span>}

@@ -3,6 +3,7 @@ import { useLibrary, useLibraryActions } from "@librarian/react";
 import type { ContextBlock, Project, SavedPrompt } from "@librarian/client";
 import { useMutation } from "../mutation";
 import { Field, FormError } from "./Field";
+import { ItemActions } from "./ItemActions";
 import { ProjectSelect } from "./ProjectSelect";
 
 const FIELDS = ["title", "content", "project_id", "context_block_ids"];
@@ -62,17 +63,7 @@ function PromptItem({
     <li className="item" data-testid="prompt-item" data-id={prompt.id} data-title={prompt.title}>
       <div className="row">
         <span className="name">{prompt.title}</span>
-        <button type="button" className="small" onClick={onEdit} disabled={remove.pending}>
-          Edit
-        </button>
-        <button
-          type="button"
-          className="small danger"
-          disabled={remove.pending}
-          onClick={() => void remove.run(() => deleteSavedPrompt(prompt.id, { ifVersion: prompt.version }))}
-        >
-          {remove.pending ? "Deleting…" : "Delete"}
-        </button>
+        <ItemActions onEdit={onEdit} remove={remove} onDelete={() => deleteSavedPrompt(prompt.id, { ifVersion: prompt.version })} />
       </div>
       <div className="meta">
         {projectName && <span className="project">▸ {projectName}</span>}
