@@ -7,6 +7,11 @@
 //! the current row so the client can merge. `Unavailable` (503) means the database could not be
 //! reached and nothing was written; the client may retry. `Internal` (500) is a bug or a broken
 //! invariant, logged in full by the server and reported to the client without detail.
+//!
+//! Shared libraries (DESIGN §9): a library the caller is not a member of is `NoSuchLibrary`
+//! (404), exactly as a missing one; a member whose role does not allow the request gets
+//! `Forbidden` (403); a request that would break a membership rule (removing or demoting the
+//! owner, deleting one's default library) is `Conflict` (409).
 
 use crate::entity::{Entity, EntityKind};
 use serde::{Deserialize, Serialize};
@@ -40,6 +45,12 @@ pub enum Error {
     VersionMismatch { expected: i64, current: Box<Entity> },
     #[error("idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("library {0} not found")]
+    NoSuchLibrary(Uuid),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -55,6 +66,9 @@ impl Error {
             Error::AlreadyExists { .. } => "already_exists",
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::NoSuchLibrary(_) => "library_not_found",
+            Error::Forbidden(_) => "forbidden",
+            Error::Conflict(_) => "conflict",
             Error::Unavailable(_) => "database_unavailable",
             Error::Internal(_) => "internal",
         }

@@ -20,10 +20,10 @@ pub use entity::{ContextBlock, Entity, EntityKind, Project, SavedPrompt};
 pub use error::{Error, FieldError};
 pub use field::Field;
 pub use limits::Limits;
-pub use member::{Member, Role};
+pub use member::{Member, MemberRole, Role};
 pub use mutation::{
     Committed, ContextBlockPatch, Mutation, MutationOptions, NewContextBlock, NewProject,
     NewSavedPrompt, Op, ProjectPatch, SavedPromptPatch,
 };
-pub use snapshot::{Library, LibrarySnapshot};
+pub use snapshot::{Library, LibraryInfo, LibrarySnapshot};
 pub use time::Timestamp;

@@ -37,6 +37,13 @@ impl Role {
     }
 }
 
+/// One member as the snapshot lists them (`members`, sorted by user id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberRole {
+    pub user_id: String,
+    pub role: Role,
+}
+
 /// One member of a library.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {

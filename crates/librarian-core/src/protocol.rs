@@ -2,6 +2,7 @@
 //! Each frame is a JSON text message with a `type` tag.
 
 use crate::entity::Entity;
+use crate::member::Role;
 use crate::mutation::Op;
 use crate::snapshot::LibrarySnapshot;
 use crate::time::Timestamp;
@@ -25,6 +26,9 @@ pub mod close {
     pub const IDLE: u16 = 4408;
     /// The session could not take frames for too long.
     pub const TOO_SLOW: u16 = 4429;
+    /// The user is no longer a member of the session's library, or it was deleted (after an
+    /// `error access_revoked` frame).
+    pub const ACCESS_REVOKED: u16 = 4403;
     /// The client sent frames faster than allowed (same code as too slow, like HTTP 429).
     pub const RATE_LIMITED: u16 = 4429;
 }
@@ -40,6 +44,8 @@ pub enum ServerFrame {
     Reject(Reject),
     Error(ErrorFrame),
     AuthOk(AuthOk),
+    Access(Access),
+    Presence(Presence),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -48,6 +54,10 @@ pub struct Hello {
     pub session_id: Uuid,
     pub user_id: String,
     pub library_id: Uuid,
+    /// The user's role in the library (DESIGN §9); changes come as `access` frames. Absent
+    /// from servers before shared libraries, where every library was its user's own.
+    #[serde(default = "default_role")]
+    pub role: Role,
     /// Mutations this session may have in flight at once (`ws.max_inflight_mutations`): a
     /// client keeps at most this many unanswered and queues the rest. Absent from servers
     /// before it was announced (clients then assume 32).
@@ -67,6 +77,10 @@ pub struct Hello {
     #[serde(default)]
     #[schema(required = true)]
     pub expires_at: Option<Timestamp>,
+}
+
+fn default_role() -> Role {
+    Role::Owner
 }
 
 fn default_max_inflight() -> usize {
@@ -147,12 +161,57 @@ pub struct AuthOk {
     pub expires_at: Timestamp,
 }
 
+/// `access`: the user's role in the session's library changed (before the snapshot of the
+/// version that changed it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Access {
+    pub role: Role,
+}
+
+/// `presence`: every session open on the library, on every instance, ordered by
+/// `(connected_at, session_id)`. Sent when the list changes, at most every 100 ms per library.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Presence {
+    pub sessions: Vec<PresenceSession>,
+}
+
+/// One session in a `presence` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PresenceSession {
+    pub session_id: Uuid,
+    pub user_id: String,
+    /// The latest version this session said it applied (`seen`); null before its first.
+    #[schema(required = true)]
+    pub seen_version: Option<i64>,
+    pub connected_at: Timestamp,
+}
+
+impl Presence {
+    /// Delivery receipt for `version`: (sessions holding it or newer, all sessions).
+    pub fn delivered_to(&self, version: i64) -> (usize, usize) {
+        let held = self
+            .sessions
+            .iter()
+            .filter(|s| s.seen_version.is_some_and(|v| v >= version))
+            .count();
+        (held, self.sessions.len())
+    }
+}
+
 /// Every frame a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Mutate(MutateFrame),
     Auth(AuthFrame),
+    Seen(SeenFrame),
+}
+
+/// `seen`: the client applied the snapshot (or patch) of `version` (a delivery receipt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeenFrame {
+    pub version: i64,
 }
 
 /// `auth`: replaces the session's token (same user) before it expires; answered `auth_ok`, or
@@ -218,6 +277,8 @@ mod tests {
             r#"{"type":"status","state":"error","code":"database_unavailable","message":"m","retry_in_ms":200,"version":null}"#,
             r#"{"type":"ack","mutation_id":"m1","library_version":4,"data":null}"#,
             r#"{"type":"error","code":"malformed_frame","message":"m"}"#,
+            r#"{"type":"access","role":"viewer"}"#,
+            r#"{"type":"presence","sessions":[{"session_id":"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","user_id":"bob","seen_version":null,"connected_at":"2026-12-04T10:00:00.000Z"}]}"#,
         ];
         for json in frames {
             let frame: ServerFrame = serde_json::from_str(json).unwrap();
@@ -234,7 +295,7 @@ mod tests {
             }
             .into(),
         );
-        let json = r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#;
+        let json = r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}"#;
         assert_eq!(serde_json::to_string(&frame).unwrap(), json);
         assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), frame);
         let ServerFrame::Snapshot(mut reset) = frame else {
@@ -242,7 +303,7 @@ mod tests {
         };
         reset.reset = true;
         let reset = ServerFrame::Snapshot(reset);
-        let json = r#"{"type":"snapshot","reset":true,"version":7,"projects":[],"context_blocks":[],"saved_prompts":[]}"#;
+        let json = r#"{"type":"snapshot","reset":true,"version":7,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}"#;
         assert_eq!(serde_json::to_string(&reset).unwrap(), json);
         assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), reset);
     }
