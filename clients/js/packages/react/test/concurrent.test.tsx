@@ -18,6 +18,10 @@ function state(version: number): LibraryState {
     isLoading: false,
     error: null,
     lastSyncedAt: version,
+    libraryId: null,
+    role: "owner",
+    members: [],
+    presence: [],
   };
 }
 

@@ -280,6 +280,13 @@ export type paths = {
 export type webhooks = Record<string, never>;
 export type components = {
     schemas: {
+        /**
+         * @description `access`: the user's role in the session's library changed (before the snapshot of the
+         *     version that changed it).
+         */
+        Access: {
+            role: components["schemas"]["Role"];
+        };
         /** @description `ack`: the mutation committed as `library_version`. */
         Ack: {
             data: null | components["schemas"]["Entity"];
@@ -305,6 +312,9 @@ export type components = {
         }) | (components["schemas"]["AuthFrame"] & {
             /** @enum {string} */
             type: "auth";
+        }) | (components["schemas"]["SeenFrame"] & {
+            /** @enum {string} */
+            type: "seen";
         });
         /** @description A reusable text snippet. */
         ContextBlock: {
@@ -371,20 +381,33 @@ export type components = {
             max_inflight_mutations?: number;
             /** Format: int32 */
             protocol: number;
+            /**
+             * @description The user's role in the library (DESIGN §9); changes come as `access` frames. Absent
+             *     from servers before shared libraries, where every library was its user's own.
+             */
+            role?: components["schemas"]["Role"];
             /** Format: uuid */
             session_id: string;
             user_id: string;
         };
         /**
          * @description Every row of one library as of `version`, read in one transaction. Each list is ordered by
-         *     `(created_at, id)`, so two loads of the same version are byte-for-byte equal.
+         *     `(created_at, id)` (members by user id), so two loads of the same version are byte-for-byte
+         *     equal.
          */
         LibrarySnapshot: {
             context_blocks: components["schemas"]["ContextBlock"][];
+            /** @description Who may open this library, by user id (absent from servers before shared libraries). */
+            members: components["schemas"]["MemberRole"][];
             projects: components["schemas"]["Project"][];
             saved_prompts: components["schemas"]["SavedPrompt"][];
             /** Format: int64 */
             version: number;
+        };
+        /** @description One member as the snapshot lists them (`members`, sorted by user id). */
+        MemberRole: {
+            role: components["schemas"]["Role"];
+            user_id: string;
         };
         /** @description `mutate`: one of the nine operations; `mutation_id` is its idempotency key. */
         MutateFrame: {
@@ -445,6 +468,25 @@ export type components = {
          * @enum {string}
          */
         Op: "project.create" | "project.update" | "project.delete" | "context_block.create" | "context_block.update" | "context_block.delete" | "saved_prompt.create" | "saved_prompt.update" | "saved_prompt.delete";
+        /**
+         * @description `presence`: every session open on the library, on every instance, ordered by
+         *     `(connected_at, session_id)`. Sent when the list changes, at most every 100 ms per library.
+         */
+        Presence: {
+            sessions: components["schemas"]["PresenceSession"][];
+        };
+        /** @description One session in a `presence` frame. */
+        PresenceSession: {
+            connected_at: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description The latest version this session said it applied (`seen`); null before its first.
+             */
+            seen_version: number | null;
+            /** Format: uuid */
+            session_id: string;
+            user_id: string;
+        };
         /** @description An RFC 9457 problem document. */
         Problem: {
             /** @description The last segment of `type`. */
@@ -484,6 +526,8 @@ export type components = {
             error: components["schemas"]["Problem"];
             mutation_id: string;
         };
+        /** @enum {string} */
+        Role: "owner" | "editor" | "viewer";
         /** @description A saved prompt, built from an ordered list of context blocks of the same library. */
         SavedPrompt: {
             content: string;
@@ -508,6 +552,11 @@ export type components = {
             tags?: string[] | null;
             title?: string | null;
         };
+        /** @description `seen`: the client applied the snapshot (or patch) of `version` (a delivery receipt). */
+        SeenFrame: {
+            /** Format: int64 */
+            version: number;
+        };
         /** @description Every frame the server sends. */
         ServerFrame: (components["schemas"]["Hello"] & {
             /** @enum {string} */
@@ -530,6 +579,12 @@ export type components = {
         }) | (components["schemas"]["AuthOk"] & {
             /** @enum {string} */
             type: "auth_ok";
+        }) | (components["schemas"]["Access"] & {
+            /** @enum {string} */
+            type: "access";
+        }) | (components["schemas"]["Presence"] & {
+            /** @enum {string} */
+            type: "presence";
         });
         /**
          * @description `snapshot`: the whole library at `version`.
