@@ -85,6 +85,8 @@ export class LibraryClient {
   /** `setMember` / `removeMember` waiting for a snapshot at least as new as their change. */
   private readonly versionWaiters = new Set<{ version: number; resolve(): void; reject(e: LibraryError): void }>();
   private apiInstance: LibrariesApi | null = null;
+  /** The highest library version a write of this client produced (state `lastWriteVersion`). */
+  private lastWriteVersion: number | null = null;
 
   /** Temporary blocks being saved: id of the block created → id of the temporary one. */
   private readonly saving = new Map<string, string>();
@@ -125,6 +127,7 @@ export class LibraryClient {
       isLoading: true,
       error: null,
       lastSyncedAt: null,
+      lastWriteVersion: null,
       libraryId: null,
       role: null,
       members: EMPTY,
@@ -170,6 +173,7 @@ export class LibraryClient {
   async setMember(userId: string, role: Exclude<Role, "owner">): Promise<MemberChange> {
     const change = await this.api.setMember(this.currentLibrary(), userId, role);
     await this.whenHeld(change.libraryVersion);
+    this.wrote(change.libraryVersion);
     return change;
   }
 
@@ -180,7 +184,10 @@ export class LibraryClient {
    */
   async removeMember(userId: string): Promise<Removal> {
     const removal = await this.api.removeMember(this.currentLibrary(), userId);
-    if (userId !== this.helloUser && userId !== this.user) await this.whenHeld(removal.libraryVersion);
+    if (userId !== this.helloUser && userId !== this.user) {
+      await this.whenHeld(removal.libraryVersion);
+      this.wrote(removal.libraryVersion);
+    }
     return removal;
   }
 
@@ -628,7 +635,17 @@ export class LibraryClient {
     if (this.session) this.session.mutate(frame);
     else if (this.tabs) this.tabs.post({ t: "mutate", frame });
     // else: still starting; sent once the session or the tabs are there
-    return done.then((applied: Applied) => applied.data as T);
+    return done.then((applied: Applied) => {
+      this.wrote(applied.version);
+      return applied.data as T;
+    });
+  }
+
+  /** A write of this client committed as `version` (and is shown, unless access ended). */
+  private wrote(version: number): void {
+    if (this.lastWriteVersion !== null && this.lastWriteVersion >= version) return;
+    this.lastWriteVersion = version;
+    this.commit();
   }
 
   // ---- the state ---------------------------------------------------------------------------
@@ -708,6 +725,7 @@ export class LibraryClient {
       isLoading: snap === null,
       error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
       lastSyncedAt: this.lastSyncedAt,
+      lastWriteVersion: this.lastWriteVersion,
       libraryId: this.libraryId,
       role: this.role,
       members: snap?.members ?? EMPTY,

@@ -42,8 +42,11 @@ export interface Removal {
 }
 
 export class LibrariesApi {
+  /** The server's origin, as given. */
+  readonly url: string;
+  /** The token provider, as given. */
+  readonly getToken: () => string | Promise<string>;
   private readonly base: string;
-  private readonly getToken: () => string | Promise<string>;
   private readonly fetchImpl: typeof fetch | undefined;
 
   constructor(options: ApiOptions) {
@@ -53,6 +56,7 @@ export class LibrariesApi {
     if (typeof options.getToken !== "function") {
       throw new TypeError("LibrariesApi: `getToken` must be a function returning a token");
     }
+    this.url = options.url;
     this.base = options.url.endsWith("/") ? options.url : `${options.url}/`;
     this.getToken = options.getToken;
     this.fetchImpl = options.fetch;

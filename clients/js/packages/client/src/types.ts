@@ -68,6 +68,11 @@ export interface LibraryState {
   error: LibraryError | null;
   /** Epoch ms when this client last knew it was live with the server (from the cache too). */
   lastSyncedAt: number | null;
+  /**
+   * The library version the latest write of this client produced (the highest so far): its
+   * delivery receipt is `deliveredTo(lastWriteVersion)`. Set when the write resolves.
+   */
+  lastWriteVersion: number | null;
   /** The library shown (from `hello`, or the cache); null before either. */
   libraryId: string | null;
   /**

@@ -18,6 +18,7 @@ function state(version: number): LibraryState {
     isLoading: false,
     error: null,
     lastSyncedAt: version,
+    lastWriteVersion: null,
     libraryId: null,
     role: "owner",
     members: [],
