@@ -433,7 +433,17 @@ impl Store {
     /// The members of a library, by user id.
     pub async fn members(&self, library_id: Uuid) -> Result<Vec<librarian_core::Member>, Error> {
         let lib = library_id.to_string();
-        let rows = db_run!(self, |ops, c| ops::members(c, &lib))?;
+        let rows = db_run!(self, |ops, c| ops::members(c, &lib, None))?;
+        rows.into_iter()
+            .map(models::MemberRow::into_member)
+            .collect()
+    }
+
+    /// [`Store::members`] for `user` (`NoSuchLibrary` unless a member, checked in the same
+    /// read).
+    pub async fn members_as(&self, library_id: Uuid, user: &str) -> Result<Vec<Member>, Error> {
+        let (lib, user) = (library_id.to_string(), user.to_owned());
+        let rows = db_run!(self, |ops, c| ops::members(c, &lib, Some(&user)))?;
         rows.into_iter()
             .map(models::MemberRow::into_member)
             .collect()

@@ -294,8 +294,11 @@ pub(crate) fn library_for_user(
 }
 
 maybe_async! {
-/// The members of a library, by user id.
-pub(crate) fn members(conn: &mut Conn, lib: &str) -> Result<Vec<MemberRow>, TxError> {
+/// The members of a library, by user id; with `user`, only if they are one of them (404).
+pub(crate) fn members(conn: &mut Conn, lib: &str, user: Option<&str>) -> Result<Vec<MemberRow>, TxError> {
+    if let Some(user) = user {
+        run!(require_member(conn, lib, user))?;
+    }
     Ok(run!(library_members::table
         .filter(library_members::library_id.eq(lib))
         .order(library_members::user_id)
