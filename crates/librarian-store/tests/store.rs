@@ -396,9 +396,12 @@ both_backends! {
         let lib = store.library_for_user("alice").await.unwrap();
         ok(&store, lib.id, project("p", None)).await;
         db.execute("DELETE FROM projects; DELETE FROM libraries").await;
-        let err = apply(&store, lib.id, project("q", None)).await.unwrap_err();
+        let err = store
+            .apply(lib.id, "alice", project("q", None), MutationOptions::default())
+            .await
+            .unwrap_err();
         assert!(librarian_store::is_library_gone(&err), "{err:?}");
-        assert_eq!(invalid_fields(Err(err)), ["library"]);
+        assert!(matches!(err, Error::NoSuchLibrary(id) if id == lib.id), "{err:?}");
         // Finding the user's library again makes a new one.
         let again = store.library_for_user("alice").await.unwrap();
         assert_ne!(again.id, lib.id);
