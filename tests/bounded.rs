@@ -79,8 +79,8 @@ both_backends! {
 
         delete_alices_library(&db).await;
         let (status, problem) = api.post("/context-blocks", None, json!({"title": "lost"})).await;
-        assert_eq!(status, 422, "a clear refusal, not a 500: {problem}");
-        assert_eq!(problem["errors"][0]["field"], "library", "{problem}");
+        assert_eq!(status, 404, "a clear refusal, not a 500: {problem}");
+        assert_eq!(problem["code"], "library_not_found", "{problem}");
         // The next request works, in the user's new library.
         let (status, body) = api.post("/context-blocks", None, json!({"title": "after"})).await;
         assert_eq!(status, 201, "{body}");

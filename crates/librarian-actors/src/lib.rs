@@ -5,10 +5,14 @@
 //! publishes a [`Mutated`] event. The [`LibraryActor`] turns those events into snapshots: per
 //! library with subscribers, one reload in flight and at most one trailing, each version
 //! serialized once and handed to every subscriber through one shared `watch` channel (a slow
-//! subscriber skips versions, it never holds anyone up).
+//! subscriber skips versions, it never holds anyone up). Membership changes ([`SyncCore`]'s
+//! member methods, `members.rs`) are published like writes; the [`presence::PresenceActor`]
+//! tracks who has each library open.
 
 mod event;
 mod library;
+mod members;
+pub mod presence;
 mod write;
 
 pub use event::Mutated;
@@ -22,6 +26,7 @@ pub use write::{
 };
 
 use actix::{Actor, Addr};
+use presence::{PresenceActor, PresenceOptions, PresenceResync, RemoteChanged};
 use librarian_store::Store;
 use librarian_store::listener::ListenerEvent;
 use std::sync::Arc;
@@ -38,6 +43,7 @@ pub struct SyncOptions {
     /// The least time between two reload starts of one library (zero: none). Trades latency on
     /// a hot library for fewer reloads.
     pub min_reload_interval: Duration,
+    pub presence: PresenceOptions,
 }
 
 impl Default for SyncOptions {
@@ -46,6 +52,7 @@ impl Default for SyncOptions {
             max_coalesce: Duration::from_millis(20),
             reconcile_interval: Duration::from_secs(5),
             min_reload_interval: Duration::ZERO,
+            presence: PresenceOptions::default(),
         }
     }
 }
@@ -55,7 +62,9 @@ impl Default for SyncOptions {
 pub struct SyncCore {
     pub library: Addr<LibraryActor>,
     pub writers: Writers,
+    pub presence: Addr<PresenceActor>,
     pub stats: Arc<SyncStats>,
+    store: Store,
 }
 
 impl SyncCore {
@@ -76,12 +85,23 @@ impl SyncCore {
                 LibraryActor::new(store, stats, options)
             })
         };
+        let presence = PresenceActor::new(store.clone(), options.presence).start();
         if let Some(mut events) = store.spawn_listener() {
-            let library = library.clone();
+            let (library, presence) = (library.clone(), presence.clone());
             actix::spawn(async move {
                 while let Some(event) = events.recv().await {
                     match event {
-                        ListenerEvent::Listening => library.do_send(ListenerConnected),
+                        ListenerEvent::Listening => {
+                            library.do_send(ListenerConnected);
+                            presence.do_send(PresenceResync);
+                        }
+                        ListenerEvent::Presence {
+                            library_id,
+                            instance_id,
+                        } => presence.do_send(RemoteChanged {
+                            library_id,
+                            instance_id,
+                        }),
                         ListenerEvent::Notified {
                             library_id,
                             version,
@@ -111,12 +131,14 @@ impl SyncCore {
         let writers = Writers {
             projects: ProjectActor::new(store.clone(), library.clone()).start(),
             contexts: ContextActor::new(store.clone(), library.clone()).start(),
-            prompts: PromptActor::new(store, library.clone()).start(),
+            prompts: PromptActor::new(store.clone(), library.clone()).start(),
         };
         SyncCore {
             library,
             writers,
+            presence,
             stats,
+            store,
         }
     }
 }

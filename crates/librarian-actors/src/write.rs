@@ -22,6 +22,7 @@ async fn commit(
     store: Store,
     library: Addr<LibraryActor>,
     library_id: Uuid,
+    user: String,
     mutation: Mutation,
     opts: MutationOptions,
 ) -> Result<Committed, Error> {
@@ -31,7 +32,7 @@ async fn commit(
         library: library.clone(),
         library_id,
     };
-    let committed = store.apply(library_id, mutation, opts).await?;
+    let committed = store.apply(library_id, &user, mutation, opts).await?;
     library.do_send(Mutated {
         library_id,
         version: committed.library_version,
@@ -66,15 +67,18 @@ macro_rules! entity_actor {
             // Private, so that the message holds a mutation of its kind: built by `new` or by
             // `Writers::apply`, which route by the kind.
             library_id: Uuid,
+            /// The author: a member who may write (checked in the write's transaction).
+            user: String,
             mutation: Mutation,
             opts: MutationOptions,
         }
 
         impl $msg {
             #[doc = concat!("The message for `mutation`; `None` if it is not a mutation of ", $what, ".")]
-            pub fn new(library_id: Uuid, mutation: Mutation, opts: MutationOptions) -> Option<Self> {
+            pub fn new(library_id: Uuid, user: &str, mutation: Mutation, opts: MutationOptions) -> Option<Self> {
                 (mutation.kind() == $kind).then_some($msg {
                     library_id,
+                    user: user.to_owned(),
                     mutation,
                     opts,
                 })
@@ -107,6 +111,7 @@ macro_rules! entity_actor {
                     self.store.clone(),
                     self.library.clone(),
                     msg.library_id,
+                    msg.user,
                     msg.mutation,
                     msg.opts,
                 ))
@@ -142,9 +147,11 @@ impl Writers {
     pub async fn apply(
         &self,
         library_id: Uuid,
+        user: &str,
         mutation: Mutation,
         opts: MutationOptions,
     ) -> Result<Committed, Error> {
+        let user = user.to_owned();
         // The match on the kind is the check the messages' `new` makes (and, being
         // exhaustive, a new kind cannot go unrouted).
         let sent = match mutation.kind() {
@@ -152,6 +159,7 @@ impl Writers {
                 self.projects
                     .send(WriteProject {
                         library_id,
+                        user,
                         mutation,
                         opts,
                     })
@@ -161,6 +169,7 @@ impl Writers {
                 self.contexts
                     .send(WriteContextBlock {
                         library_id,
+                        user,
                         mutation,
                         opts,
                     })
@@ -170,6 +179,7 @@ impl Writers {
                 self.prompts
                     .send(WriteSavedPrompt {
                         library_id,
+                        user,
                         mutation,
                         opts,
                     })
@@ -194,11 +204,12 @@ mod tests {
         let project = || Mutation::DeleteProject { id };
         let block = || Mutation::DeleteContextBlock { id };
         let prompt = || Mutation::DeleteSavedPrompt { id };
-        assert!(WriteProject::new(lib, project(), opts()).is_some());
-        assert!(WriteProject::new(lib, block(), opts()).is_none());
-        assert!(WriteContextBlock::new(lib, block(), opts()).is_some());
-        assert!(WriteContextBlock::new(lib, prompt(), opts()).is_none());
-        assert!(WriteSavedPrompt::new(lib, prompt(), opts()).is_some());
-        assert!(WriteSavedPrompt::new(lib, project(), opts()).is_none());
+        let u = "alice";
+        assert!(WriteProject::new(lib, u, project(), opts()).is_some());
+        assert!(WriteProject::new(lib, u, block(), opts()).is_none());
+        assert!(WriteContextBlock::new(lib, u, block(), opts()).is_some());
+        assert!(WriteContextBlock::new(lib, u, prompt(), opts()).is_none());
+        assert!(WriteSavedPrompt::new(lib, u, prompt(), opts()).is_some());
+        assert!(WriteSavedPrompt::new(lib, u, project(), opts()).is_none());
     }
 }

@@ -80,7 +80,7 @@ both_backends_actix! {
         let writes = (0..WRITES).map(|i| {
             let writers = core.writers.clone();
             actix_rt::spawn(async move {
-                writers.apply(lib, block(&format!("b{i}")), MutationOptions::default()).await
+                writers.apply(lib, "alice", block(&format!("b{i}")), MutationOptions::default()).await
             })
         });
         let mut versions: Vec<i64> = Vec::new();
@@ -108,7 +108,7 @@ both_backends_actix! {
 
     async fn a_second_subscriber_costs_no_reload(db) {
         let (core, lib) = start(&db).await;
-        core.writers.apply(lib, block("b"), MutationOptions::default()).await.unwrap();
+        core.writers.apply(lib, "alice", block("b"), MutationOptions::default()).await.unwrap();
         let mut first = subscribe(&core, lib).await;
         watch_until(&mut first.views, at_least(1)).await;
         let reloads = core.stats.read().reloads_started;
@@ -122,10 +122,10 @@ both_backends_actix! {
         let mut sub = subscribe(&core, lib).await;
         watch_until(&mut sub.views, at_least(0)).await;
         let before = core.stats.read();
-        let r = core.writers.apply(lib, block(""), MutationOptions::default()).await;
+        let r = core.writers.apply(lib, "alice", block(""), MutationOptions::default()).await;
         assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
         // A later valid write is the next version, and only it causes a reload.
-        let ok = core.writers.apply(lib, block("b"), MutationOptions::default()).await.unwrap();
+        let ok = core.writers.apply(lib, "alice", block("b"), MutationOptions::default()).await.unwrap();
         assert_eq!(ok.library_version, 1);
         watch_until(&mut sub.views, at_least(1)).await;
         assert_eq!(core.stats.read().reloads_started, before.reloads_started + 1);
@@ -139,7 +139,7 @@ both_backends_actix! {
         // Writes to a library nobody watches cause no reload.
         let before = core.stats.read().reloads_started;
         for i in 0..5 {
-            core.writers.apply(lib, block(&format!("b{i}")), MutationOptions::default()).await.unwrap();
+            core.writers.apply(lib, "alice", block(&format!("b{i}")), MutationOptions::default()).await.unwrap();
         }
         // A fresh subscriber starts from a fresh load of the current version.
         let mut again = subscribe(&core, lib).await;
@@ -154,7 +154,7 @@ both_backends_actix! {
         watch_until(&mut sub.views, at_least(0)).await;
         // Break loading (not writing) behind the server's back.
         db.execute("ALTER TABLE projects RENAME TO projects_away").await;
-        core.writers.apply(lib, block("b"), MutationOptions::default()).await.unwrap();
+        core.writers.apply(lib, "alice", block("b"), MutationOptions::default()).await.unwrap();
         watch_until(&mut sub.views, |v| matches!(v.state, SyncState::Error { .. })).await;
         let SyncState::Error { code, retry_in_ms, .. } = sub.views.borrow().state.clone() else {
             unreachable!()
@@ -197,7 +197,7 @@ async fn writes_of_one_user_do_not_wait_for_another_users_stalled_write() {
         let writers = core.writers.clone();
         actix_rt::spawn(async move {
             writers
-                .apply(alice, block("a"), MutationOptions::default())
+                .apply(alice, "alice", block("a"), MutationOptions::default())
                 .await
         })
     };
@@ -219,7 +219,7 @@ async fn writes_of_one_user_do_not_wait_for_another_users_stalled_write() {
         let started = Instant::now();
         let c = core
             .writers
-            .apply(bob, block(&format!("b{i}")), MutationOptions::default());
+            .apply(bob, "bob", block(&format!("b{i}")), MutationOptions::default());
         let c = tokio::time::timeout(PATIENCE, c)
             .await
             .expect("bob's write waited")

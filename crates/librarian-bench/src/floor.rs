@@ -94,7 +94,8 @@ async fn serve(floor: Arc<Floor>, stream: tokio::net::TcpStream) {
         }
         return;
     }
-    // Writer: "<request id> <library id> <block id> <title>" → "<request id> <version>".
+    // Writer: "<request id> <library id> <user> <block id> <title>" → "<request id> <version>"
+    // (bench user ids hold no spaces).
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         while let Some(r) = replies.recv().await {
@@ -107,10 +108,14 @@ async fn serve(floor: Arc<Floor>, stream: tokio::net::TcpStream) {
         let floor = floor.clone();
         let reply_tx = reply_tx.clone();
         tokio::spawn(async move {
-            let mut parts = text.splitn(4, ' ');
-            let (Some(rid), Some(lib), Some(block), Some(title)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
+            let mut parts = text.splitn(5, ' ');
+            let (Some(rid), Some(lib), Some(user), Some(block), Some(title)) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next(),
+            ) else {
                 return;
             };
             let (Ok(lib), Ok(block)) = (Uuid::parse_str(lib), Uuid::parse_str(block)) else {
@@ -125,7 +130,7 @@ async fn serve(floor: Arc<Floor>, stream: tokio::net::TcpStream) {
             };
             let version = match floor
                 .store
-                .apply(lib, mutation, MutationOptions::default())
+                .apply(lib, user, mutation, MutationOptions::default())
                 .await
             {
                 Ok(c) => c.library_version,

@@ -235,7 +235,7 @@ impl Target {
             }
             Target::Floor { store, .. } => {
                 let lib = self.floor_library(user).await?;
-                store.apply(lib, m, MutationOptions::default()).await?;
+                store.apply(lib, user, m, MutationOptions::default()).await?;
             }
         }
         Ok(())
@@ -263,7 +263,7 @@ impl Target {
                 let rid = next.fetch_add(1, Ordering::Relaxed);
                 let (done, version) = oneshot::channel();
                 writer
-                    .send((format!("{rid} {lib} {block} {title}"), done))
+                    .send((format!("{rid} {lib} {user} {block} {title}"), done))
                     .map_err(|_| anyhow::anyhow!("the floor's writer is gone"))?;
                 let v = version.await?;
                 anyhow::ensure!(v > 0, "the floor refused a write");

@@ -17,8 +17,9 @@
 use crate::{Applied, ClientError, SyncStatus, TokenFuture, TokenProvider};
 use futures_util::{SinkExt, StreamExt};
 use librarian_core::protocol::{
-    AuthFrame, ClientFrame, MutateFrame, ServerFrame, SyncState, close,
+    AuthFrame, ClientFrame, MutateFrame, Presence, SeenFrame, ServerFrame, SyncState, close,
 };
+use librarian_core::Role;
 use librarian_core::rate::TokenBucket;
 use librarian_core::time::Timestamp;
 use librarian_core::{LibrarySnapshot, Op};
@@ -130,11 +131,20 @@ impl FrameBudget {
     }
 }
 
+/// What the session tells about the library besides its rows (DESIGN §9).
+pub(crate) struct Shared {
+    pub role: watch::Sender<Option<Role>>,
+    pub presence: watch::Sender<Option<Presence>>,
+}
+
 pub(crate) struct Connection {
     url: String,
     tokens: TokenProvider,
     snapshot: watch::Sender<Option<Arc<LibrarySnapshot>>>,
     status: watch::Sender<SyncStatus>,
+    shared: Shared,
+    /// The version the server was last told this client applied (`seen`), this session.
+    seen_sent: Option<i64>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// In the order the mutations were issued, which is the order they are sent in.
     pending: Vec<Pending>,
@@ -144,6 +154,8 @@ pub(crate) struct Connection {
     user_id: Option<String>,
     /// Set by a frame after which the session must end for good (another user's `hello`).
     refused: Option<String>,
+    /// Set by `error access_revoked`: the user lost access to the library (close 4403).
+    revoked: Option<String>,
     failures: u32,
     /// The current session's `max_inflight_mutations`; `None` until its `hello` (nothing is
     /// sent before: the limit may differ from the last server's).
@@ -168,6 +180,8 @@ enum Outcome {
     Dropped(String),
     /// The token cannot be used at all: stop until asked to reconnect.
     Unauthorized(String),
+    /// The user lost access to the library: stop until asked to reconnect.
+    Revoked(String),
 }
 
 /// What the handle asked for while no session is open.
@@ -183,6 +197,7 @@ impl Connection {
         tokens: TokenProvider,
         snapshot: watch::Sender<Option<Arc<LibrarySnapshot>>>,
         status: watch::Sender<SyncStatus>,
+        shared: Shared,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Self {
         Connection {
@@ -190,11 +205,14 @@ impl Connection {
             tokens,
             snapshot,
             status,
+            shared,
+            seen_sent: None,
             commands,
             pending: Vec::new(),
             held: None,
             user_id: None,
             refused: None,
+            revoked: None,
             failures: 0,
             max_inflight: None,
             max_frame_bytes: usize::MAX,
@@ -213,11 +231,24 @@ pub(crate) async fn run(mut c: Connection) {
             Ok(None) => Outcome::Closed,
             Err(message) => Outcome::Unauthorized(message),
         };
+        let outcome_kind = match &outcome {
+            Outcome::Revoked(_) => Kind::Revoked,
+            _ => Kind::Other,
+        };
         match outcome {
             Outcome::Closed => break,
-            Outcome::Unauthorized(message) => {
-                tracing::warn!(%message, "no usable token; not reconnecting until asked to");
-                c.status.send_replace(SyncStatus::Unauthorized { message });
+            Outcome::Unauthorized(message) | Outcome::Revoked(message) => {
+                if matches!(outcome_kind, Kind::Revoked) {
+                    tracing::warn!(%message, "access to the library revoked");
+                    // Nothing queued can ever apply: it fails now rather than hang.
+                    for p in c.pending.drain(..) {
+                        let _ = p.done.send(Err(ClientError::AccessRevoked(message.clone())));
+                    }
+                    c.status.send_replace(SyncStatus::Revoked { message });
+                } else {
+                    tracing::warn!(%message, "no usable token; not reconnecting until asked to");
+                    c.status.send_replace(SyncStatus::Unauthorized { message });
+                }
                 loop {
                     match c.wait_for_command().await {
                         Idle::Continue => {}
@@ -255,6 +286,11 @@ pub(crate) async fn run(mut c: Connection) {
     }
 }
 
+enum Kind {
+    Revoked,
+    Other,
+}
+
 /// Awaits `future` if there is one, else never resolves (a disabled `select!` branch that
 /// still compiles to one type).
 async fn maybe<F: std::future::Future + Unpin>(future: Option<&mut F>) -> F::Output {
@@ -280,6 +316,7 @@ fn describe_close(frame: Option<&CloseFrame>) -> String {
     let meaning = match code {
         close::AUTH_EXPIRED => " (token expired or refused)",
         close::TRY_AGAIN_LATER => " (try again later)",
+        close::ACCESS_REVOKED => " (access revoked)",
         _ => "",
     };
     format!("closed by the server: {code}{meaning} {}", frame.reason)
@@ -330,8 +367,9 @@ impl Connection {
     }
 
     async fn session(&mut self, token: String) -> Outcome {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
         let url = match self.held {
-            Some(v) => format!("{}?since_version={v}", self.url),
+            Some(v) => format!("{}{sep}since_version={v}", self.url),
             None => self.url.clone(),
         };
         let mut request = match url.into_client_request() {
@@ -430,8 +468,24 @@ impl Connection {
                             let _ = ws.close(None).await;
                             return Outcome::Unauthorized(message);
                         }
+                        // A delivery receipt for what this client now holds (it goes at
+                        // once, and counts against the budget).
+                        if let Some(held) = self.held.filter(|h| self.seen_sent.is_none_or(|s| *h > s)) {
+                            self.seen_sent = Some(held);
+                            self.budget.spend(Instant::now());
+                            let frame = ClientFrame::Seen(SeenFrame { version: held });
+                            let text = serde_json::to_string(&frame).unwrap_or_default();
+                            if let Err(e) = ws.send(Message::Text(text.into())).await {
+                                return Outcome::Dropped(e.to_string());
+                            }
+                        }
                     }
                     Some(Ok(Message::Close(frame))) => {
+                        let code = frame.as_ref().map(|f| u16::from(f.code));
+                        if code == Some(close::ACCESS_REVOKED) {
+                            let why = self.revoked.take().unwrap_or_else(|| describe_close(frame.as_ref()));
+                            return Outcome::Revoked(why);
+                        }
                         return Outcome::Dropped(describe_close(frame.as_ref()));
                     }
                     Some(Ok(_)) => {}
@@ -447,6 +501,8 @@ impl Connection {
     /// acknowledged goes again, with the same id, paced once `hello` gives the limit.
     fn begin_session(&mut self) {
         self.max_inflight = None;
+        self.seen_sent = None;
+        self.shared.presence.send_replace(None);
         self.refresh = Refresh::default();
         for p in &mut self.pending {
             p.in_flight = false;
@@ -541,6 +597,7 @@ impl Connection {
                     None => self.user_id = Some(hello.user_id.clone()),
                 }
                 self.failures = 0;
+                self.shared.role.send_replace(Some(hello.role));
                 self.refresh
                     .learned(hello.expires_at, Instant::now(), Timestamp::now());
                 self.max_inflight = Some(hello.max_inflight_mutations.max(1));
@@ -632,9 +689,19 @@ impl Connection {
                 self.refresh
                     .renewed(ok.expires_at, Instant::now(), Timestamp::now());
             }
+            ServerFrame::Access(access) => {
+                self.shared.role.send_replace(Some(access.role));
+            }
+            ServerFrame::Presence(presence) => {
+                self.shared.presence.send_replace(Some(presence));
+            }
             // `invalid_token` (then 4401) and `auth_unavailable` (then 1013) among them: the
             // close that follows ends the session, and the reconnect asks for a new token.
+            // `access_revoked` (then 4403) ends it for good.
             ServerFrame::Error(e) => {
+                if e.code == "access_revoked" {
+                    self.revoked = Some(e.message.clone());
+                }
                 tracing::warn!(code = %e.code, message = %e.message, "the server refused a frame");
             }
         }
@@ -739,6 +806,10 @@ mod tests {
             TokenProvider::fixed("t"),
             snapshot,
             status,
+            Shared {
+                role: watch::channel(None).0,
+                presence: watch::channel(None).0,
+            },
             commands,
         );
         (c, snapshots)

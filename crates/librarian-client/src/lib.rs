@@ -21,18 +21,21 @@
 //! Temporary blocks live only in this handle: they are merged into [`Library::view`], marked
 //! as temporary, never sent, and survive every snapshot until saved (a create) or discarded.
 
+mod admin;
 mod connection;
 mod status;
 mod temporary;
 mod token;
 
+pub use admin::Admin;
 pub use status::SyncStatus;
 pub use temporary::{TempBlock, TempId, View, ViewBlock};
 pub use token::{TokenError, TokenFuture, TokenProvider};
 
+use librarian_core::protocol::Presence;
 use librarian_core::{
     ContextBlock, ContextBlockPatch, Entity, LibrarySnapshot, NewContextBlock, NewProject,
-    NewSavedPrompt, Op, Project, ProjectPatch, SavedPrompt, SavedPromptPatch,
+    NewSavedPrompt, Op, Project, ProjectPatch, Role, SavedPrompt, SavedPromptPatch,
 };
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -57,6 +60,12 @@ pub enum ClientError {
     NoSuchTemporaryBlock,
     #[error("cannot encode the mutation: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The user lost access to the library (removed, or the library deleted).
+    #[error("access to the library was revoked: {0}")]
+    AccessRevoked(String),
+    /// An HTTP request of [`Admin`] failed before the server answered.
+    #[error("request failed: {0}")]
+    Http(String),
 }
 
 /// What a resolved mutation returns.
@@ -73,6 +82,8 @@ pub struct Library {
     commands: mpsc::UnboundedSender<connection::Command>,
     snapshot: watch::Receiver<Option<Arc<LibrarySnapshot>>>,
     status: watch::Receiver<SyncStatus>,
+    role: watch::Receiver<Option<Role>>,
+    presence: watch::Receiver<Option<Presence>>,
     temporary: Arc<Mutex<temporary::Temporary>>,
 }
 
@@ -91,6 +102,17 @@ impl Library {
     /// user this one's library or send them its queued mutations. Connect a new `Library` for
     /// the new user.
     pub fn connect_with(base_url: &str, tokens: TokenProvider) -> Result<Library, ClientError> {
+        Library::open(base_url, tokens, None)
+    }
+
+    /// [`Library::connect_with`] for a given library (`None`: the user's own), one the user
+    /// owns or was given access to ([`Admin`] lists and shares them). If the user loses access
+    /// the status becomes [`SyncStatus::Revoked`].
+    pub fn open(
+        base_url: &str,
+        tokens: TokenProvider,
+        library: Option<Uuid>,
+    ) -> Result<Library, ClientError> {
         let ws_url = if let Some(rest) = base_url.strip_prefix("http://") {
             format!("ws://{rest}")
         } else if let Some(rest) = base_url.strip_prefix("https://") {
@@ -98,23 +120,53 @@ impl Library {
         } else {
             return Err(ClientError::BadUrl(base_url.to_owned()));
         };
-        let ws_url = format!("{}/api/v1/ws", ws_url.trim_end_matches('/'));
+        let mut ws_url = format!("{}/api/v1/ws", ws_url.trim_end_matches('/'));
+        if let Some(library) = library {
+            ws_url.push_str(&format!("?library={library}"));
+        }
         let (snapshot_tx, snapshot) = watch::channel(None);
         let (status_tx, status) = watch::channel(SyncStatus::Connecting);
+        let (role_tx, role) = watch::channel(None);
+        let (presence_tx, presence) = watch::channel(None);
         let (commands, command_rx) = mpsc::unbounded_channel();
         tokio::spawn(connection::run(connection::Connection::new(
             ws_url,
             tokens,
             snapshot_tx,
             status_tx,
+            connection::Shared {
+                role: role_tx,
+                presence: presence_tx,
+            },
             command_rx,
         )));
         Ok(Library {
             commands,
             snapshot,
             status,
+            role,
+            presence,
             temporary: Arc::default(),
         })
+    }
+
+    /// The user's role in the library (`None` until the first `hello`); changes live.
+    pub fn role(&self) -> watch::Receiver<Option<Role>> {
+        self.role.clone()
+    }
+
+    /// Every session open on the library, on every instance (`None` until the first list).
+    pub fn presence(&self) -> watch::Receiver<Option<Presence>> {
+        self.presence.clone()
+    }
+
+    /// Delivery receipt of `version`: (sessions that applied it or a newer one, all sessions
+    /// open on the library), from the latest presence list; (0, 0) before the first.
+    pub fn delivered_to(&self, version: i64) -> (usize, usize) {
+        self.presence
+            .borrow()
+            .as_ref()
+            .map_or((0, 0), |p| p.delivered_to(version))
     }
 
     /// The latest snapshot the server sent (`None` until the first one).

@@ -25,4 +25,9 @@ pub enum SyncStatus {
     /// library stopped trying, since trying again would not change the answer. Mutations stay
     /// queued; [`Library::reconnect`](crate::Library::reconnect) tries again.
     Unauthorized { message: String },
+    /// The user was removed from the library, or it was deleted (the server closed with 4403):
+    /// nothing more is tried, and mutations still pending failed with
+    /// [`ClientError::AccessRevoked`](crate::ClientError::AccessRevoked).
+    /// [`Library::reconnect`](crate::Library::reconnect) tries again (e.g. once re-invited).
+    Revoked { message: String },
 }

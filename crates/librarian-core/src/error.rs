@@ -47,6 +47,8 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("library {0} not found")]
     NoSuchLibrary(Uuid),
+    #[error("{0} is not a member of this library")]
+    NoSuchMember(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("conflict: {0}")]
@@ -67,6 +69,7 @@ impl Error {
             Error::VersionMismatch { .. } => "version_mismatch",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
             Error::NoSuchLibrary(_) => "library_not_found",
+            Error::NoSuchMember(_) => "member_not_found",
             Error::Forbidden(_) => "forbidden",
             Error::Conflict(_) => "conflict",
             Error::Unavailable(_) => "database_unavailable",

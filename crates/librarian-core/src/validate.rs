@@ -61,6 +61,18 @@ pub fn validate(m: &Mutation, limits: &Limits) -> Result<(), Error> {
 }
 
 /// An idempotency key must be short printable text.
+/// A library's name: like a project's, 1 to `limits.name_max` characters.
+pub fn validate_library_name(name: &str, limits: &Limits) -> Result<(), Error> {
+    let n = name.trim().chars().count();
+    if n == 0 || name.chars().count() > limits.name_max {
+        return Err(Error::invalid(
+            "name",
+            format!("must be 1 to {} characters", limits.name_max),
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_idempotency_key(key: &str, limits: &Limits) -> Result<(), Error> {
     let len = key.chars().count();
     if len == 0 || len > limits.idempotency_key_max {

@@ -21,6 +21,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub sync: SyncConfig,
+    pub presence: PresenceConfig,
     pub ws: WsSection,
     /// Core's field limits, from `[limits]` (copied out of `limits_section` on load).
     #[serde(skip)]
@@ -155,6 +156,24 @@ pub struct SyncConfig {
     pub max_coalesce_ms: u64,
     pub reconcile_interval_ms: u64,
     pub min_reload_interval_ms: u64,
+}
+
+/// `[presence]`: who has a library open, across instances (DESIGN §9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    pub heartbeat_ms: u64,
+    pub expiry_ms: u64,
+}
+
+impl PresenceConfig {
+    pub fn options(&self) -> librarian_actors::presence::PresenceOptions {
+        librarian_actors::presence::PresenceOptions {
+            heartbeat: Duration::from_millis(self.heartbeat_ms.max(1)),
+            expiry: Duration::from_millis(self.expiry_ms),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -119,6 +119,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             max_coalesce: Duration::from_millis(config.sync.max_coalesce_ms),
             reconcile_interval: Duration::from_millis(config.sync.reconcile_interval_ms),
             min_reload_interval: Duration::from_millis(config.sync.min_reload_interval_ms),
+            presence: config.presence.options(),
         },
     );
     let metrics = metrics::Metrics::new(&sync.stats)
@@ -128,6 +129,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         // Fetched now and kept fresh; `/readyz` answers 503 until a key set is loaded.
         actix_web::rt::spawn(jwks.clone().run());
     }
+    let presence = sync.presence.clone();
     let state = aweb::Data::new(AppState::new(store.clone(), sync, metrics));
     let store = aweb::Data::new(store);
     let limits = aweb::Data::new(config.limits.clone());
@@ -180,6 +182,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
+        // Other instances stop counting this one's sessions now rather than at expiry.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            presence.send(librarian_actors::presence::PresenceStop),
+        )
+        .await;
         // Let sessions put their close frames on the wire.
         tokio::time::sleep(Duration::from_millis(100)).await;
         handle.stop(true).await;

@@ -22,6 +22,7 @@ pub struct Metrics {
     frames_by_type: Vec<(&'static str, IntCounter)>,
     pub versions_skipped: IntCounter,
     pub commit_to_frame_seconds: Histogram,
+    pub receipt_seconds: Histogram,
 }
 
 impl Metrics {
@@ -67,10 +68,18 @@ impl Metrics {
                 )
                 .buckets(latency_buckets()),
             )?,
+            receipt_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "librarian_receipt_latency_seconds",
+                    "Per session: from hearing of a commit to the client's `seen` of a version \
+                     including it (the end-to-end delivery time, DESIGN §9).",
+                )
+                .buckets(latency_buckets()),
+            )?,
             frames_by_type: Vec::new(),
             registry,
         };
-        m.frames_by_type = ["hello", "snapshot", "status", "reply", "error"]
+        m.frames_by_type = ["hello", "snapshot", "status", "reply", "error", "presence", "access"]
             .into_iter()
             .map(|kind| (kind, m.frames_sent.with_label_values(&[kind])))
             .collect();
@@ -83,6 +92,7 @@ impl Metrics {
         m.registry.register(Box::new(m.versions_skipped.clone()))?;
         m.registry
             .register(Box::new(m.commit_to_frame_seconds.clone()))?;
+        m.registry.register(Box::new(m.receipt_seconds.clone()))?;
         sync.register(&m.registry)?;
         Ok(m)
     }

@@ -165,6 +165,18 @@ impl From<Error> for Problem {
                 code,
                 "this Idempotency-Key was already used for a different request",
             ),
+            Error::NoSuchLibrary(id) => Problem::new(
+                StatusCode::NOT_FOUND,
+                code,
+                format!("no library with id {id}"),
+            ),
+            Error::NoSuchMember(user) => Problem::new(
+                StatusCode::NOT_FOUND,
+                code,
+                format!("{user} is not a member of this library"),
+            ),
+            Error::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, code, detail),
+            Error::Conflict(detail) => Problem::new(StatusCode::CONFLICT, code, detail),
             Error::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");
                 Problem::unavailable()

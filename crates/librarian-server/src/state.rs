@@ -45,13 +45,15 @@ impl AppState {
     ) -> Result<Committed, librarian_core::Error> {
         let (kind, op) = (mutation.kind(), mutation.op());
         let started = std::time::Instant::now();
-        let result = self.sync.writers.apply(library_id, mutation, opts).await;
+        let result = self
+            .sync
+            .writers
+            .apply(library_id, &user.user_id, mutation, opts)
+            .await;
         if let Err(e) = &result
             && librarian_store::is_library_gone(e)
         {
-            // The next request finds (or creates) the user's library again.
-            tracing::warn!(user_id = %user.user_id, %library_id,
-                "the library row is gone; its cached id is forgotten");
+            // If it was the user's own, the next request finds (or creates) it again.
             self.forget_library(&user.user_id, library_id);
         }
         let outcome = match &result {
@@ -103,6 +105,8 @@ impl AppState {
         if let Ok(mut cache) = self.libraries.write()
             && cache.get(user) == Some(&library_id)
         {
+            tracing::warn!(user_id = %user, %library_id,
+                "the user's library row is gone; its cached id is forgotten");
             cache.remove(user);
         }
     }

@@ -57,7 +57,7 @@ async fn fill(store: &Store, lib: uuid::Uuid) -> Result<(), librarian_core::Erro
             description: "A folder of prompts".into(),
             parent_id: parent,
         });
-        projects.push(store.apply(lib, m, opts()).await?.id);
+        projects.push(store.apply(lib, "bench", m, opts()).await?.id);
     }
     let mut blocks = Vec::new();
     for i in 0..100 {
@@ -68,7 +68,7 @@ async fn fill(store: &Store, lib: uuid::Uuid) -> Result<(), librarian_core::Erro
             content: "You are a careful assistant. ".repeat(10),
             tags: vec!["style".into(), format!("t{}", i % 7)],
         });
-        blocks.push(store.apply(lib, m, opts()).await?.id);
+        blocks.push(store.apply(lib, "bench", m, opts()).await?.id);
     }
     for i in 0..100 {
         let m = Mutation::CreateSavedPrompt(NewSavedPrompt {
@@ -81,7 +81,7 @@ async fn fill(store: &Store, lib: uuid::Uuid) -> Result<(), librarian_core::Erro
                 .map(|k| blocks[(i + k * 13) % blocks.len()])
                 .collect(),
         });
-        store.apply(lib, m, opts()).await?;
+        store.apply(lib, "bench", m, opts()).await?;
     }
     Ok(())
 }

@@ -120,28 +120,11 @@ fn is_transient_message(msg: &str) -> bool {
     TRANSIENT_MESSAGES.iter().any(|m| msg.contains(m))
 }
 
-/// The field that names a write's library in [`library_gone`].
-const LIBRARY_FIELD: &str = "library";
-
-/// The refusal of a write to a library whose row is gone (deleted behind the server's back,
-/// e.g. by an operator): nothing was written. A 422 naming the field `library`, not a 500 (the
-/// server cannot fix it) nor a 503 (the same request would fail again on a session still bound
-/// to the old library).
-pub(crate) fn library_gone(library_id: &str) -> Error {
-    Error::invalid(
-        LIBRARY_FIELD,
-        format!(
-            "library {library_id} no longer exists (it was deleted); nothing was written. \
-             The next request works in the user's library as it is now (a new, empty one)"
-        ),
-    )
-}
-
-/// True for the error of a write to a library that no longer exists: a caller that cached the
-/// user's library id should forget it, so that the next request finds or creates the user's
-/// library again.
+/// True for the error of a request to a library that is gone (deleted, or deleted behind the
+/// server's back) or that the caller may not see: a caller that cached the user's library id
+/// should forget it, so that the next request finds or creates the user's library again.
 pub fn is_library_gone(e: &Error) -> bool {
-    matches!(e, Error::Invalid(errors) if errors.len() == 1 && errors[0].field == LIBRARY_FIELD)
+    matches!(e, Error::NoSuchLibrary(_))
 }
 
 pub(crate) fn pool_error(e: diesel_async::pooled_connection::deadpool::PoolError) -> Error {

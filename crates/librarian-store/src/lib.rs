@@ -8,6 +8,7 @@ pub mod listener;
 mod migrate;
 mod models;
 mod ops;
+pub mod presence;
 mod schema;
 
 use diesel::pg::Pg;
@@ -20,9 +21,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 pub use error::is_library_gone;
 use error::{TxError, db_error, pool_error};
 use librarian_core::validate::{validate, validate_idempotency_key};
+use librarian_core::validate::validate_library_name;
 use librarian_core::{
-    Committed, Entity, EntityKind, Error, Library, LibrarySnapshot, Limits, Mutation,
-    MutationOptions,
+    Committed, Entity, EntityKind, Error, Library, LibraryInfo, LibrarySnapshot, Limits, Member,
+    Mutation, MutationOptions, Role,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -177,6 +179,55 @@ macro_rules! db_run {
             })
             .await
     };
+}
+
+/// One write transaction on this store's backend, as [`Store::apply`] runs them: on SQLite
+/// queued behind the other writers in an immediate transaction; on PostgreSQL followed, inside
+/// the transaction, by the NOTIFY of the version `$version` finds in the result (if any), so
+/// that other instances hear of it on commit. `write_run!(self, lib, version_fn, |ops, c| body)`
+/// where `body` is the same expression for both backends (awaited on PostgreSQL).
+macro_rules! write_run {
+    ($store:expr, $lib:ident, $version:expr, |$ops:ident, $c:ident| $body:expr) => {
+        db_run!($store,
+            postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.transaction(async move |$c| {
+                    use crate::ops::pg as $ops;
+                    let out = $body.await?;
+                    if let Some(version) = ($version)(&out) {
+                        notify($c, &$lib, version).await?;
+                    }
+                    Ok::<_, TxError>(out)
+                })
+                .await
+                .map_err(TxError::into_error)
+            },
+            sqlite(pool) => {
+                let writer = $store.inner.sqlite_writer.clone().lock_owned().await;
+                let conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(conn, move |$c| {
+                    // Held until the write ends, even once nobody waits for it.
+                    let _writer = writer;
+                    use crate::ops::sqlite as $ops;
+                    $c.immediate_transaction(|$c| $body)
+                })
+                .await
+                .map_err(TxError::into_error)
+            },
+        )
+    };
+}
+
+/// `pg_notify` of a library's new version, inside the transaction that made it.
+async fn notify(c: &mut AsyncPgConnection, lib: &str, version: i64) -> Result<(), TxError> {
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(listener::CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(listener::payload(lib, version)),
+        c,
+    )
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -382,7 +433,17 @@ impl Store {
     /// The members of a library, by user id.
     pub async fn members(&self, library_id: Uuid) -> Result<Vec<librarian_core::Member>, Error> {
         let lib = library_id.to_string();
-        let rows = db_run!(self, |ops, c| ops::members(c, &lib))?;
+        let rows = db_run!(self, |ops, c| ops::members(c, &lib, None))?;
+        rows.into_iter()
+            .map(models::MemberRow::into_member)
+            .collect()
+    }
+
+    /// [`Store::members`] for `user` (`NoSuchLibrary` unless a member, checked in the same
+    /// read).
+    pub async fn members_as(&self, library_id: Uuid, user: &str) -> Result<Vec<Member>, Error> {
+        let (lib, user) = (library_id.to_string(), user.to_owned());
+        let rows = db_run!(self, |ops, c| ops::members(c, &lib, Some(&user)))?;
         rows.into_iter()
             .map(models::MemberRow::into_member)
             .collect()
@@ -390,9 +451,13 @@ impl Store {
 
     /// Validates and applies one mutation to a library in one transaction: the rows, the
     /// library version bump and the idempotency record commit together or not at all.
+    /// `user` must be a member who may write (404 for a non-member, 403 for a viewer), checked
+    /// in the same transaction after the library's row lock is taken, so that a write never
+    /// commits after its author's removal.
     pub async fn apply(
         &self,
         library_id: Uuid,
+        user: &str,
         mutation: Mutation,
         opts: MutationOptions,
     ) -> Result<Committed, Error> {
@@ -406,24 +471,23 @@ impl Store {
             .map(|_| fingerprint(&mutation, opts.if_version));
         let now = librarian_core::Timestamp::now().millis();
         let lib = library_id.to_string();
+        let user = user.to_owned();
         db_run!(self,
             postgres(pool) => {
                 let mut conn = pool.get().await.map_err(pool_error)?;
                 conn.transaction(async move |c| {
-                    let committed =
-                        ops::pg::apply(c, &lib, &mutation, &opts, fingerprint.as_deref(), now)
-                            .await?;
-                    // Delivered by PostgreSQL on commit only, to every listening instance.
-                    diesel_async::RunQueryDsl::execute(
-                        diesel::sql_query("SELECT pg_notify($1, $2)")
-                            .bind::<diesel::sql_types::Text, _>(listener::CHANNEL)
-                            .bind::<diesel::sql_types::Text, _>(listener::payload(
-                                &lib,
-                                committed.library_version,
-                            )),
+                    let committed = ops::pg::apply(
                         c,
+                        &lib,
+                        &user,
+                        &mutation,
+                        &opts,
+                        fingerprint.as_deref(),
+                        now,
                     )
                     .await?;
+                    // Delivered by PostgreSQL on commit only, to every listening instance.
+                    notify(c, &lib, committed.library_version).await?;
                     Ok(committed)
                 })
                 .await
@@ -442,6 +506,7 @@ impl Store {
                             ops::sqlite::apply(
                                 c,
                                 &lib,
+                                &user,
                                 &mutation,
                                 &opts,
                                 fingerprint.as_deref(),
@@ -506,14 +571,36 @@ impl Store {
         }
     }
 
-    /// One row of a library (`NotFound` also for another library's rows).
-    pub async fn get(&self, library_id: Uuid, kind: EntityKind, id: Uuid) -> Result<Entity, Error> {
-        let lib = library_id.to_string();
-        db_run!(self, |ops, c| ops::get(c, &lib, kind, id))
+    /// One row of a library for `user` (`NotFound` also for another library's rows;
+    /// `NoSuchLibrary` unless `user` is a member).
+    pub async fn get(
+        &self,
+        library_id: Uuid,
+        user: &str,
+        kind: EntityKind,
+        id: Uuid,
+    ) -> Result<Entity, Error> {
+        let (lib, user) = (library_id.to_string(), user.to_owned());
+        db_run!(self, |ops, c| ops::get(c, &lib, &user, kind, id))
     }
 
-    /// The whole library at its current version, read in one transaction.
+    /// The whole library at its current version, read in one transaction (for the sync core,
+    /// which serves it to members only). `NoSuchLibrary` once it is gone.
     pub async fn load_library(&self, library_id: Uuid) -> Result<LibrarySnapshot, Error> {
+        self.load(library_id, None).await
+    }
+
+    /// [`Store::load_library`] for `user`: `NoSuchLibrary` unless a member, checked in the
+    /// same read transaction.
+    pub async fn load_library_as(
+        &self,
+        library_id: Uuid,
+        user: &str,
+    ) -> Result<LibrarySnapshot, Error> {
+        self.load(library_id, Some(user.to_owned())).await
+    }
+
+    async fn load(&self, library_id: Uuid, user: Option<String>) -> Result<LibrarySnapshot, Error> {
         let lib = library_id.to_string();
         db_run!(self,
             postgres(pool) => {
@@ -521,7 +608,10 @@ impl Store {
                 conn.build_transaction()
                     .repeatable_read()
                     .read_only()
-                    .run(async move |c| ops::pg::load(c, &lib).await)
+                    .run(async move |c| match &user {
+                        Some(user) => ops::pg::load_as(c, &lib, user).await,
+                        None => ops::pg::load(c, &lib).await,
+                    })
                     .await
                     .map_err(TxError::into_error)
             },
@@ -529,12 +619,136 @@ impl Store {
                 let conn = pool.get().await.map_err(pool_error)?;
                 // A deferred transaction reads one WAL snapshot from its first SELECT on.
                 sqlite_blocking(conn, move |c| {
-                    c.transaction(|c| ops::sqlite::load(c, &lib))
+                    c.transaction(|c| match &user {
+                        Some(user) => ops::sqlite::load_as(c, &lib, user),
+                        None => ops::sqlite::load(c, &lib),
+                    })
                 })
                 .await
                 .map_err(TxError::into_error)
             },
         )
+    }
+
+    // ---- libraries and members (DESIGN §9) ----------------------------------------------
+
+    /// `user`'s role in the library and its current version, read together (`NoSuchLibrary`
+    /// unless a member).
+    pub async fn access(&self, library_id: Uuid, user: &str) -> Result<(Role, i64), Error> {
+        let (lib, user) = (library_id.to_string(), user.to_owned());
+        db_run!(self, |ops, c| ops::access(c, &lib, &user))
+    }
+
+    /// Every library `user` is a member of: their default one (created on first use) first,
+    /// then the others by name.
+    pub async fn libraries(&self, user: &str) -> Result<Vec<LibraryInfo>, Error> {
+        self.library_for_user(user).await?;
+        let user = user.to_owned();
+        db_run!(self, |ops, c| ops::libraries_of(c, &user))
+    }
+
+    /// One library as `user` sees it listed (`NoSuchLibrary` unless a member).
+    pub async fn library_info(&self, library_id: Uuid, user: &str) -> Result<LibraryInfo, Error> {
+        let (lib, user) = (library_id.to_string(), user.to_owned());
+        db_run!(self, |ops, c| ops::library_info(c, &lib, &user))
+    }
+
+    /// A new, empty library owned by `user`.
+    pub async fn create_library(&self, user: &str, name: &str) -> Result<LibraryInfo, Error> {
+        validate_library_name(name, &self.inner.limits)?;
+        let now = librarian_core::Timestamp::now().millis();
+        let id = Uuid::now_v7();
+        let row = models::LibraryRow {
+            id: id.to_string(),
+            name: name.to_owned(),
+            default_for: None,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let owner = user.to_owned();
+        db_run!(self,
+            postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.transaction(async move |c| ops::pg::create_library(c, &row, &owner).await)
+                    .await
+                    .map_err(TxError::into_error)
+            },
+            sqlite(pool) => {
+                let writer = self.inner.sqlite_writer.clone().lock_owned().await;
+                let conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(conn, move |c| {
+                    let _writer = writer;
+                    c.immediate_transaction(|c| ops::sqlite::create_library(c, &row, &owner))
+                })
+                .await
+                .map_err(TxError::into_error)
+            },
+        )?;
+        self.library_info(id, user).await
+    }
+
+    /// Renames a library (its owner only; 403 for other members). Not a change of what the
+    /// library holds: its version stays.
+    pub async fn rename_library(
+        &self,
+        library_id: Uuid,
+        user: &str,
+        name: &str,
+    ) -> Result<LibraryInfo, Error> {
+        validate_library_name(name, &self.inner.limits)?;
+        let now = librarian_core::Timestamp::now().millis();
+        let (lib, owner, name) = (library_id.to_string(), user.to_owned(), name.to_owned());
+        write_run!(self, lib, |_: &()| None, |ops, c| ops::rename_library(
+            c, &lib, &owner, &name, now
+        ))?;
+        self.library_info(library_id, user).await
+    }
+
+    /// Deletes a library and everything in it (its owner only; not a user's default library).
+    /// Answers the version its deletion is announced as: every session on it ends.
+    pub async fn delete_library(&self, library_id: Uuid, user: &str) -> Result<i64, Error> {
+        let now = librarian_core::Timestamp::now().millis();
+        let (lib, owner) = (library_id.to_string(), user.to_owned());
+        write_run!(self, lib, |v: &i64| Some(*v), |ops, c| ops::delete_library(
+            c, &lib, &owner, now
+        ))
+    }
+
+    /// Gives `target` a role in the library (its owner only). Answers the member, whether
+    /// they were added (not changed), and the library version the change produced.
+    pub async fn put_member(
+        &self,
+        library_id: Uuid,
+        user: &str,
+        target: &str,
+        role: Role,
+    ) -> Result<(Member, bool, i64), Error> {
+        let now = librarian_core::Timestamp::now().millis();
+        let (lib, owner, target) = (library_id.to_string(), user.to_owned(), target.to_owned());
+        let (row, added, version) = write_run!(
+            self,
+            lib,
+            |out: &(models::MemberRow, bool, i64)| Some(out.2),
+            |ops, c| ops::put_member(c, &lib, &owner, &target, role, now)
+        )?;
+        Ok((row.into_member()?, added, version))
+    }
+
+    /// Removes `target` from the library (its owner, or `target` themself leaving). Answers
+    /// the library version the removal produced: no session of `target` on the library gets
+    /// a snapshot at or after it.
+    pub async fn remove_member(
+        &self,
+        library_id: Uuid,
+        user: &str,
+        target: &str,
+    ) -> Result<i64, Error> {
+        let now = librarian_core::Timestamp::now().millis();
+        let (lib, actor, target) = (library_id.to_string(), user.to_owned(), target.to_owned());
+        write_run!(self, lib, |v: &i64| Some(*v), |ops, c| ops::remove_member(
+            c, &lib, &actor, &target, now
+        ))
     }
 }
 

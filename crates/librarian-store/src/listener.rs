@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub const CHANNEL: &str = "librarian_mutations";
+/// Presence changes (DESIGN §9): `"<library_id> <instance_id>"` (see [`crate::presence`]).
+pub const PRESENCE_CHANNEL: &str = "librarian_presence";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerEvent {
@@ -20,11 +22,21 @@ pub enum ListenerEvent {
     Listening,
     /// Another (or this) instance committed `version` of `library_id`.
     Notified { library_id: Uuid, version: i64 },
+    /// The sessions `instance_id` holds on `library_id` changed (or were reaped).
+    Presence { library_id: Uuid, instance_id: Uuid },
 }
 
 /// The payload of a notification: `"<library_id> <version>"`.
 pub fn payload(library_id: &str, version: i64) -> String {
     format!("{library_id} {version}")
+}
+
+fn parse_presence(payload: &str) -> Option<ListenerEvent> {
+    let (library, instance) = payload.split_once(' ')?;
+    Some(ListenerEvent::Presence {
+        library_id: Uuid::parse_str(library).ok()?,
+        instance_id: Uuid::parse_str(instance).ok()?,
+    })
 }
 
 fn parse(payload: &str) -> Option<ListenerEvent> {
@@ -41,7 +53,10 @@ pub async fn listen(url: String, events: mpsc::UnboundedSender<ListenerEvent>) {
     let mut failures: u32 = 0;
     while !events.is_closed() {
         match AsyncPgConnection::establish(&url).await {
-            Ok(mut conn) => match conn.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+            Ok(mut conn) => match conn
+                .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {PRESENCE_CHANNEL}"))
+                .await
+            {
                 Ok(()) => {
                     failures = 0;
                     tracing::info!("listening for changes from other instances");
@@ -51,7 +66,12 @@ pub async fn listen(url: String, events: mpsc::UnboundedSender<ListenerEvent>) {
                     let mut stream = std::pin::pin!(conn.notifications_stream());
                     while let Some(notification) = stream.next().await {
                         let Ok(n) = notification else { break };
-                        match parse(&n.payload) {
+                        let event = if n.channel == PRESENCE_CHANNEL {
+                            parse_presence(&n.payload)
+                        } else {
+                            parse(&n.payload)
+                        };
+                        match event {
                             Some(event) => {
                                 if events.send(event).is_err() {
                                     return;

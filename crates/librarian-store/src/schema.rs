@@ -86,12 +86,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// PostgreSQL only (SQLite keeps presence in memory): the instances and their heartbeat.
+    presence_instances (instance_id) {
+        instance_id -> Text,
+        heartbeat_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// PostgreSQL only: the sessions each instance holds open (DESIGN §9, presence).
+    presence_sessions (session_id) {
+        session_id -> Text,
+        instance_id -> Text,
+        library_id -> Text,
+        user_id -> Text,
+        seen_version -> Nullable<BigInt>,
+        connected_at -> BigInt,
+    }
+}
+
 // diesel's own bookkeeping table; only the column readiness checks need.
 diesel::table! {
     __diesel_schema_migrations (version) {
         version -> Text,
     }
 }
+
+diesel::joinable!(library_members -> libraries (library_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     libraries,
@@ -101,4 +123,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     saved_prompts,
     saved_prompt_blocks,
     idempotency_keys,
+    presence_instances,
+    presence_sessions,
 );

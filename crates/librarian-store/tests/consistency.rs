@@ -123,7 +123,7 @@ both_backends! {
                 }
                 _ => unreachable!(),
             }
-            let committed = store.apply(lib, m, MutationOptions::default()).await.unwrap();
+            let committed = store.apply(lib, "alice", m, MutationOptions::default()).await.unwrap();
             assert_eq!(committed.library_version, i as i64 + 1);
             expected.insert(committed.library_version, model.clone());
         }

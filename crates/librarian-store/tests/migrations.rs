@@ -57,6 +57,7 @@ both_backends! {
         let committed = store
             .apply(
                 alice,
+                "alice",
                 Mutation::CreateProject(NewProject {
                     id: None,
                     name: "Mail".into(),

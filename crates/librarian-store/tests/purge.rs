@@ -39,8 +39,8 @@ both_backends! {
     async fn records_past_the_retention_are_purged_and_a_retry_with_their_key_applies_anew(db) {
         let store = db.store().await;
         let lib = store.library_for_user("alice").await.unwrap().id;
-        let first_old = store.apply(lib, block("old"), keyed("old-key")).await.unwrap();
-        let first_new = store.apply(lib, block("new"), keyed("new-key")).await.unwrap();
+        let first_old = store.apply(lib, "alice", block("old"), keyed("old-key")).await.unwrap();
+        let first_new = store.apply(lib, "alice", block("new"), keyed("new-key")).await.unwrap();
         // Eight days ago, behind the store's back.
         db.execute(&format!(
             "UPDATE idempotency_keys SET created_at = created_at - {} WHERE key = 'old-key'",
@@ -52,19 +52,19 @@ both_backends! {
         assert_eq!(store.purge_idempotency(WEEK).await.unwrap(), 0, "nothing left to purge");
 
         // The newer key is still honoured: its first answer, nothing written.
-        let retry_new = store.apply(lib, block("new"), keyed("new-key")).await.unwrap();
+        let retry_new = store.apply(lib, "alice", block("new"), keyed("new-key")).await.unwrap();
         assert!(retry_new.replayed);
         assert_eq!(retry_new.library_version, first_new.library_version);
         assert_eq!(retry_new.id, first_new.id);
         // The purged key is forgotten: the retry is a new request.
-        let retry_old = store.apply(lib, block("old"), keyed("old-key")).await.unwrap();
+        let retry_old = store.apply(lib, "alice", block("old"), keyed("old-key")).await.unwrap();
         assert!(!retry_old.replayed);
         assert_eq!(retry_old.library_version, first_new.library_version + 1);
         assert_ne!(retry_old.id, first_old.id);
         assert!(matches!(retry_old.data, Some(Entity::ContextBlock(_))));
         assert_eq!(titles(&store, lib).await, ["old", "new", "old"]);
         // ... and from then on honoured again.
-        let again = store.apply(lib, block("old"), keyed("old-key")).await.unwrap();
+        let again = store.apply(lib, "alice", block("old"), keyed("old-key")).await.unwrap();
         assert!(again.replayed);
         assert_eq!(again.id, retry_old.id);
     }
@@ -72,7 +72,7 @@ both_backends! {
     async fn a_purge_deletes_batch_after_batch_until_none_is_left(db) {
         let store = db.store().await;
         let lib = store.library_for_user("alice").await.unwrap().id;
-        let kept = store.apply(lib, block("kept"), keyed("kept-key")).await.unwrap();
+        let kept = store.apply(lib, "alice", block("kept"), keyed("kept-key")).await.unwrap();
         // More than two batches of records from long ago, written straight into the table.
         let old = 2 * PURGE_BATCH + 345;
         db.execute(&format!(
@@ -86,7 +86,7 @@ both_backends! {
 
         assert_eq!(store.purge_idempotency(WEEK).await.unwrap(), old as u64);
         assert_eq!(store.purge_idempotency(WEEK).await.unwrap(), 0);
-        let retry = store.apply(lib, block("kept"), keyed("kept-key")).await.unwrap();
+        let retry = store.apply(lib, "alice", block("kept"), keyed("kept-key")).await.unwrap();
         assert!(retry.replayed, "a record inside the retention survives the purge");
         assert_eq!(retry.id, kept.id);
     }

@@ -42,8 +42,11 @@ fn prompt(title: &str, project: Option<Uuid>, blocks: Vec<Uuid>) -> Mutation {
 }
 
 async fn apply(store: &Store, lib: Uuid, m: Mutation) -> Result<(Uuid, i64), Error> {
+    // Written by the library's owner.
+    let members = store.members(lib).await.expect("members");
+    let owner = &members[0].user_id;
     store
-        .apply(lib, m, MutationOptions::default())
+        .apply(lib, owner, m, MutationOptions::default())
         .await
         .map(|c| (c.id, c.library_version))
 }
@@ -104,7 +107,7 @@ both_backends! {
         let lib = store.library_for_user("alice").await.unwrap();
         let wanted = Uuid::new_v4();
         let committed = store
-            .apply(lib.id, Mutation::CreateContextBlock(NewContextBlock {
+            .apply(lib.id, &lib.user_id, Mutation::CreateContextBlock(NewContextBlock {
                 id: Some(wanted),
                 project_id: None,
                 title: "Tone".into(),
@@ -310,9 +313,9 @@ both_backends! {
         };
         let with = |v| MutationOptions { if_version: Some(v), idempotency_key: None };
         // Two tabs both saw version 1; the first save wins, the second is told what is there.
-        let first = store.apply(lib.id, edit("tab one"), with(1)).await.unwrap();
+        let first = store.apply(lib.id, &lib.user_id, edit("tab one"), with(1)).await.unwrap();
         assert_eq!(first.data.unwrap().version(), 2);
-        let second = store.apply(lib.id, edit("tab two"), with(1)).await;
+        let second = store.apply(lib.id, &lib.user_id, edit("tab two"), with(1)).await;
         match second {
             Err(Error::VersionMismatch { expected, current }) => {
                 assert_eq!(expected, 1);
@@ -321,18 +324,18 @@ both_backends! {
             }
             other => panic!("expected a version mismatch, got {other:?}"),
         }
-        let r = store.apply(lib.id, Mutation::DeleteContextBlock { id: b }, with(1)).await;
+        let r = store.apply(lib.id, &lib.user_id, Mutation::DeleteContextBlock { id: b }, with(1)).await;
         assert!(matches!(r, Err(Error::VersionMismatch { .. })), "{r:?}");
         assert_eq!(store.load_library(lib.id).await.unwrap().version, 2);
-        store.apply(lib.id, Mutation::DeleteContextBlock { id: b }, with(2)).await.unwrap();
+        store.apply(lib.id, &lib.user_id, Mutation::DeleteContextBlock { id: b }, with(2)).await.unwrap();
     }
 
     async fn an_idempotent_retry_returns_the_first_result_and_writes_once(db) {
         let store = db.store().await;
         let lib = store.library_for_user("alice").await.unwrap();
         let key = |k: &str| MutationOptions { if_version: None, idempotency_key: Some(k.into()) };
-        let first = store.apply(lib.id, block("b", None), key("k1")).await.unwrap();
-        let retry = store.apply(lib.id, block("b", None), key("k1")).await.unwrap();
+        let first = store.apply(lib.id, &lib.user_id, block("b", None), key("k1")).await.unwrap();
+        let retry = store.apply(lib.id, &lib.user_id, block("b", None), key("k1")).await.unwrap();
         assert!(!first.replayed);
         assert!(retry.replayed);
         assert_eq!(retry.data, first.data);
@@ -342,15 +345,15 @@ both_backends! {
 
         // A delete's retry answers the same, even though the row is gone now.
         let del = Mutation::DeleteContextBlock { id: first.id };
-        let d1 = store.apply(lib.id, del.clone(), key("k2")).await.unwrap();
-        let d2 = store.apply(lib.id, del.clone(), key("k2")).await.unwrap();
+        let d1 = store.apply(lib.id, &lib.user_id, del.clone(), key("k2")).await.unwrap();
+        let d2 = store.apply(lib.id, &lib.user_id, del.clone(), key("k2")).await.unwrap();
         assert_eq!((d2.data, d2.library_version, d2.id), (None, d1.library_version, first.id));
         // The same key for a different request is refused, and writes nothing.
-        let r = store.apply(lib.id, block("other", None), key("k1")).await;
+        let r = store.apply(lib.id, &lib.user_id, block("other", None), key("k1")).await;
         assert!(matches!(r, Err(Error::IdempotencyKeyReused)), "{r:?}");
         // Keys are per library: another user's "k1" is a new request.
         let bob = store.library_for_user("bob").await.unwrap();
-        let theirs = store.apply(bob.id, block("b", None), key("k1")).await.unwrap();
+        let theirs = store.apply(bob.id, &bob.user_id, block("b", None), key("k1")).await.unwrap();
         assert!(!theirs.replayed);
         assert_eq!(store.load_library(lib.id).await.unwrap().version, 2);
     }
@@ -360,10 +363,10 @@ both_backends! {
         let lib = store.library_for_user("alice").await.unwrap();
         let tasks: Vec<_> = (0..8)
             .map(|_| {
-                let store = store.clone();
+                let (store, lib) = (store.clone(), lib.clone());
                 tokio::spawn(async move {
                     let opts = MutationOptions { if_version: None, idempotency_key: Some("same".into()) };
-                    store.apply(lib.id, block("b", None), opts).await.unwrap()
+                    store.apply(lib.id, &lib.user_id, block("b", None), opts).await.unwrap()
                 })
             })
             .collect();
@@ -393,9 +396,12 @@ both_backends! {
         let lib = store.library_for_user("alice").await.unwrap();
         ok(&store, lib.id, project("p", None)).await;
         db.execute("DELETE FROM projects; DELETE FROM libraries").await;
-        let err = apply(&store, lib.id, project("q", None)).await.unwrap_err();
+        let err = store
+            .apply(lib.id, "alice", project("q", None), MutationOptions::default())
+            .await
+            .unwrap_err();
         assert!(librarian_store::is_library_gone(&err), "{err:?}");
-        assert_eq!(invalid_fields(Err(err)), ["library"]);
+        assert!(matches!(err, Error::NoSuchLibrary(id) if id == lib.id), "{err:?}");
         // Finding the user's library again makes a new one.
         let again = store.library_for_user("alice").await.unwrap();
         assert_ne!(again.id, lib.id);

@@ -97,10 +97,10 @@ both_backends! {
                 ))
                 .await
                 .unwrap();
-            let msg = unavailable_message(store.apply(lib, block(None), MutationOptions::default()).await);
+            let msg = unavailable_message(store.apply(lib, "alice", block(None), MutationOptions::default()).await);
             assert!(msg.contains("lock timeout"), "{msg}");
             holder.batch_execute("ROLLBACK").await.unwrap();
-            let ok = store.apply(lib, block(None), MutationOptions::default()).await.unwrap();
+            let ok = store.apply(lib, "alice", block(None), MutationOptions::default()).await.unwrap();
             assert_eq!(ok.library_version, 1, "the refused write left nothing behind");
         } else {
             // SQLite's lock timeout is its busy_timeout, set from the connect timeout. Right
@@ -132,11 +132,11 @@ both_backends! {
                 conn.batch_execute("ROLLBACK").unwrap();
             });
             locked_rx.await.unwrap();
-            let msg = unavailable_message(store.apply(lib, block(None), MutationOptions::default()).await);
+            let msg = unavailable_message(store.apply(lib, "alice", block(None), MutationOptions::default()).await);
             assert!(msg.contains("locked"), "{msg}");
             release_tx.send(()).unwrap();
             holder.join().unwrap();
-            let ok = store.apply(lib, block(None), MutationOptions::default()).await.unwrap();
+            let ok = store.apply(lib, "alice", block(None), MutationOptions::default()).await.unwrap();
             assert_eq!(ok.library_version, 1, "the refused write left nothing behind");
         }
     }
@@ -164,13 +164,13 @@ async fn a_postgres_statement_timeout_is_unavailable() {
         .unwrap();
     let msg = unavailable_message(
         store
-            .apply(lib, block(None), MutationOptions::default())
+            .apply(lib, "alice", block(None), MutationOptions::default())
             .await,
     );
     assert!(msg.contains("statement timeout"), "{msg}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     let ok = store
-        .apply(lib, block(None), MutationOptions::default())
+        .apply(lib, "alice", block(None), MutationOptions::default())
         .await
         .unwrap();
     assert_eq!(ok.library_version, 1);
@@ -190,6 +190,7 @@ async fn a_postgres_deadlock_is_unavailable() {
     let project = store
         .apply(
             lib,
+            "alice",
             Mutation::CreateProject(NewProject {
                 id: None,
                 name: "p".into(),
@@ -217,7 +218,7 @@ async fn a_postgres_deadlock_is_unavailable() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .apply(lib, block(Some(project)), MutationOptions::default())
+                .apply(lib, "alice", block(Some(project)), MutationOptions::default())
                 .await
         })
     };
@@ -232,7 +233,7 @@ async fn a_postgres_deadlock_is_unavailable() {
     assert!(msg.contains("deadlock"), "{msg}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     let ok = store
-        .apply(lib, block(Some(project)), MutationOptions::default())
+        .apply(lib, "alice", block(Some(project)), MutationOptions::default())
         .await
         .unwrap();
     assert_eq!(ok.library_version, 2);

@@ -64,6 +64,8 @@ pub(crate) enum Loaded {
     Failed {
         unavailable: bool,
     },
+    /// The library no longer exists (deleted).
+    Gone,
 }
 
 struct Lib {
@@ -290,6 +292,17 @@ impl Machine {
                     lib.view.snapshot = Some(Arc::new(snapshot));
                 }
             }
+            Loaded::Gone => {
+                lib.failures = 0;
+                lib.failure = None;
+                lib.retry_at = None;
+                lib.view.loaded = seq;
+                if !lib.view.gone {
+                    tracing::info!(%library_id, "the library was deleted");
+                    lib.view.gone = true;
+                    lib.view_changed = true;
+                }
+            }
             Loaded::Failed { unavailable } => {
                 lib.failures += 1;
                 self.stats.reloads_failed.inc();
@@ -340,6 +353,14 @@ impl Machine {
         match result {
             Ok(versions) => {
                 self.db_error = None;
+                // A served library the query did not find was deleted: one load says so.
+                let found: std::collections::HashSet<Uuid> =
+                    versions.iter().map(|(id, _)| *id).collect();
+                for (library_id, lib) in self.libraries.iter_mut() {
+                    if !found.contains(library_id) && !lib.view.gone {
+                        lib.recheck = true;
+                    }
+                }
                 for (library_id, version) in versions {
                     let (news, a) = self.seen(library_id, version, now);
                     if news {
@@ -484,6 +505,7 @@ mod tests {
             version,
             frame: ByteString::from(format!(r#"{{"type":"snapshot","version":{version}}}"#)),
             items: 0,
+            members: Vec::new(),
             pending_since: None,
         }
     }

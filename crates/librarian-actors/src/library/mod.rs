@@ -128,6 +128,7 @@ impl LibraryActor {
                         bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
                     Loaded::Ok(snapshot)
                 }
+                Err(Error::NoSuchLibrary(_)) => Loaded::Gone,
                 Err(e) => {
                     tracing::warn!(%library_id, error = %e, "reload failed");
                     Loaded::Failed {

@@ -3,7 +3,7 @@
 
 use bytestring::ByteString;
 use librarian_core::protocol::{ServerFrame, Status, SyncState};
-use librarian_core::{Error, LibrarySnapshot};
+use librarian_core::{Error, LibrarySnapshot, MemberRole, Role};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,12 +15,23 @@ pub struct Snapshot {
     pub frame: ByteString,
     /// Number of rows, for metrics and logs.
     pub items: usize,
+    /// Who may see this version (sorted by user id): a session whose user is not among them
+    /// is closed instead of sent it (DESIGN §9, revocation).
+    pub members: Vec<MemberRole>,
     /// When this instance first heard of a commit this snapshot is the first to include (for
     /// the commit → frame latency sessions report). `None` for loads no event asked for.
     pub pending_since: Option<Instant>,
 }
 
 impl Snapshot {
+    /// `user_id`'s role at this version, if a member.
+    pub fn role_of(&self, user_id: &str) -> Option<Role> {
+        self.members
+            .binary_search_by(|m| m.user_id.as_str().cmp(user_id))
+            .ok()
+            .map(|i| self.members[i].role)
+    }
+
     /// The same frame marked `"reset": true` (the library went back below what a client
     /// holds). Rare, so built per session from the shared frame rather than kept.
     pub fn reset_frame(&self) -> ByteString {
@@ -47,6 +58,8 @@ pub struct LibraryView {
     /// Bumped when the database was found at a lower version than the view held (restored
     /// from a backup): the snapshot then steps back, and sessions say so (`reset`).
     pub generation: u64,
+    /// The library was deleted: every session on it ends (`access_revoked`).
+    pub gone: bool,
 }
 
 impl LibraryView {
@@ -58,6 +71,7 @@ impl LibraryView {
             status_frame: None,
             loaded: 0,
             generation: 0,
+            gone: false,
         }
     }
 
@@ -87,12 +101,14 @@ impl LibraryView {
 pub(crate) fn serialize(snapshot: LibrarySnapshot) -> Result<Snapshot, Error> {
     let version = snapshot.version;
     let items = snapshot.len();
+    let members = snapshot.members.clone();
     let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot.into()))
         .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
     Ok(Snapshot {
         version,
         frame: ByteString::from(frame),
         items,
+        members,
         pending_since: None,
     })
 }

@@ -1,5 +1,7 @@
 //! `POST /{kind}`, `GET|PATCH|DELETE /{kind}/{id}` for the three entity kinds, written once
-//! over [`Resource`].
+//! over [`Resource`], in the caller's own library (`/api/v1/{kind}`) or in any library they
+//! are a member of (`/api/v1/libraries/{library}/{kind}`, DESIGN §9: 404 for a non-member,
+//! 403 for a viewer's mutation, both decided by the store inside the request's transaction).
 
 use super::headers::{LIBRARY_VERSION, etag, idempotency_key, if_match, prefers_library};
 use crate::auth::AuthUser;
@@ -97,22 +99,63 @@ impl FromRequest for PathId {
     }
 }
 
+/// Which library a request addresses: the `{library}` of a scoped path, else the caller's own.
+pub struct Scope(Option<Uuid>);
+
+impl FromRequest for Scope {
+    type Error = Problem;
+    type Future = Ready<Result<Scope, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match req.match_info().get("library") {
+            None => Ok(Scope(None)),
+            Some(raw) => Uuid::parse_str(raw).map(|id| Scope(Some(id))).map_err(|_| Problem {
+                errors: vec![FieldError::new("library", "must be a UUID")],
+                ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
+            }),
+        })
+    }
+}
+
+impl Scope {
+    /// The library's id (the caller's own library is created on first use).
+    pub async fn library(&self, state: &AppState, user: &AuthUser) -> Result<Uuid, Problem> {
+        match self.0 {
+            Some(id) => Ok(id),
+            None => state.library_id(user).await,
+        }
+    }
+
+    /// Where a row of this scope lives.
+    fn location(&self, path: &str, id: Uuid) -> String {
+        match self.0 {
+            Some(library) => format!("/api/v1/libraries/{library}/{path}/{id}"),
+            None => format!("/api/v1/{path}/{id}"),
+        }
+    }
+}
+
 pub async fn create<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
+    scope: Scope,
     body: JsonBody<R::New>,
 ) -> Result<HttpResponse, Problem> {
-    mutate(&req, &state, &user, R::create(body.0), Some(R::PATH)).await
+    mutate(&req, &state, &user, &scope, R::create(body.0), Some(R::PATH)).await
 }
 
 pub async fn read<R: Resource>(
     state: web::Data<AppState>,
     user: AuthUser,
+    scope: Scope,
     id: PathId,
 ) -> Result<HttpResponse, Problem> {
-    let library = state.library_id(&user).await?;
-    let entity = state.store.get(library, R::KIND, id.0).await?;
+    let library = scope.library(&state, &user).await?;
+    let entity = state
+        .store
+        .get(library, &user.user_id, R::KIND, id.0)
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(entity.version()))
         .json(entity))
@@ -122,19 +165,21 @@ pub async fn update<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
+    scope: Scope,
     id: PathId,
     body: JsonBody<R::Patch>,
 ) -> Result<HttpResponse, Problem> {
-    mutate(&req, &state, &user, R::update(id.0, body.0), None).await
+    mutate(&req, &state, &user, &scope, R::update(id.0, body.0), None).await
 }
 
 pub async fn delete<R: Resource>(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: AuthUser,
+    scope: Scope,
     id: PathId,
 ) -> Result<HttpResponse, Problem> {
-    mutate(&req, &state, &user, R::delete(id.0), None).await
+    mutate(&req, &state, &user, &scope, R::delete(id.0), None).await
 }
 
 /// The answer to every mutation.
@@ -155,6 +200,7 @@ async fn mutate(
     req: &HttpRequest,
     state: &AppState,
     user: &AuthUser,
+    scope: &Scope,
     mutation: Mutation,
     created_in: Option<&str>,
 ) -> Result<HttpResponse, Problem> {
@@ -162,7 +208,7 @@ async fn mutate(
         if_version: if_match(req)?,
         idempotency_key: idempotency_key(req)?,
     };
-    let library = state.library_id(user).await?;
+    let library = scope.library(state, user).await?;
     let committed = state
         .apply(user, library, mutation, opts)
         .await
@@ -171,7 +217,7 @@ async fn mutate(
     // committed whatever happens here: a failed load answers the commit without the library
     // (and without Preference-Applied), never an error that would invite a duplicate.
     let snapshot = if prefers_library(req) {
-        match state.store.load_library(library).await {
+        match state.store.load_library_as(library, &user.user_id).await {
             Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 tracing::warn!(%library, error = %e, "committed, but the library for Prefer: return=library could not be loaded");
@@ -184,7 +230,7 @@ async fn mutate(
     let mut res = match created_in {
         Some(path) => {
             let mut res = HttpResponse::Created();
-            res.insert_header((header::LOCATION, format!("/api/v1/{path}/{}", committed.id)));
+            res.insert_header((header::LOCATION, scope.location(path, committed.id)));
             res
         }
         None => HttpResponse::Ok(),
@@ -206,7 +252,8 @@ async fn mutate(
 /// The four routes of one kind: concrete handlers (so the API description is generated from
 /// them) over the generic ones above.
 macro_rules! resource_handlers {
-    ($mod_name:ident, $res:ty, $new:ty, $patch:ty, $tag:literal, $collection:literal, $item:literal) => {
+    ($mod_name:ident, $res:ty, $new:ty, $patch:ty, $tag:literal, $collection:literal, $item:literal,
+     [$($scope:tt)*]) => {
         pub mod $mod_name {
             use super::*;
             #[allow(unused_imports)]
@@ -214,7 +261,7 @@ macro_rules! resource_handlers {
 
             #[utoipa::path(post, path = $collection, tag = $tag,
                 operation_id = concat!(stringify!($mod_name), "_create"), request_body = $new,
-                params(
+                params($($scope)*
                     ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
                     ("Prefer" = Option<String>, Header, description = "`return=library` adds the snapshot to the reply"),
                 ),
@@ -222,6 +269,7 @@ macro_rules! resource_handlers {
                     (status = 201, description = "created", body = MutationReply),
                     (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "a viewer's mutation (shared libraries)", body = Problem, content_type = "application/problem+json"),
                     (status = 409, description = "the id is taken", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
                     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
@@ -233,33 +281,35 @@ macro_rules! resource_handlers {
                 req: HttpRequest,
                 state: web::Data<AppState>,
                 user: AuthUser,
+                scope: Scope,
                 body: JsonBody<$new>,
             ) -> Result<HttpResponse, Problem> {
-                super::create::<$res>(req, state, user, body).await
+                super::create::<$res>(req, state, user, scope, body).await
             }
 
             #[utoipa::path(get, path = $item, tag = $tag,
                 operation_id = concat!(stringify!($mod_name), "_read"),
-                params(("id" = uuid::Uuid, Path, description = "the row's id")),
+                params($($scope)* ("id" = uuid::Uuid, Path, description = "the row's id")),
                 responses(
                     (status = 200, description = "the row; `ETag` is its version", body = Entity),
                     (status = 400, description = "the id is not a UUID", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
-                    (status = 404, description = "no such row (also another user's)", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row (also another user's), or no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
                     (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
                 ),
                 security(("bearer" = [])))]
             pub async fn read(
                 state: web::Data<AppState>,
                 user: AuthUser,
+                scope: Scope,
                 id: PathId,
             ) -> Result<HttpResponse, Problem> {
-                super::read::<$res>(state, user, id).await
+                super::read::<$res>(state, user, scope, id).await
             }
 
             #[utoipa::path(patch, path = $item, tag = $tag,
                 operation_id = concat!(stringify!($mod_name), "_update"), request_body = $patch,
-                params(
+                params($($scope)*
                     ("id" = uuid::Uuid, Path, description = "the row's id"),
                     ("If-Match" = Option<String>, Header, description = "the row version last seen, e.g. \"3\""),
                     ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
@@ -269,7 +319,8 @@ macro_rules! resource_handlers {
                     (status = 200, description = "updated; absent fields unchanged, `null` clears an optional reference", body = MutationReply),
                     (status = 400, description = "malformed JSON, bad id or If-Match", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
-                    (status = 404, description = "no such row", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "a viewer's mutation (shared libraries)", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row, or no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
                     (status = 412, description = "If-Match does not match: `current` holds the row", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
                     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
@@ -281,15 +332,16 @@ macro_rules! resource_handlers {
                 req: HttpRequest,
                 state: web::Data<AppState>,
                 user: AuthUser,
+                scope: Scope,
                 id: PathId,
                 body: JsonBody<$patch>,
             ) -> Result<HttpResponse, Problem> {
-                super::update::<$res>(req, state, user, id, body).await
+                super::update::<$res>(req, state, user, scope, id, body).await
             }
 
             #[utoipa::path(delete, path = $item, tag = $tag,
                 operation_id = concat!(stringify!($mod_name), "_delete"),
-                params(
+                params($($scope)*
                     ("id" = uuid::Uuid, Path, description = "the row's id"),
                     ("If-Match" = Option<String>, Header, description = "the row version last seen"),
                     ("Idempotency-Key" = Option<String>, Header, description = "a retry with the same key answers the first result"),
@@ -298,7 +350,8 @@ macro_rules! resource_handlers {
                     (status = 200, description = "deleted (`data` is null)", body = MutationReply),
                     (status = 400, description = "bad id or If-Match", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
-                    (status = 404, description = "no such row", body = Problem, content_type = "application/problem+json"),
+                    (status = 403, description = "a viewer's mutation (shared libraries)", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such row, or no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
                     (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
                     (status = 422, description = "a bad Idempotency-Key, or one reused for another request", body = Problem, content_type = "application/problem+json"),
                     (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
@@ -308,9 +361,10 @@ macro_rules! resource_handlers {
                 req: HttpRequest,
                 state: web::Data<AppState>,
                 user: AuthUser,
+                scope: Scope,
                 id: PathId,
             ) -> Result<HttpResponse, Problem> {
-                super::delete::<$res>(req, state, user, id).await
+                super::delete::<$res>(req, state, user, scope, id).await
             }
         }
     };
@@ -323,7 +377,18 @@ resource_handlers!(
     ProjectPatch,
     "projects",
     "/api/v1/projects",
-    "/api/v1/projects/{id}"
+    "/api/v1/projects/{id}",
+    []
+);
+resource_handlers!(
+    library_projects,
+    Projects,
+    NewProject,
+    ProjectPatch,
+    "projects",
+    "/api/v1/libraries/{library}/projects",
+    "/api/v1/libraries/{library}/projects/{id}",
+    [("library" = uuid::Uuid, Path, description = "the library's id"),]
 );
 resource_handlers!(
     context_blocks,
@@ -332,7 +397,18 @@ resource_handlers!(
     ContextBlockPatch,
     "context blocks",
     "/api/v1/context-blocks",
-    "/api/v1/context-blocks/{id}"
+    "/api/v1/context-blocks/{id}",
+    []
+);
+resource_handlers!(
+    library_context_blocks,
+    ContextBlocks,
+    NewContextBlock,
+    ContextBlockPatch,
+    "context blocks",
+    "/api/v1/libraries/{library}/context-blocks",
+    "/api/v1/libraries/{library}/context-blocks/{id}",
+    [("library" = uuid::Uuid, Path, description = "the library's id"),]
 );
 resource_handlers!(
     saved_prompts,
@@ -341,5 +417,16 @@ resource_handlers!(
     SavedPromptPatch,
     "saved prompts",
     "/api/v1/saved-prompts",
-    "/api/v1/saved-prompts/{id}"
+    "/api/v1/saved-prompts/{id}",
+    []
+);
+resource_handlers!(
+    library_saved_prompts,
+    SavedPrompts,
+    NewSavedPrompt,
+    SavedPromptPatch,
+    "saved prompts",
+    "/api/v1/libraries/{library}/saved-prompts",
+    "/api/v1/libraries/{library}/saved-prompts/{id}",
+    [("library" = uuid::Uuid, Path, description = "the library's id"),]
 );

@@ -4,6 +4,7 @@
 
 pub mod entities;
 mod headers;
+pub mod libraries;
 pub mod library;
 mod meta;
 pub mod openapi;
@@ -48,6 +49,26 @@ routes! {
     get "/api/v1/saved-prompts/{id}" => entities::saved_prompts::read,
     patch "/api/v1/saved-prompts/{id}" => entities::saved_prompts::update,
     delete "/api/v1/saved-prompts/{id}" => entities::saved_prompts::delete,
+    get "/api/v1/libraries" => libraries::list,
+    post "/api/v1/libraries" => libraries::create,
+    patch "/api/v1/libraries/{library}" => libraries::rename,
+    delete "/api/v1/libraries/{library}" => libraries::delete,
+    get "/api/v1/libraries/{library}/snapshot" => libraries::snapshot,
+    get "/api/v1/libraries/{library}/members" => libraries::members,
+    put "/api/v1/libraries/{library}/members/{user_id}" => libraries::put_member,
+    delete "/api/v1/libraries/{library}/members/{user_id}" => libraries::remove_member,
+    post "/api/v1/libraries/{library}/projects" => entities::library_projects::create,
+    get "/api/v1/libraries/{library}/projects/{id}" => entities::library_projects::read,
+    patch "/api/v1/libraries/{library}/projects/{id}" => entities::library_projects::update,
+    delete "/api/v1/libraries/{library}/projects/{id}" => entities::library_projects::delete,
+    post "/api/v1/libraries/{library}/context-blocks" => entities::library_context_blocks::create,
+    get "/api/v1/libraries/{library}/context-blocks/{id}" => entities::library_context_blocks::read,
+    patch "/api/v1/libraries/{library}/context-blocks/{id}" => entities::library_context_blocks::update,
+    delete "/api/v1/libraries/{library}/context-blocks/{id}" => entities::library_context_blocks::delete,
+    post "/api/v1/libraries/{library}/saved-prompts" => entities::library_saved_prompts::create,
+    get "/api/v1/libraries/{library}/saved-prompts/{id}" => entities::library_saved_prompts::read,
+    patch "/api/v1/libraries/{library}/saved-prompts/{id}" => entities::library_saved_prompts::update,
+    delete "/api/v1/libraries/{library}/saved-prompts/{id}" => entities::library_saved_prompts::delete,
 }
 
 /// Routes that exist in dev auth mode only.

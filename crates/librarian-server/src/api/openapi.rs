@@ -1,14 +1,21 @@
 //! `GET /api/v1/openapi.json`: the API described, generated from the handlers' `#[utoipa::path]`
 //! annotations and the types' `ToSchema` derives.
 
-use super::entities::{MutationReply, context_blocks, projects, saved_prompts};
+use super::entities::{
+    MutationReply, context_blocks, library_context_blocks, library_projects,
+    library_saved_prompts, projects, saved_prompts,
+};
+use super::libraries::{
+    self, LibraryList, LibraryName, LibraryReply, MemberList, MemberReply, MemberRoleBody,
+};
 use crate::problem::Problem;
 use actix_web::HttpResponse;
 use librarian_core::mutation::Op;
 use librarian_core::protocol::{
-    Ack, AuthFrame, AuthOk, ClientFrame, ErrorFrame, Hello, MutateFrame, Reject, ServerFrame,
-    SnapshotFrame, Status, SyncState,
+    Access, Ack, AuthFrame, AuthOk, ClientFrame, ErrorFrame, Hello, MutateFrame, Presence,
+    PresenceSession, Reject, SeenFrame, ServerFrame, SnapshotFrame, Status, SyncState,
 };
+use librarian_core::{LibraryInfo, Member, MemberRole, Role};
 use std::sync::OnceLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,13 +31,23 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         projects::create, projects::read, projects::update, projects::delete,
         context_blocks::create, context_blocks::read, context_blocks::update, context_blocks::delete,
         saved_prompts::create, saved_prompts::read, saved_prompts::update, saved_prompts::delete,
+        libraries::list, libraries::create, libraries::rename, libraries::delete,
+        libraries::snapshot, libraries::members, libraries::put_member, libraries::remove_member,
+        library_projects::create, library_projects::read, library_projects::update,
+        library_projects::delete,
+        library_context_blocks::create, library_context_blocks::read,
+        library_context_blocks::update, library_context_blocks::delete,
+        library_saved_prompts::create, library_saved_prompts::read,
+        library_saved_prompts::update, library_saved_prompts::delete,
     ),
     components(schemas(
-        Problem, MutationReply,
+        Problem, MutationReply, LibraryInfo, LibraryList, LibraryName, LibraryReply, Member,
+        MemberRole, Role, MemberList, MemberReply, MemberRoleBody,
         // The WebSocket protocol (docs/PROTOCOL.md): every frame, so that clients generate
         // their types from this document too.
         ServerFrame, Hello, SnapshotFrame, Status, SyncState, Ack, Reject, ErrorFrame, AuthOk,
-        ClientFrame, MutateFrame, AuthFrame, Op,
+        Access, Presence, PresenceSession,
+        ClientFrame, MutateFrame, AuthFrame, SeenFrame, Op,
     )),
     modifiers(&Bearer),
 )]
@@ -136,10 +153,11 @@ mod tests {
         assert_eq!(
             frames("ServerFrame"),
             [
-                "hello", "snapshot", "status", "ack", "reject", "error", "auth_ok"
+                "hello", "snapshot", "status", "ack", "reject", "error", "auth_ok", "access",
+                "presence"
             ]
         );
-        assert_eq!(frames("ClientFrame"), ["mutate", "auth"]);
+        assert_eq!(frames("ClientFrame"), ["mutate", "auth", "seen"]);
         let reject = &doc["components"]["schemas"]["Reject"]["properties"]["error"];
         assert_eq!(reject["$ref"], "#/components/schemas/Problem");
     }

@@ -2,7 +2,9 @@
 
 use crate::body::from_value;
 use crate::problem::Problem;
-use librarian_core::protocol::{Ack, AuthFrame, ErrorFrame, MutateFrame, Reject, ServerFrame};
+use librarian_core::protocol::{
+    Ack, AuthFrame, ErrorFrame, MutateFrame, Reject, SeenFrame, ServerFrame,
+};
 use librarian_core::{Committed, FieldError, Mutation, MutationOptions, Op};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -17,6 +19,8 @@ pub enum Request {
     },
     /// A fresh token for the session (`auth`).
     Auth(String),
+    /// The client applied this version (`seen`).
+    Seen(i64),
     /// Not a frame of the protocol: answered with `error`, then close 4400.
     Malformed(String),
 }
@@ -38,6 +42,16 @@ pub fn parse(text: &[u8]) -> Request {
             return match serde_json::from_value::<AuthFrame>(value) {
                 Ok(frame) => Request::Auth(frame.token),
                 Err(e) => Request::Malformed(format!("not an auth frame: {e}")),
+            };
+        }
+        Some("seen") => {
+            let mut value = value;
+            if let Some(map) = value.as_object_mut() {
+                map.remove("type");
+            }
+            return match serde_json::from_value::<SeenFrame>(value) {
+                Ok(frame) => Request::Seen(frame.version),
+                Err(e) => Request::Malformed(format!("not a seen frame: {e}")),
             };
         }
         Some(other) => return Request::Malformed(format!("unknown frame type {other:?}")),

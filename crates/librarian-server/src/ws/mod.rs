@@ -11,6 +11,7 @@ pub use crate::config::WsConfig;
 use crate::auth::{Authenticator, bearer_token};
 use crate::problem::Problem;
 use crate::state::AppState;
+use librarian_core::Role;
 use actix_web::body::{BodyStream, BoxBody, MessageBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::collections::HashMap;
@@ -42,12 +43,14 @@ pub struct Shutdown(pub watch::Receiver<bool>);
     params(
         ("access_token" = Option<String>, Query, description = "the bearer token, for browsers"),
         ("since_version" = Option<i64>, Query, description = "the version held: resume without a resend"),
+        ("library" = Option<uuid::Uuid>, Query, description = "the library to open (default: the caller's own)"),
     ),
     responses(
         (status = 101, description = "switching to the WebSocket protocol"),
         (status = 400, description = "not a WebSocket request, or a bad since_version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token (checked before the upgrade)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "a browser page from an origin not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "too many sessions for this user", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -93,9 +96,26 @@ pub async fn connect(
             })
         })
         .transpose()?;
+    let library = query
+        .get("library")
+        .map(|v| {
+            Uuid::parse_str(v)
+                .map_err(|_| Problem::bad_request("bad_library", "library must be a UUID"))
+        })
+        .transpose()?;
     let response = actix_http::ws::handshake(req.head())
         .map_err(|e| Problem::bad_request("not_a_websocket", e.to_string()))?;
-    let library_id = state.library_id(&user).await?;
+    // The role, and the version at which it was read: a snapshot older than that may predate
+    // the user's membership, so it neither revokes nor is sent (session.rs).
+    let (library_id, role, access_version) = match library {
+        Some(id) => {
+            let (role, version) = state.store.access(id, &user.user_id).await?;
+            (id, role, version)
+        }
+        // The user's own library: they own it for good (an owner cannot be removed, a
+        // default library cannot be deleted).
+        None => (state.library_id(&user).await?, Role::Owner, 0),
+    };
     let Some(seat) = state
         .sessions
         .claim(&user.user_id, config.max_sessions_per_user)
@@ -121,6 +141,8 @@ pub async fn connect(
         id: Uuid::now_v7(),
         user_id: user.user_id,
         library_id,
+        role,
+        access_version,
         since_version,
         token: session::TokenLife::of(&verified),
         auth: auth.into_inner(),

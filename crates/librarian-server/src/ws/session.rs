@@ -1,6 +1,12 @@
 //! One WebSocket session: a single loop over the client's frames, the library's latest view,
-//! replies to mutations, the heartbeat and shutdown (the actorless pattern of
-//! actix/examples `websockets/chat-actorless`).
+//! its presence list, replies to mutations, the heartbeat and shutdown (the actorless pattern
+//! of actix/examples `websockets/chat-actorless`).
+//!
+//! Revocation (DESIGN §9): every snapshot carries the library's members at its version. Before
+//! a snapshot goes out the session looks its user up there: gone from the list (removed) or the
+//! library deleted, the session sends `error access_revoked` and closes with 4403 instead, so
+//! no snapshot at or after the removing version ever reaches them, on any instance (each loads
+//! that version after its NOTIFY). A changed role is announced with `access` first.
 
 use super::WsConfig;
 use super::frames::{self, Request};
@@ -11,8 +17,12 @@ use crate::state::AppState;
 use actix_http::ws::{CloseCode, CloseReason, Message};
 use actix_web::web::Bytes;
 use bytestring::ByteString;
+use librarian_actors::presence::{Join, SeenVersion};
 use librarian_actors::{LibraryView, Subscribe};
-use librarian_core::protocol::{AuthOk, Hello, ServerFrame, Status, SyncState, close};
+use librarian_core::Role;
+use librarian_core::protocol::{
+    Access, AuthOk, Hello, PresenceSession, ServerFrame, Status, SyncState, close,
+};
 use librarian_core::time::Timestamp;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +36,11 @@ pub struct Session<S> {
     pub id: Uuid,
     pub user_id: String,
     pub library_id: Uuid,
+    /// The user's role, as last told to the client.
+    pub role: Role,
+    /// The library version at which `role` was read: an older snapshot may predate the
+    /// membership, so it cannot revoke it.
+    pub access_version: i64,
     /// The version the client says it holds (`?since_version=`).
     pub since_version: Option<i64>,
     /// The session's token: when it ends (replaced by each `auth` frame).
@@ -93,6 +108,11 @@ struct Sent {
     awaiting: Option<u64>,
     /// The view generation last seen (it changes when the database went back).
     generation: Option<u64>,
+    /// The last snapshot sent and when this instance heard of its commit, until the client's
+    /// `seen` of it is measured (`librarian_receipt_latency_seconds`).
+    receipt: Option<(i64, Instant)>,
+    /// The latest version the client said it applied.
+    seen: Option<i64>,
 }
 
 impl<S> Session<S>
@@ -144,6 +164,7 @@ where
             session_id: self.id,
             user_id: self.user_id.clone(),
             library_id: self.library_id,
+            role: self.role,
             max_inflight_mutations: self.config.max_inflight,
             max_frame_bytes: self.config.max_frame_bytes,
             max_frames_per_second: self.config.max_frames_per_second,
@@ -166,6 +187,24 @@ where
         };
         let mut views = subscription.views;
         views.mark_changed();
+        let presence = self
+            .state
+            .sync
+            .presence
+            .send(Join {
+                library_id: self.library_id,
+                session: PresenceSession {
+                    session_id: self.id,
+                    user_id: self.user_id.clone(),
+                    seen_version: None,
+                    connected_at: Timestamp::now(),
+                },
+            })
+            .await;
+        let Ok(presence) = presence else {
+            return End::Close(1011, "the presence tracker is not running".into());
+        };
+        let mut presence_frames = presence.frames;
         let mut sent = Sent {
             version: self.since_version,
             ..Sent::default()
@@ -211,7 +250,7 @@ where
                         }
                         Some(incoming) => {
                             let before = self.token.deadline;
-                            let step = self.on_incoming(incoming, &replies_tx, &inflight).await;
+                            let step = self.on_incoming(incoming, &replies_tx, &inflight, &mut sent).await;
                             if self.token.deadline != before {
                                 expiry.as_mut().reset(self.token.deadline.into());
                             }
@@ -220,6 +259,13 @@ where
                     }
                 }
                 Some(reply) = replies.recv() => self.send_text("reply", reply.into()).await,
+                Ok(()) = presence_frames.changed() => {
+                    let frame = presence_frames.borrow_and_update().clone();
+                    match frame {
+                        Some(frame) => self.send_text("presence", frame).await,
+                        None => Ok(()),
+                    }
+                }
                 changed = views.changed() => match changed {
                     Ok(()) => {
                         let view = views.borrow_and_update().clone();
@@ -241,9 +287,28 @@ where
         }
     }
 
-    /// Sends what changed in the library view: a newer snapshot, then the status if it moved.
+    /// Sends what changed in the library view: a newer snapshot, then the status if it moved;
+    /// or ends the session if its user lost access (see the module docs).
     async fn on_view(&mut self, view: LibraryView, sent: &mut Sent) -> Result<(), End> {
+        if view.gone {
+            return self.revoke("the library was deleted").await;
+        }
         if let Some(snapshot) = &view.snapshot {
+            match snapshot.role_of(&self.user_id) {
+                None if snapshot.version >= self.access_version => {
+                    return self
+                        .revoke("you are no longer a member of this library")
+                        .await;
+                }
+                // From before the user's membership: a newer version is on its way.
+                None => return Ok(()),
+                Some(role) if role != self.role => {
+                    self.role = role;
+                    let frame = frames::frame(&ServerFrame::Access(Access { role }));
+                    self.send_text("access", frame.into()).await?;
+                }
+                Some(_) => {}
+            }
             let went_back = sent.generation.is_some_and(|g| g != view.generation);
             sent.generation = Some(view.generation);
             match sent.version {
@@ -280,6 +345,7 @@ where
                             .commit_to_frame_seconds
                             .observe(since.elapsed().as_secs_f64());
                     }
+                    sent.receipt = snapshot.pending_since.map(|t| (snapshot.version, t));
                     if let Some(had) = sent.version.filter(|_| sent.snapshots > 0) {
                         let skipped = (snapshot.version - had - 1).max(0);
                         metrics.versions_skipped.inc_by(skipped as u64);
@@ -331,11 +397,16 @@ where
         incoming: Result<Incoming, ReadError>,
         replies: &mpsc::Sender<String>,
         inflight: &Arc<Semaphore>,
+        sent: &mut Sent,
     ) -> Result<(), End> {
         match incoming {
             Ok(Incoming::Text(text)) => match frames::parse(&text) {
                 Request::Malformed(why) => self.refuse("malformed_frame", why).await,
                 Request::Auth(token) => self.reauthenticate(&token).await,
+                Request::Seen(version) => {
+                    self.on_seen(version, sent);
+                    Ok(())
+                }
                 Request::Mutate {
                     mutation_id,
                     parsed,
@@ -431,6 +502,42 @@ where
         // The error frame first: the close that follows would overtake it.
         self.outbox.flush(CLOSE_WAIT).await;
         Err(End::Close(close_code, why))
+    }
+
+    /// A delivery receipt. Only versions this session delivered (or the client resumed with)
+    /// count, and only forward: a client cannot claim what it was never sent.
+    fn on_seen(&mut self, version: i64, sent: &mut Sent) {
+        if sent.version.is_none_or(|held| version > held)
+            || sent.seen.is_some_and(|seen| version <= seen)
+        {
+            return;
+        }
+        sent.seen = Some(version);
+        if let Some((v, since)) = sent.receipt
+            && version >= v
+        {
+            self.state
+                .metrics
+                .receipt_seconds
+                .observe(since.elapsed().as_secs_f64());
+            sent.receipt = None;
+        }
+        self.state.sync.presence.do_send(SeenVersion {
+            library_id: self.library_id,
+            session_id: self.id,
+            version,
+        });
+    }
+
+    /// The user lost access to the library: `error access_revoked`, then close 4403.
+    async fn revoke(&mut self, why: &str) -> Result<(), End> {
+        tracing::info!(session_id = %self.id, user_id = %self.user_id,
+            library_id = %self.library_id, why, "access revoked");
+        self.send_text("error", frames::error("access_revoked", why).into())
+            .await?;
+        // The error frame first: the close that follows would overtake it.
+        self.outbox.flush(CLOSE_WAIT).await;
+        Err(End::Close(close::ACCESS_REVOKED, why.to_owned()))
     }
 
     /// An `error` frame, then close 4400.

@@ -22,6 +22,9 @@ macro_rules! bodies {
         mod library {
             include!("body/library.rs");
         }
+        mod members {
+            include!("body/members.rs");
+        }
         mod projects {
             include!("body/projects.rs");
         }
@@ -32,8 +35,12 @@ macro_rules! bodies {
             include!("body/saved_prompts.rs");
         }
         pub(crate) use library::{
-            applied_migrations, apply, get, library_for_user, library_versions, load, members,
-            purge_idempotency,
+            applied_migrations, apply, get, library_for_user, library_versions, load, load_as,
+            members, purge_idempotency,
+        };
+        pub(crate) use members::{
+            access, create_library, delete_library, libraries_of, library_info, put_member,
+            remove_member, rename_library,
         };
     };
 }

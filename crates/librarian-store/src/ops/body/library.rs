@@ -11,7 +11,8 @@ use super::saved_prompts::{
     update_saved_prompt,
 };
 use super::{Conn, RunQueryDsl};
-use crate::error::{TxError, library_gone};
+use super::members::{bump, no_library, require_member, require_writer};
+use crate::error::TxError;
 use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
 };
@@ -32,22 +33,17 @@ maybe_async! {
 pub(crate) fn apply(
     conn: &mut Conn,
     lib: &str,
+    user: &str,
     m: &Mutation,
     opts: &MutationOptions,
     fingerprint: Option<&str>,
     now: i64,
 ) -> Result<Committed, TxError> {
     // Bumping the library row first takes its row lock (SQLite: the write lock), which
-    // serializes every write to this library and makes the checks below race-free.
-    let version: i64 = run!(diesel::update(libraries::table.find(lib))
-        .set((
-            libraries::version.eq(libraries::version + 1),
-            libraries::updated_at.eq(now),
-        ))
-        .returning(libraries::version)
-        .get_result(conn))
-    .optional()?
-    .ok_or_else(|| library_gone(lib))?;
+    // serializes every write to this library and makes the checks below race-free, the
+    // author's membership first (see members.rs).
+    let version = run!(bump(conn, lib, now))?;
+    run!(require_writer(conn, lib, user))?;
 
     let idempotency = opts.idempotency_key.as_deref().zip(fingerprint);
     if let Some((key, fp)) = idempotency {
@@ -161,14 +157,19 @@ fn record_idempotency_key(
 // ---- reads ----------------------------------------------------------------------------------
 
 maybe_async! {
-/// The whole library, inside the caller's read transaction.
+/// The whole library, inside the caller's read transaction; `NoSuchLibrary` once it is gone.
 pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxError> {
     let version: i64 = run!(libraries::table
         .find(lib)
         .select(libraries::version)
         .first(conn))
     .optional()?
-    .unwrap_or(0);
+    .ok_or_else(|| no_library(lib))?;
+    let member_rows: Vec<(String, String)> = run!(library_members::table
+        .filter(library_members::library_id.eq(lib))
+        .order(library_members::user_id)
+        .select((library_members::user_id, library_members::role))
+        .load(conn))?;
     let project_rows: Vec<ProjectRow> = run!(projects::table
         .filter(projects::library_id.eq(lib))
         .order((projects::created_at, projects::id))
@@ -208,13 +209,30 @@ pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxErro
             .iter()
             .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
             .collect::<Result<_, _>>()?,
+        members: member_rows
+            .into_iter()
+            .map(|(user_id, role)| {
+                let role = librarian_core::Role::parse(&role)
+                    .ok_or_else(|| Error::Internal(format!("unknown stored role {role:?}")))?;
+                Ok(librarian_core::MemberRole { user_id, role })
+            })
+            .collect::<Result<_, Error>>()?,
     })
 }
 }
 
 maybe_async! {
-/// One row of a library, or `NotFound`.
-pub(crate) fn get(conn: &mut Conn, lib: &str, kind: EntityKind, id: Uuid) -> Result<Entity, TxError> {
+/// The whole library for `user` (404 unless a member), inside the caller's read transaction.
+pub(crate) fn load_as(conn: &mut Conn, lib: &str, user: &str) -> Result<LibrarySnapshot, TxError> {
+    run!(require_member(conn, lib, user))?;
+    run!(load(conn, lib))
+}
+}
+
+maybe_async! {
+/// One row of a library for `user` (404 unless a member), or `NotFound`.
+pub(crate) fn get(conn: &mut Conn, lib: &str, user: &str, kind: EntityKind, id: Uuid) -> Result<Entity, TxError> {
+    run!(require_member(conn, lib, user))?;
     let id_s = id.to_string();
     let not_found = || TxError::from(Error::NotFound { kind, id });
     Ok(match kind {
@@ -276,8 +294,11 @@ pub(crate) fn library_for_user(
 }
 
 maybe_async! {
-/// The members of a library, by user id.
-pub(crate) fn members(conn: &mut Conn, lib: &str) -> Result<Vec<MemberRow>, TxError> {
+/// The members of a library, by user id; with `user`, only if they are one of them (404).
+pub(crate) fn members(conn: &mut Conn, lib: &str, user: Option<&str>) -> Result<Vec<MemberRow>, TxError> {
+    if let Some(user) = user {
+        run!(require_member(conn, lib, user))?;
+    }
     Ok(run!(library_members::table
         .filter(library_members::library_id.eq(lib))
         .order(library_members::user_id)

@@ -1,0 +1,2 @@
+DROP TABLE presence_sessions;
+DROP TABLE presence_instances;
