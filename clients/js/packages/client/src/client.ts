@@ -80,11 +80,15 @@ export class LibraryClient {
   private libraryId: string | null = null;
   /** The user's role in it (`hello`, `access`, or the leader); null before and after access ended. */
   private role: Role | null = null;
+  /** The session the snapshots come from (`hello.session_id`, or the leader's). */
+  private sessionId: string | null = null;
   /** The sessions open on the library (`presence`, or the leader's); `[]` while unknown. */
   private presence: PresenceSession[] = EMPTY;
   /** `setMember` / `removeMember` waiting for a snapshot at least as new as their change. */
   private readonly versionWaiters = new Set<{ version: number; resolve(): void; reject(e: LibraryError): void }>();
   private apiInstance: LibrariesApi | null = null;
+  /** Access to the library ended (revoked, or never there): writes reject with this until `reconnect()`. */
+  private ended: LibraryError | null = null;
   /** The highest library version a write of this client produced (state `lastWriteVersion`). */
   private lastWriteVersion: number | null = null;
 
@@ -130,6 +134,7 @@ export class LibraryClient {
       lastWriteVersion: null,
       libraryId: null,
       role: null,
+      sessionId: null,
       members: EMPTY,
       presence: EMPTY,
     };
@@ -315,6 +320,7 @@ export class LibraryClient {
    */
   reconnect(): void {
     if (this.closed) return;
+    this.ended = null;
     if (this.session) this.session.reconnect();
     else this.tabs?.post({ t: "reconnect" });
   }
@@ -447,6 +453,7 @@ export class LibraryClient {
     this.helloUser = userId;
     // Servers before shared libraries do not say: every library was its user's own.
     this.role = frame.role ?? "owner";
+    this.sessionId = frame.session_id;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
@@ -476,6 +483,8 @@ export class LibraryClient {
 
   private onPresence(sessions: PresenceSession[]): void {
     this.presence = sessions.length > 0 ? sessions : EMPTY;
+    // Empty: the connection ended; the next `hello` names the next session.
+    if (sessions.length === 0) this.sessionId = null;
     if (this.commit()) this.relay(false);
   }
 
@@ -526,8 +535,10 @@ export class LibraryClient {
   private accessEnded(code: string, message: string): void {
     this.role = null;
     this.presence = EMPTY;
+    this.sessionId = null;
     this.origins.clear();
     const error = LibraryError.client(code, message, ACCESS_ENDED[code] ?? 0);
+    this.ended = error;
     this.pending.resolveAcked();
     this.pending.rejectAll(error);
     this.rejectWaiters(error);
@@ -596,6 +607,7 @@ export class LibraryClient {
     }
     // (A leader running an older build of the page sends neither.)
     this.role = m.role ?? null;
+    this.sessionId = m.sessionId ?? null;
     this.presence = Array.isArray(m.presence) && m.presence.length > 0 ? m.presence : EMPTY;
     if (m.status.state === "error" && m.status.code in ACCESS_ENDED) this.accessEnded(m.status.code, m.status.message);
     this.commit();
@@ -618,6 +630,7 @@ export class LibraryClient {
       cached: this.cached,
       lastSyncedAt: this.lastSyncedAt,
       role: this.role,
+      sessionId: this.sessionId,
       presence: this.presence,
     });
   }
@@ -626,6 +639,7 @@ export class LibraryClient {
 
   private write<T>(op: Op, id: string | undefined, data: unknown, options?: WriteOptions): Promise<T> {
     if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    if (this.ended) return Promise.reject(this.ended);
     const frame: MutateFrame = { type: "mutate", mutation_id: uuid(), op };
     if (id !== undefined) frame.id = id;
     if (options?.ifVersion !== undefined) frame.if_version = options.ifVersion;
@@ -728,6 +742,7 @@ export class LibraryClient {
       lastWriteVersion: this.lastWriteVersion,
       libraryId: this.libraryId,
       role: this.role,
+      sessionId: this.sessionId,
       members: snap?.members ?? EMPTY,
       presence: this.presence,
     };

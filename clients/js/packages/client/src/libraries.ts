@@ -17,7 +17,17 @@
  */
 
 import { LibraryError, toProblem } from "./errors.js";
-import type { LibraryInfo, Member, Role } from "./wire.js";
+import type {
+  LibraryInfo,
+  LibraryListBody,
+  LibraryName,
+  LibraryReply,
+  Member,
+  MemberList,
+  MemberReply,
+  MemberRoleBody,
+  Role,
+} from "./wire.js";
 
 /** Where the server is and how to sign the requests: the same two as `LibraryClientOptions`. */
 export interface ApiOptions {
@@ -64,41 +74,40 @@ export class LibrariesApi {
 
   /** `GET /libraries`: every library the caller is a member of, their own (default) one first, then by name. */
   async list(): Promise<LibraryInfo[]> {
-    const { body } = await this.call<{ libraries: LibraryInfo[] }>("GET", "libraries");
+    const { body } = await this.call<LibraryListBody>("GET", "libraries");
     return body.libraries;
   }
 
   /** `POST /libraries`: a new library owned by the caller. */
   async create(name: string): Promise<LibraryInfo> {
-    const { body } = await this.call<{ data: LibraryInfo }>("POST", "libraries", { name });
+    const { body } = await this.call<LibraryReply>("POST", "libraries", { name } satisfies LibraryName);
     return body.data;
   }
 
   /** `PATCH /libraries/{id}` (owner). */
   async rename(libraryId: string, name: string): Promise<LibraryInfo> {
-    const { body } = await this.call<{ data: LibraryInfo }>("PATCH", `libraries/${seg(libraryId)}`, { name });
+    const { body } = await this.call<LibraryReply>("PATCH", `libraries/${seg(libraryId)}`, { name } satisfies LibraryName);
     return body.data;
   }
 
   /** `DELETE /libraries/{id}` (owner; not their default library: 409). Its sessions are revoked. */
   async delete(libraryId: string): Promise<Removal> {
-    const { body } = await this.call<{ library_version: number }>("DELETE", `libraries/${seg(libraryId)}`);
+    const { body } = await this.call<MemberReply>("DELETE", `libraries/${seg(libraryId)}`);
     return { libraryVersion: body.library_version };
   }
 
   /** `GET /libraries/{id}/members` (any member). */
   async members(libraryId: string): Promise<Member[]> {
-    const { body } = await this.call<{ members: Member[] }>("GET", `libraries/${seg(libraryId)}/members`);
+    const { body } = await this.call<MemberList>("GET", `libraries/${seg(libraryId)}/members`);
     return body.members;
   }
 
   /** `PUT /libraries/{id}/members/{user}` (owner): adds `userId` with `role`, or changes their role. */
   async setMember(libraryId: string, userId: string, role: Exclude<Role, "owner">): Promise<MemberChange> {
-    const { status, body } = await this.call<{ data: Member; library_version: number }>(
-      "PUT",
-      `libraries/${seg(libraryId)}/members/${seg(userId)}`,
-      { role },
-    );
+    const { status, body } = await this.call<MemberReply>("PUT", `libraries/${seg(libraryId)}/members/${seg(userId)}`, {
+      role,
+    } satisfies MemberRoleBody);
+    if (!body.data) throw LibraryError.client("rejected", "the server answered no member");
     return { member: body.data, created: status === 201, libraryVersion: body.library_version };
   }
 
@@ -107,10 +116,7 @@ export class LibrariesApi {
    * (their own user id). Their sessions on the library end with `access_revoked`.
    */
   async removeMember(libraryId: string, userId: string): Promise<Removal> {
-    const { body } = await this.call<{ library_version: number }>(
-      "DELETE",
-      `libraries/${seg(libraryId)}/members/${seg(userId)}`,
-    );
+    const { body } = await this.call<MemberReply>("DELETE", `libraries/${seg(libraryId)}/members/${seg(userId)}`);
     return { libraryVersion: body.library_version };
   }
 

@@ -35,6 +35,8 @@ export type TabMessage =
       lastSyncedAt: number | null;
       /** The user's role in the library (`hello` / `access`), null before or after access ended. */
       role: Role | null;
+      /** The leader's session (`hello.session_id`): this browser's entry in `presence`. */
+      sessionId: string | null;
       /** The leader's latest `presence` (its session is this browser's one). */
       presence: PresenceSession[];
     }

@@ -80,6 +80,11 @@ export interface LibraryState {
    * viewer's writes are rejected with 403). Null before `hello` and after access was revoked.
    */
   role: Role | null;
+  /**
+   * The server's id of the session this client's snapshots come from (`hello.session_id`; with
+   * `shareAcrossTabs`, the leader's): its entry in `presence` is this browser. Null while none.
+   */
+  sessionId: string | null;
   /** Who may open the library, by user id (the snapshot's `members`). */
   members: MemberRole[];
   /**

@@ -46,19 +46,21 @@ export type MemberRole = Schemas["MemberRole"];
 /** One session on the library, as `presence` lists it (`seen_version` null before its first `seen`). */
 export type PresenceSession = Schemas["PresenceSession"];
 /** A library as `GET /libraries` lists it for the caller (`role` is the caller's). */
-export interface LibraryInfo {
-  id: string;
-  name: string;
-  owner_id: string;
-  role: Role;
-  version: number;
-}
+export type LibraryInfo = Schemas["LibraryInfo"];
 /** One member as `GET /libraries/{id}/members` lists it. */
-export interface Member {
-  user_id: string;
-  role: Role;
-  added_at: Timestamp;
-}
+export type Member = Schemas["Member"];
+/** `GET /libraries`: `{"libraries": [...]}`, the caller's default library first, then by name. */
+export type LibraryListBody = Schemas["LibraryList"];
+/** `POST /libraries` and `PATCH /libraries/{id}`: `{"name"}`. */
+export type LibraryName = Schemas["LibraryName"];
+/** `{"data": <library>}`: the answer to a create or a rename. */
+export type LibraryReply = Schemas["LibraryReply"];
+/** `GET /libraries/{id}/members`: `{"members": [...]}`, by user id. */
+export type MemberList = Schemas["MemberList"];
+/** `PUT /libraries/{id}/members/{user}`: `{"role": "editor" | "viewer"}`. */
+export type MemberRoleBody = Schemas["MemberRoleBody"];
+/** `{"data": <member or null>, "library_version": v}`: a membership change, or a library deleted. */
+export type MemberReply = Schemas["MemberReply"];
 
 // ---- server -> client ----------------------------------------------------------------------
 

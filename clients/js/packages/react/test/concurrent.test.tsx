@@ -21,6 +21,7 @@ function state(version: number): LibraryState {
     lastWriteVersion: null,
     libraryId: null,
     role: "owner",
+    sessionId: null,
     members: [],
     presence: [],
   };
