@@ -1,6 +1,7 @@
 //! The web page in a real headless Chromium (Debian's `chromium` + `chromium-driver`, driven
 //! over WebDriver by fantoccini): two pages of one user stay in sync, temporary blocks stay
-//! local, and the status pill shows an outage and the recovery; librarian.js paces mutations
+//! local, and the status pill shows an outage and the recovery; two users share a library
+//! (switcher, share dialog, presence, "on 2 of 2", revocation); librarian.js paces mutations
 //! under the server's in-flight limit across cut connections and resumes. Saves
 //! screenshots under `target/browser/`.
 //!
@@ -294,6 +295,119 @@ async fn two_pages_of_one_user_stay_in_sync_in_a_real_browser() {
     println!("screenshot: {}", shot.display());
     page1.close().await.unwrap();
     page2.close().await.unwrap();
+}
+
+/// Selects the option of `select_css` whose text starts with `label`, once there is one.
+async fn choose(page: &Client, select_css: &str, label: &str) {
+    let script = format!(
+        r#"const s = document.querySelector({select:?});
+           const o = s && [...s.options].find((o) => o.textContent.startsWith({label:?}));
+           if (!o) return false;
+           s.value = o.value;
+           s.dispatchEvent(new Event("change"));
+           return true;"#,
+        select = select_css,
+        label = label,
+    );
+    eventually(&format!("an option {label:?} in {select_css}"), || async {
+        page.execute(&script, vec![])
+            .await
+            .unwrap()
+            .as_bool()
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+async fn text_of(page: &Client, css: &str) -> String {
+    match page.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Two users on one shared library in the page: alice creates and shares it, bob's switcher
+/// shows it without a reload, both see who is here, bob's write reaches alice, alice's save is
+/// "on 2 of 2", and when alice removes bob his page says his access was revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_share_a_library_in_the_page() {
+    let Some(driver) = Driver::start() else {
+        return;
+    };
+    let server = TestServer::start(&[]);
+    let alice = driver.page("alice").await;
+    let bob = driver.page("bob").await;
+    sign_in(&alice, &server.base_url, "alice").await;
+    sign_in(&bob, &server.base_url, "bob").await;
+
+    // Alice makes a library; the page opens it, with her as its owner.
+    click(&alice, "#new-library").await;
+    fill(&alice, "#library-name", "Team prompts").await;
+    click(&alice, "#library-form button[type=submit]").await;
+    shows(&alice, "#role[data-role='owner']").await;
+    eventually("the switcher on the new library", || async {
+        alice
+            .execute(
+                "return document.querySelector('#library-select').selectedOptions[0]?.textContent",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .is_some_and(|t| t == "Team prompts")
+    })
+    .await;
+    pill_says(&alice, "Live").await;
+
+    // She shares it with bob as an editor.
+    click(&alice, "#share").await;
+    fill(&alice, "#share-user", "bob").await;
+    click(&alice, "#share-form button[type=submit]").await;
+    shows(&alice, "#members li[data-user='bob'][data-role='editor']").await;
+    click(&alice, "#share-close").await;
+
+    // Bob's switcher lists it on its own (polled); he opens it as an editor.
+    choose(&bob, "#library-select", "Team prompts").await;
+    shows(&bob, "#role[data-role='editor']").await;
+    pill_says(&bob, "Live").await;
+
+    // Who is here: both, in both pages.
+    for page in [&alice, &bob] {
+        shows(page, "#presence li[data-user='alice']").await;
+        shows(page, "#presence li[data-user='bob']").await;
+    }
+
+    // Bob's write reaches alice; alice's save is held by both sessions.
+    fill(&bob, "#block-form [name=title]", "From Bob").await;
+    click(&bob, "#block-form button[type=submit]").await;
+    shows(&alice, "#block-list li[data-title='From Bob']").await;
+    fill(&alice, "#block-form [name=title]", "From Alice").await;
+    click(&alice, "#block-form button[type=submit]").await;
+    shows(&bob, "#block-list li[data-title='From Alice']").await;
+    shows(&alice, "#receipt[data-held='2'][data-total='2']").await;
+    assert!(text_of(&alice, "#receipt").await.contains("on 2 of 2"));
+    let shot = screenshot(&alice, "librarian-shared.png").await;
+
+    // Alice removes bob: his page says so and shows nothing of the library any more.
+    click(&alice, "#share").await;
+    click(&alice, "#members li[data-user='bob'] button.remove").await;
+    lacks(&alice, "#members li[data-user='bob']").await;
+    shows(&bob, "#revoked:not([hidden])").await;
+    pill_says(&bob, "Access revoked").await;
+    assert_eq!(count(&bob, "#app:not([hidden])").await, 0);
+    lacks(&alice, "#presence li[data-user='bob']").await;
+    screenshot(&bob, "librarian-revoked.png").await;
+
+    // Back to his own library, which works as before.
+    click(&bob, "#back-to-own").await;
+    pill_says(&bob, "Live").await;
+    fill(&bob, "#block-form [name=title]", "Bob's own").await;
+    click(&bob, "#block-form button[type=submit]").await;
+    shows(&bob, "#block-list li[data-title=\"Bob's own\"]").await;
+
+    println!("screenshot: {}", shot.display());
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
 }
 
 /// Runs `script` in the page and returns its value as an integer.

@@ -305,7 +305,7 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
     await a.getByTestId("share").click();
     const dialog = a.getByTestId("share-dialog");
     await dialog.getByLabel("User id").fill(bob);
-    await dialog.getByLabel("Role").selectOption("editor");
+    await dialog.locator("select[name=role]").selectOption("editor");
     await dialog.getByRole("button", { name: "Add" }).click();
     await dialog.locator(`[data-testid="member"][data-user="${bob}"][data-role="editor"]`).waitFor();
     await dialog.getByRole("button", { name: "Close" }).click();
@@ -350,28 +350,51 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
     await createBlock(b, "Bob's own");
   });
 
-  it("takes a screenshot with some content", async () => {
+  it("takes a screenshot with some content: a shared library, two people on it", async () => {
     const a = await page();
-    await signIn(a, env, "ada"); // the one test with this user: its library starts empty
+    await signIn(a, env, "ada"); // the one test with these users: their libraries start empty
+    await a.getByTestId("new-library").click();
+    await a.getByLabel("New library name").fill("Newsletter team");
+    await a.getByTestId("library-form").getByRole("button", { name: "Create" }).click();
+    await expect.poll(() => selectedLibrary(a), { timeout: WAIT }).toBe("Newsletter team");
+    await live(a);
+    await a.getByTestId("share").click();
+    const dialog = a.getByTestId("share-dialog");
+    await dialog.getByLabel("User id").fill("grace");
+    await dialog.getByRole("button", { name: "Add" }).click();
+    await dialog.locator('[data-testid="member"][data-user="grace"]').waitFor();
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    const g = await page();
+    await signIn(g, env, "grace");
+    const option = g.getByTestId("library-select").locator("option", { hasText: "Newsletter team" });
+    await option.waitFor({ state: "attached" });
+    await g.getByTestId("library-select").selectOption({ label: (await option.textContent())! });
+    await live(g);
+    await a.locator('[data-testid="presence-chip"][data-user="grace"]').waitFor();
+
     await createProject(a, "Newsletter");
     await createProject(a, "Weekly", "Newsletter");
-    await createProject(a, "Support");
+    await createProject(g, "Support");
     await createBlock(a, "Brand voice", { content: "Warm, direct, no jargon. Short sentences.", tags: "style, brand" });
-    await createBlock(a, "Audience", {
+    await createBlock(g, "Audience", {
       content: "Small-business owners who read on their phone.",
       tags: "context",
       project: "Newsletter",
     });
+    await block(a, "Audience").waitFor();
     await createBlock(a, "Output format", {
       content: "Markdown, one H2 per section, under 400 words.",
       tags: "format",
       project: "Newsletter / Weekly",
     });
-    await createPrompt(a, "Weekly digest", ["Audience", "Brand voice", "Output format"]);
     await createPrompt(a, "Refund reply", ["Brand voice"]);
-    await createBlock(a, "Apology template", { content: "We are sorry for the trouble…", tags: "support", project: "Support" });
+    await createBlock(g, "Apology template", { content: "We are sorry for the trouble…", tags: "support", project: "Support" });
+    await block(a, "Apology template").waitFor();
     await createBlock(a, "Seasonal offer", { content: "20% off until Friday", tags: "draft", temporary: true });
     await a.getByTestId("temporary-item").waitFor();
+    await createPrompt(a, "Weekly digest", ["Audience", "Brand voice", "Output format"]);
+    await a.locator('[data-testid="receipt"][data-held="2"][data-total="2"]').waitFor();
     const path = process.env.LIBRARIAN_SCREENSHOT;
     if (path) {
       mkdirSync(dirname(path), { recursive: true });

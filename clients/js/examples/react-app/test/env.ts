@@ -103,7 +103,16 @@ export async function signIn(page: Page, env: Env, user: string, query = ""): Pr
 }
 
 export async function live(page: Page): Promise<void> {
-  await page.locator('[data-testid="status-pill"][data-state="live"]').waitFor();
+  try {
+    await page.locator('[data-testid="status-pill"][data-state="live"]').waitFor();
+  } catch (error) {
+    // Say where it stood instead (the pill's state and text, with its tooltip).
+    const pill = page.getByTestId("status-pill");
+    const shown = (await pill.count())
+      ? `${await pill.getAttribute("data-state")}: ${await pill.textContent()} (${(await pill.getAttribute("title")) ?? ""})`
+      : "no status pill";
+    throw new Error(`the page did not get live; the pill says ${shown}`, { cause: error });
+  }
 }
 
 /** `librarian_sessions_open`: WebSocket sessions open on the server, all users together. */

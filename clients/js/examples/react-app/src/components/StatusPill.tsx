@@ -32,6 +32,9 @@ function ago(ms: number): string {
   return `${Math.floor(s / 3600)} h ago`;
 }
 
+/** Terminal: the user may not open this library (any more); retrying would not help. */
+const ACCESS_ENDED = new Set(["access_revoked", "library_not_found"]);
+
 /** Short words for the pill; the full message is its tooltip. */
 const ERRORS: Record<string, string> = {
   connection_lost: "Connection lost",
@@ -87,7 +90,8 @@ export function StatusPill() {
         {label(status, now)}
         {status.cached ? " · cached" : ""}
       </span>
-      {(status.state === "error" || status.state === "offline") && (
+      {/* Not after access ended: the server would refuse this library again. */}
+      {((status.state === "error" && !ACCESS_ENDED.has(status.code)) || status.state === "offline") && (
         <button type="button" className="small" onClick={() => client.reconnect()} data-testid="reconnect">
           Retry now
         </button>
