@@ -57,7 +57,10 @@ import type {
 
 const EMPTY: never[] = [];
 /** Terminal errors of shared libraries: nothing reconnects, nothing pending stays. */
-const ACCESS_ENDED: Record<string, number> = { access_revoked: 403, library_not_found: 404 };
+const ACCESS_ENDED = new Map<string, number>([
+  ["access_revoked", 403],
+  ["library_not_found", 404],
+]);
 /** How long the start waits for the cached copy before it connects without it. */
 const CACHE_READ_WAIT_MS = 2000;
 
@@ -322,6 +325,7 @@ export class LibraryClient {
     if (this.closed) return;
     this.ended = null;
     if (this.session) this.session.reconnect();
+    else if (this.tabs?.leading) this.startSession();
     else this.tabs?.post({ t: "reconnect" });
   }
 
@@ -432,7 +436,8 @@ export class LibraryClient {
       await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
       return false;
     } catch (e) {
-      return e instanceof LibraryError && e.status === 404;
+      // Only the server's own word: an older server's "no such route" is no answer.
+      return e instanceof LibraryError && e.status === 404 && e.code === "library_not_found";
     }
   }
 
@@ -504,7 +509,7 @@ export class LibraryClient {
     // state is news here; the snapshot already counted as synced.
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
     this.setSync(status);
-    if (status.state === "error" && status.code in ACCESS_ENDED) this.accessEnded(status.code, status.message);
+    if (status.state === "error" && ACCESS_ENDED.has(status.code)) this.accessEnded(status.code, status.message);
     if (becameLive) {
       // E.g. a resume with nothing new: the copy shown is confirmed.
       this.cached = false;
@@ -537,7 +542,7 @@ export class LibraryClient {
     this.presence = EMPTY;
     this.sessionId = null;
     this.origins.clear();
-    const error = LibraryError.client(code, message, ACCESS_ENDED[code] ?? 0);
+    const error = LibraryError.client(code, message, ACCESS_ENDED.get(code) ?? 0);
     this.ended = error;
     this.pending.resolveAcked();
     this.pending.rejectAll(error);
@@ -561,7 +566,8 @@ export class LibraryClient {
   private lead(): void {
     if (this.closed) return;
     this.tabs?.post({ t: "leader" });
-    this.startSession();
+    // Access to the library ended under the last leader: no new session until `reconnect()`.
+    if (!this.ended) this.startSession();
     this.relay(true);
   }
 
@@ -578,7 +584,11 @@ export class LibraryClient {
         }
         break;
       case "reconnect":
-        if (leading) this.session?.reconnect();
+        if (leading) {
+          this.ended = null;
+          if (this.session) this.session.reconnect();
+          else this.startSession();
+        }
         break;
       case "leader":
         // A new leader: whatever the last one had not answered goes to it, same mutation_id.
@@ -609,7 +619,12 @@ export class LibraryClient {
     this.role = m.role ?? null;
     this.sessionId = m.sessionId ?? null;
     this.presence = Array.isArray(m.presence) && m.presence.length > 0 ? m.presence : EMPTY;
-    if (m.status.state === "error" && m.status.code in ACCESS_ENDED) this.accessEnded(m.status.code, m.status.message);
+    if (m.status.state === "error" && ACCESS_ENDED.has(m.status.code)) {
+      if (!this.ended) this.accessEnded(m.status.code, m.status.message);
+    } else {
+      // The leader started over (`reconnect()`): writes may go again.
+      this.ended = null;
+    }
     this.commit();
     this.settle();
   }
@@ -763,7 +778,7 @@ export class LibraryClient {
 }
 
 function statusError(status: Extract<LibraryStatus, { state: "error" }>): LibraryError {
-  const httpLike = status.code === "database_unavailable" ? 503 : (ACCESS_ENDED[status.code] ?? 0);
+  const httpLike = status.code === "database_unavailable" ? 503 : (ACCESS_ENDED.get(status.code) ?? 0);
   return LibraryError.client(status.code, status.message, httpLike);
 }
 

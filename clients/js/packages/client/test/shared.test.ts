@@ -330,7 +330,16 @@ describe("shared libraries across tabs", () => {
     const team = await alice.api.create("Tabs");
     await alice.api.setMember(team.id, bob.name, "editor");
     const locks = new MemoryLocks();
-    const tabs = [0, 1].map(() => client({ url: server.url, getToken: () => bob.token, library: team.id, shareAcrossTabs: true, locks }));
+    let sockets = 0;
+    class Counting extends WebSocket {
+      constructor(url: string) {
+        super(url);
+        sockets += 1;
+      }
+    }
+    const tabs = [0, 1].map(() =>
+      client({ url: server.url, getToken: () => bob.token, library: team.id, shareAcrossTabs: true, locks, WebSocket: Counting }),
+    );
     for (const t of tabs) await waitForState(t, (s) => s.status.state === "live" && s.role === "editor" && s.presence.length === 1, "a tab live with its role and presence");
     expect(tabs[0]!.getState().presence).toEqual(tabs[1]!.getState().presence);
     expect(tabs[1]!.getState().libraryId).toBe(team.id);
@@ -341,5 +350,17 @@ describe("shared libraries across tabs", () => {
       expect(s.status).toMatchObject({ code: "access_revoked", retryAt: null });
       expect(s.role).toBeNull();
     }
+    expect(sockets).toBe(1);
+
+    // The leader tab closes: the other one takes the lock, and does not connect to the library again.
+    const lock = `librarian:${JSON.stringify([server.url, bob.name, team.id])}`;
+    const leader = tabs.find((t) => (t as unknown as { session: unknown }).session !== null)!;
+    const other = tabs.find((t) => t !== leader)!;
+    await leader.close();
+    await until(() => locks.isHeld(lock), "the other tab took the lock");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sockets).toBe(1);
+    expect(other.getState().status).toMatchObject({ state: "error", code: "access_revoked" });
+    expect((await rejection(other.createProject({ name: "no" }))).code).toBe("access_revoked");
   });
 });
