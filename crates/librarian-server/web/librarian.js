@@ -1015,7 +1015,10 @@ function tokenSubject(token) {
 
 // packages/client/src/client.ts
 var EMPTY = [];
-var ACCESS_ENDED = { access_revoked: 403, library_not_found: 404 };
+var ACCESS_ENDED = /* @__PURE__ */ new Map([
+  ["access_revoked", 403],
+  ["library_not_found", 404]
+]);
 var CACHE_READ_WAIT_MS = 2e3;
 var LibraryClient = class {
   constructor(options) {
@@ -1253,6 +1256,7 @@ var LibraryClient = class {
     if (this.closed) return;
     this.ended = null;
     if (this.session) this.session.reconnect();
+    else if (this.tabs?.leading) this.startSession();
     else this.tabs?.post({ t: "reconnect" });
   }
   /**
@@ -1352,7 +1356,7 @@ var LibraryClient = class {
       await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
       return false;
     } catch (e) {
-      return e instanceof LibraryError && e.status === 404;
+      return e instanceof LibraryError && e.status === 404 && e.code === "library_not_found";
     }
   }
   onHello(frame) {
@@ -1409,7 +1413,7 @@ var LibraryClient = class {
   onServerStatus(status) {
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
     this.setSync(status);
-    if (status.state === "error" && status.code in ACCESS_ENDED) this.accessEnded(status.code, status.message);
+    if (status.state === "error" && ACCESS_ENDED.has(status.code)) this.accessEnded(status.code, status.message);
     if (becameLive) {
       this.cached = false;
       this.lastSyncedAt = Date.now();
@@ -1439,7 +1443,7 @@ var LibraryClient = class {
     this.presence = EMPTY;
     this.sessionId = null;
     this.origins.clear();
-    const error = LibraryError.client(code, message2, ACCESS_ENDED[code] ?? 0);
+    const error = LibraryError.client(code, message2, ACCESS_ENDED.get(code) ?? 0);
     this.ended = error;
     this.pending.resolveAcked();
     this.pending.rejectAll(error);
@@ -1461,7 +1465,7 @@ var LibraryClient = class {
   lead() {
     if (this.closed) return;
     this.tabs?.post({ t: "leader" });
-    this.startSession();
+    if (!this.ended) this.startSession();
     this.relay(true);
   }
   onTabMessage(m) {
@@ -1477,7 +1481,11 @@ var LibraryClient = class {
         }
         break;
       case "reconnect":
-        if (leading) this.session?.reconnect();
+        if (leading) {
+          this.ended = null;
+          if (this.session) this.session.reconnect();
+          else this.startSession();
+        }
         break;
       case "leader":
         for (const frame of this.pending.unanswered()) this.tabs?.post({ t: "mutate", frame });
@@ -1505,7 +1513,11 @@ var LibraryClient = class {
     this.role = m.role ?? null;
     this.sessionId = m.sessionId ?? null;
     this.presence = Array.isArray(m.presence) && m.presence.length > 0 ? m.presence : EMPTY;
-    if (m.status.state === "error" && m.status.code in ACCESS_ENDED) this.accessEnded(m.status.code, m.status.message);
+    if (m.status.state === "error" && ACCESS_ENDED.has(m.status.code)) {
+      if (!this.ended) this.accessEnded(m.status.code, m.status.message);
+    } else {
+      this.ended = null;
+    }
     this.commit();
     this.settle();
   }
@@ -1641,7 +1653,7 @@ var LibraryClient = class {
   }
 };
 function statusError(status) {
-  const httpLike = status.code === "database_unavailable" ? 503 : ACCESS_ENDED[status.code] ?? 0;
+  const httpLike = status.code === "database_unavailable" ? 503 : ACCESS_ENDED.get(status.code) ?? 0;
   return LibraryError.client(status.code, status.message, httpLike);
 }
 function noTemporary(id) {
