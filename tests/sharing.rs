@@ -70,7 +70,11 @@ impl User {
 
     async fn unshare(&self, lib: &str, user: &str) -> i64 {
         let (status, body) = self
-            .call(Method::DELETE, &format!("/libraries/{lib}/members/{user}"), None)
+            .call(
+                Method::DELETE,
+                &format!("/libraries/{lib}/members/{user}"),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["library_version"].as_i64().unwrap()

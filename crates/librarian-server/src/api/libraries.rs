@@ -44,7 +44,10 @@ impl FromRequest for MemberPath {
             Ok(MemberPath(raw.to_owned()))
         } else {
             Err(Problem {
-                errors: vec![FieldError::new("user_id", "must be 1 to 255 printable characters")],
+                errors: vec![FieldError::new(
+                    "user_id",
+                    "must be 1 to 255 printable characters",
+                )],
                 ..Problem::bad_request("bad_user_id", format!("{raw:?} is not a user id"))
             })
         })
@@ -134,7 +137,10 @@ pub async fn create(
         .create_library(&user.user_id, &body.0.name)
         .await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/libraries/{}", library.id)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/libraries/{}", library.id),
+        ))
         .json(LibraryReply { data: library }))
 }
 
