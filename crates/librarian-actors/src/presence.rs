@@ -334,8 +334,8 @@ fn publish(lib: &mut Lib) {
         .chain(lib.remote.iter())
         .cloned()
         .collect();
-    sessions.sort_by(|a, b| (a.connected_at, a.session_id).cmp(&(b.connected_at, b.session_id)));
-    sessions.dedup_by_key(|s| s.session_id);
+    // Remote rows never hold this instance's sessions (the read skips them): no duplicates.
+    sessions.sort_by_key(|s| (s.connected_at, s.session_id));
     let frame = serde_json::to_string(&ServerFrame::Presence(Presence { sessions }))
         .map(ByteString::from)
         .ok();
