@@ -280,6 +280,7 @@ macro_rules! resource_handlers {
                     (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
                     (status = 403, description = "a viewer's mutation (shared libraries)", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
                     (status = 409, description = "the id is taken", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
                     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),

@@ -120,6 +120,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResp
         (status = 201, description = "a new library owned by the caller", body = LibraryReply),
         (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad name", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
@@ -154,6 +155,8 @@ pub async fn create(
         (status = 403, description = "the caller is not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -274,6 +277,8 @@ pub async fn members(
         (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the owner's role cannot change", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad role", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
