@@ -185,7 +185,7 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     constructor(client: Socket) {
       this.#client = client;
       this.#upstream = createConnection({ host: "127.0.0.1", port: targetPort });
-      // Before the upgrade: HTTP header bytes, passed through as they come; after it, frames.
+      // Before the upgrade: HTTP (a head, and a plain request's body), passed through as it comes; after it, frames.
       let clientHead: Buffer | null = Buffer.alloc(0);
       let serverHead: Buffer | null = Buffer.alloc(0);
       const fromClient = new FrameReader();
@@ -209,10 +209,11 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
           this.#upstream.write(chunk.subarray(0, headBytes));
           const rest = clientHead.subarray(end + 4);
           clientHead = null;
-          if (rest.length) this.#upstream.write(this.#readClient(fromClient, rest));
+          // A plain HTTP request's body (not frames): passed through as it comes.
+          if (rest.length) this.#upstream.write(upgraded ? this.#readClient(fromClient, rest) : rest);
           return;
         }
-        this.#upstream.write(this.#readClient(fromClient, chunk));
+        this.#upstream.write(upgraded ? this.#readClient(fromClient, chunk) : chunk);
       });
       this.#upstream.on("data", (chunk: Buffer) => {
         if (serverHead) {

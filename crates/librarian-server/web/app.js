@@ -1,11 +1,16 @@
 // The Librarian page: sign in, three panes (projects, context blocks, saved prompts) and a
-// status pill. Everything shown comes from the server's snapshots through /librarian.js (the
-// built @librarian/client), except temporary blocks, which stay in this tab.
-import { LibraryClient, devToken } from "/librarian.js";
+// status pill; a library switcher, a share dialog, presence chips and the delivery receipt of
+// the last save ("on k of n"). Everything shown comes from the server's snapshots through
+// /librarian.js (the built @librarian/client), except temporary blocks, which stay in this tab.
+import { LibraryClient, LibraryList, countDelivered, devToken } from "/librarian.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 let lib = null;
+let list = null; // the user's libraries (polled: a library shared with them appears on its own)
+let session = null; // { user, token, library } (library null: the user's own)
 const promptSelection = []; // block ids chosen for the prompt form, in order
+/** The client stopped because the user may not open this library (any more). */
+const ACCESS_ENDED = new Set(["access_revoked", "library_not_found"]);
 
 // ---- sign in ------------------------------------------------------------------------------
 
@@ -35,13 +40,34 @@ $("#signin-form").addEventListener("submit", async (event) => {
 $("#signout").addEventListener("click", () => {
   sessionStorage.removeItem("librarian");
   lib?.close();
+  list?.close();
   location.reload();
 });
 
-function start(user, token) {
-  lib = new LibraryClient({ url: location.origin, getToken: () => token });
+function start(user, token, library = null) {
+  session = { user, token, library: null };
+  list = new LibraryList({ url: location.origin, getToken: () => token }, { pollIntervalMs: 3000 });
+  list.subscribe(renderLibraries);
+  $("#who").textContent = user;
+  $("#signin").hidden = true;
+  $("#signout").hidden = false;
+  $("#library-bar").hidden = false;
+  openLibrary(library);
+}
+
+/** Shows `library` (null: the user's own): a new client for it; the old one closes. */
+function openLibrary(library) {
+  lib?.close();
+  session.library = library;
+  sessionStorage.setItem("librarian", JSON.stringify(session));
+  lib = new LibraryClient({ url: location.origin, getToken: () => session.token, ...(library ? { library } : {}) });
   // Exposed for the browser test, which drives the client directly too.
   window.lib = lib;
+  for (const form of document.querySelectorAll("form.editor")) {
+    form.reset();
+    setEditing(form, null);
+  }
+  promptSelection.length = 0;
   let shown = null;
   lib.subscribe(() => {
     const state = lib.getState();
@@ -49,19 +75,166 @@ function start(user, token) {
     if (!shown || shown.version !== state.version || shown.temporaryBlocks !== state.temporaryBlocks) {
       render();
     }
+    if (!shown || shown.members !== state.members || shown.role !== state.role || shown.libraryId !== state.libraryId) {
+      renderMembers();
+      renderLibraries();
+    }
+    if (!shown || shown.presence !== state.presence || shown.lastWriteVersion !== state.lastWriteVersion) {
+      renderPresence();
+    }
     shown = state;
     renderStatus();
   });
-  $("#who").textContent = user;
-  $("#signin").hidden = true;
-  $("#app").hidden = false;
-  $("#signout").hidden = false;
   renderStatus();
   render();
+  renderMembers();
+  renderLibraries();
+  renderPresence();
 }
 
 const saved = JSON.parse(sessionStorage.getItem("librarian") || "null");
-if (saved?.token) start(saved.user, saved.token);
+if (saved?.token) start(saved.user, saved.token, saved.library ?? null);
+
+// ---- libraries: switcher, new library ------------------------------------------------------
+
+function renderLibraries() {
+  if (!list || !lib) return;
+  const { libraries, isLoading } = list.getState();
+  const select = $("#library-select");
+  const own = libraries[0]?.id ?? null;
+  const current = session.library ?? lib.getState().libraryId ?? own ?? "";
+  const options = libraries.map((l, i) =>
+    el("option", { value: l.id, "data-role": l.role,
+      textContent: i === 0 ? `${l.name || "My library"} (mine)` : l.role === "owner" ? l.name : `${l.name} · ${l.owner_id}` }));
+  if (!libraries.some((l) => l.id === current)) {
+    options.push(el("option", { value: current, textContent: isLoading ? "Loading…" : libraries.length ? "(not in your libraries)" : "My library" }));
+  }
+  select.replaceChildren(...options);
+  select.value = current;
+  const role = lib.getState().role;
+  const badge = $("#role");
+  badge.dataset.role = role || "";
+  badge.textContent = role === "viewer" ? "viewer · read only" : role || "";
+}
+
+$("#library-select").addEventListener("change", (event) => {
+  const id = event.currentTarget.value;
+  const own = list?.getState().libraries[0]?.id;
+  openLibrary(id === own ? null : id);
+});
+
+$("#new-library").addEventListener("click", () => {
+  $("#library-form").hidden = false;
+  $("#new-library").hidden = true;
+  $("#library-name").focus();
+});
+
+$("#library-form .cancel").addEventListener("click", () => {
+  $("#library-form").reset();
+  $("#library-form").hidden = true;
+  $("#new-library").hidden = false;
+  showError("library-form", null);
+});
+
+$("#library-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  setBusy(form, true);
+  showError("library-form", null);
+  try {
+    const made = await list.create($("#library-name").value.trim());
+    form.reset();
+    form.hidden = true;
+    $("#new-library").hidden = false;
+    openLibrary(made.id);
+  } catch (err) {
+    showError("library-form", err);
+  } finally {
+    setBusy(form, false);
+  }
+});
+
+$("#back-to-own").addEventListener("click", () => openLibrary(null));
+
+// ---- presence and the last save's receipt --------------------------------------------------
+
+function renderPresence() {
+  if (!lib) return;
+  const { presence, lastWriteVersion } = lib.getState();
+  const byUser = new Map();
+  for (const s of presence) byUser.set(s.user_id, (byUser.get(s.user_id) || 0) + 1);
+  const people = [...byUser].sort(([a], [b]) => (a === session.user ? -1 : b === session.user ? 1 : a.localeCompare(b)));
+  $("#presence").replaceChildren(...people.map(([id, n]) =>
+    el("li", { class: id === session.user ? "chip me" : "chip", "data-user": id, title: `${n} session${n === 1 ? "" : "s"}` },
+      el("span", { class: "avatar", textContent: id.slice(0, 1).toUpperCase() }),
+      id === session.user ? `${id} (you)` : id,
+      n > 1 ? el("span", { class: "count", textContent: `×${n}` }) : null)));
+  const receipt = $("#receipt");
+  const { held, total } = lastWriteVersion === null ? { held: 0, total: 0 } : countDelivered(presence, lastWriteVersion);
+  receipt.hidden = lastWriteVersion === null || total === 0;
+  receipt.className = held >= total ? "all" : "";
+  receipt.dataset.held = String(held);
+  receipt.dataset.total = String(total);
+  receipt.textContent = `Saved v${lastWriteVersion} · on ${held} of ${total}`;
+  receipt.title = `Your last save is held by ${held} of the ${total} sessions open on this library`;
+}
+
+// ---- sharing: members ----------------------------------------------------------------------
+
+$("#share").addEventListener("click", () => {
+  renderMembers();
+  showError("share-form", null);
+  showError("share-leave", null);
+  $("#share-dialog").showModal();
+});
+$("#share-close").addEventListener("click", () => $("#share-dialog").close());
+
+function renderMembers() {
+  if (!lib) return;
+  const { members, role } = lib.getState();
+  const owner = role === "owner";
+  $("#members").replaceChildren(...members.map((m) => {
+    const li = el("li", { "data-user": m.user_id, "data-role": m.role },
+      el("span", { class: "avatar", textContent: m.user_id.slice(0, 1).toUpperCase() }),
+      el("span", { class: "name", textContent: m.user_id === session.user ? `${m.user_id} (you)` : m.user_id }));
+    if (owner && m.role !== "owner") {
+      const select = el("select", { "aria-label": `Role of ${m.user_id}` },
+        el("option", { value: "editor", textContent: "editor" }), el("option", { value: "viewer", textContent: "viewer" }));
+      select.value = m.role;
+      select.addEventListener("change", () => act(select, "share-form", () => lib.setMember(m.user_id, select.value)));
+      li.append(select, el("button", { class: "remove", type: "button", textContent: "Remove",
+        onclick: (e) => act(e.currentTarget, "share-form", () => lib.removeMember(m.user_id)) }));
+    } else {
+      li.append(el("span", { class: "role", "data-role": m.role, textContent: m.role }));
+    }
+    return li;
+  }));
+  $("#share-form").hidden = !owner;
+  $("#share-leave").hidden = owner || role === null;
+}
+
+$("#share-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = event.currentTarget;
+  setBusy(f, true);
+  showError("share-form", null);
+  try {
+    // Resolves once this page's library lists the member.
+    await lib.setMember($("#share-user").value.trim(), $("#share-role").value);
+    $("#share-user").value = "";
+  } catch (err) {
+    showError("share-form", err);
+  } finally {
+    setBusy(f, false);
+  }
+});
+
+$("#leave").addEventListener("click", (event) => act(event.currentTarget, "share-leave", async () => {
+  await lib.removeMember(session.user);
+  $("#share-dialog").close();
+  await list.refresh();
+  openLibrary(null);
+}));
 
 // ---- status pill --------------------------------------------------------------------------
 
@@ -73,6 +246,17 @@ function renderStatus() {
   const pill = $("#status");
   if (!lib) return;
   const { status: s, version, lastSyncedAt } = lib.getState();
+  const ended = s.state === "error" && ACCESS_ENDED.has(s.code);
+  $("#revoked").hidden = !ended;
+  $("#app").hidden = ended;
+  $("#share").hidden = ended;
+  if (ended) {
+    $("#revoked h2").textContent = s.code === "access_revoked" ? "Access revoked" : "No such library";
+    $("#revoked-text").textContent = s.code === "access_revoked"
+      ? "You are no longer a member of this library (or it was deleted). Nothing of it reaches this page any more."
+      : "This library does not exist, or you are not a member of it.";
+    if ($("#share-dialog").open) $("#share-dialog").close();
+  }
   let text;
   switch (s.state) {
     case "connecting": text = "Connecting…"; break;
@@ -80,6 +264,10 @@ function renderStatus() {
     case "syncing": text = `Syncing → v${s.targetVersion}`; break;
     case "live": text = `Live v${version} · synced ${secondsSince(lastSyncedAt)}s ago`; break;
     case "error": {
+      if (s.retryAt === null) {
+        text = s.code === "access_revoked" ? "Access revoked" : `Error: ${s.message}`;
+        break;
+      }
       const left = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
       text = `Error: ${s.message}, retrying in ${left}s`;
       break;
@@ -98,7 +286,7 @@ function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v;
-    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else if (k.startsWith("data-") || k.startsWith("aria-")) node.setAttribute(k, v);
     else node[k] = v;
   }
   for (const c of children) if (c != null) node.append(c);

@@ -181,6 +181,108 @@ function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+// packages/client/src/libraries.ts
+var LibrariesApi = class {
+  constructor(options) {
+    /** The server's origin, as given. */
+    __publicField(this, "url");
+    /** The token provider, as given. */
+    __publicField(this, "getToken");
+    __publicField(this, "base");
+    __publicField(this, "fetchImpl");
+    if (!options || typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) {
+      throw new TypeError("LibrariesApi: `url` must be the server's http(s) origin");
+    }
+    if (typeof options.getToken !== "function") {
+      throw new TypeError("LibrariesApi: `getToken` must be a function returning a token");
+    }
+    this.url = options.url;
+    this.base = options.url.endsWith("/") ? options.url : `${options.url}/`;
+    this.getToken = options.getToken;
+    this.fetchImpl = options.fetch;
+  }
+  /** `GET /libraries`: every library the caller is a member of, their own (default) one first, then by name. */
+  async list() {
+    const { body } = await this.call("GET", "libraries");
+    return body.libraries;
+  }
+  /** `POST /libraries`: a new library owned by the caller. */
+  async create(name) {
+    const { body } = await this.call("POST", "libraries", { name });
+    return body.data;
+  }
+  /** `PATCH /libraries/{id}` (owner). */
+  async rename(libraryId, name) {
+    const { body } = await this.call("PATCH", `libraries/${seg(libraryId)}`, { name });
+    return body.data;
+  }
+  /** `DELETE /libraries/{id}` (owner; not their default library: 409). Its sessions are revoked. */
+  async delete(libraryId) {
+    const { body } = await this.call("DELETE", `libraries/${seg(libraryId)}`);
+    return { libraryVersion: body.library_version };
+  }
+  /** `GET /libraries/{id}/members` (any member). */
+  async members(libraryId) {
+    const { body } = await this.call("GET", `libraries/${seg(libraryId)}/members`);
+    return body.members;
+  }
+  /** `PUT /libraries/{id}/members/{user}` (owner): adds `userId` with `role`, or changes their role. */
+  async setMember(libraryId, userId, role) {
+    const { status, body } = await this.call("PUT", `libraries/${seg(libraryId)}/members/${seg(userId)}`, {
+      role
+    });
+    if (!body.data) throw LibraryError.client("rejected", "the server answered no member");
+    return { member: body.data, created: status === 201, libraryVersion: body.library_version };
+  }
+  /**
+   * `DELETE /libraries/{id}/members/{user}`: the owner removes a member, or a member leaves
+   * (their own user id). Their sessions on the library end with `access_revoked`.
+   */
+  async removeMember(libraryId, userId) {
+    const { body } = await this.call("DELETE", `libraries/${seg(libraryId)}/members/${seg(userId)}`);
+    return { libraryVersion: body.library_version };
+  }
+  async call(method, path, json) {
+    let token;
+    try {
+      token = await this.getToken();
+    } catch (e) {
+      throw LibraryError.client("unauthorized", `getToken failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const headers = { authorization: `Bearer ${token}`, accept: "application/json" };
+    if (json !== void 0) headers["content-type"] = "application/json";
+    const fetchImpl = this.fetchImpl ?? globalThis.fetch;
+    let res;
+    try {
+      res = await fetchImpl(new URL(`api/v1/${path}`, this.base), {
+        method,
+        headers,
+        ...json !== void 0 ? { body: JSON.stringify(json) } : {}
+      });
+    } catch (e) {
+      throw LibraryError.client("unreachable", `could not reach the server: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const problem = toProblem(body);
+      throw new LibraryError({
+        ...problem,
+        status: problem.status || res.status,
+        ...problem.detail ? {} : { detail: `${method} /api/v1/${path}: HTTP ${res.status}` }
+      });
+    }
+    return { status: res.status, body };
+  }
+};
+function seg(value) {
+  return encodeURIComponent(value);
+}
+function countDelivered(sessions, version) {
+  let held = 0;
+  for (const s of sessions) if (s.seen_version !== null && s.seen_version >= version) held += 1;
+  return { held, total: sessions.length };
+}
+
 // packages/client/src/pending.ts
 var Pending = class {
   constructor() {
@@ -222,6 +324,18 @@ var Pending = class {
   /** The frames with no answer yet, in the order issued (to send, or send again). */
   unanswered() {
     return [...this.waiters.values()].filter((w) => !w.acked).map((w) => w.frame);
+  }
+  /**
+   * Resolves every acknowledged mutation now, held or not: they committed, and no snapshot
+   * will come any more (access to the library ended). Never report a committed write as failed.
+   */
+  resolveAcked() {
+    for (const [id, w] of this.waiters) {
+      if (w.acked) {
+        this.waiters.delete(id);
+        w.resolve(w.acked);
+      }
+    }
   }
   rejectAll(error) {
     const all = [...this.waiters.values()];
@@ -296,6 +410,8 @@ var CloseCode = {
   TryAgainLater: 1013,
   Malformed: 4400,
   AuthExpired: 4401,
+  /** The user was removed from the library, or it was deleted (after `error access_revoked`). */
+  AccessRevoked: 4403,
   Idle: 4408,
   TooSlow: 4429
 };
@@ -343,6 +459,14 @@ var Session = class {
     __publicField(this, "authSent", null);
     /** The server's `error` frame on this connection (the close that follows says what it was about). */
     __publicField(this, "lastError", null);
+    /** This connection's server takes `seen` frames (its `hello` has `role`: it knows shared libraries). */
+    __publicField(this, "receipts", false);
+    /** The `seen` waiting for the frame rate (only the newest goes). */
+    __publicField(this, "seenOut", null);
+    /** The version of the last `seen` sent or queued on this connection. */
+    __publicField(this, "seenLast", null);
+    /** Greeted on this library at least once: a later refusal is a revocation, not "not found". */
+    __publicField(this, "everGreeted", false);
     /** The status before an `offline` event, shown again if the socket outlives it. */
     __publicField(this, "beforeOffline", null);
     __publicField(this, "onOnline", () => this.online());
@@ -466,6 +590,9 @@ var Session = class {
     this.lastError = null;
     this.maxInflight = null;
     for (const q of this.queue.values()) q.inFlight = false;
+    this.receipts = false;
+    this.seenOut = null;
+    this.seenLast = null;
     let greeted = false;
     ws.onmessage = (event) => {
       if (this.ws !== ws || typeof event.data !== "string") return;
@@ -483,7 +610,8 @@ var Session = class {
       this.ws = null;
       this.maxInflight = null;
       this.endRefresh();
-      this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError);
+      if (greeted) this.opts.handlers.presence([]);
+      void this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError, token);
     };
     ws.onerror = () => {
     };
@@ -497,20 +625,40 @@ var Session = class {
     if (this.opts.library) url.searchParams.set("library", this.opts.library);
     return url.toString();
   }
-  dropped(code, greeted, reason, error = null) {
+  async dropped(code, greeted, reason, error = null, token = null) {
     if (this.closed) return;
-    if (code === 4403) {
-      this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
+    if (code === CloseCode.AccessRevoked || error?.code === "access_revoked") {
+      this.revoked(error?.message || reason || "access to this library was revoked");
       return;
     }
     if (isOffline()) {
       this.status({ state: "offline" });
       return;
     }
+    if (!greeted && token !== null && this.opts.library && this.opts.libraryGone) {
+      const attempt = this.attempt;
+      const gone = await this.opts.libraryGone(token).catch(() => false);
+      if (this.closed || attempt !== this.attempt || this.ws !== null) return;
+      if (gone) {
+        if (this.everGreeted) this.revoked("access to this library was revoked");
+        else this.stop("library_not_found", "no such library, or you are not a member of it");
+        return;
+      }
+    }
     this.failures += 1;
     const delay = retryDelay(this.failures);
     this.status({ state: "error", ...describeClose(code, greeted, reason, error), retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+  /** Access to the library ended: nothing queued goes anywhere, nothing reconnects. */
+  revoked(message2) {
+    this.stop("access_revoked", message2);
+  }
+  /** A terminal error: the queue is dropped (the owner rejects what was pending), no retry. */
+  stop(code, message2) {
+    this.queue.clear();
+    clearTimeout(this.pumpTimer);
+    this.status({ state: "error", code, message: message2, retryAt: null });
   }
   /** Detaches the current socket (its events are ignored from now on) and returns it. */
   detach() {
@@ -519,6 +667,7 @@ var Session = class {
     this.maxInflight = null;
     clearTimeout(this.retryTimer);
     this.endRefresh();
+    if (ws) this.opts.handlers.presence([]);
     return ws;
   }
   online() {
@@ -543,6 +692,7 @@ var Session = class {
   // ---- frames ------------------------------------------------------------------------------
   onFrame(frame, ws) {
     const h = this.opts.handlers;
+    if (this.lastError?.code === "access_revoked") return;
     switch (frame.type) {
       case "hello": {
         this.failures = 0;
@@ -551,6 +701,8 @@ var Session = class {
         this.rate = Math.max(1, Math.floor((frame.max_frames_per_second ?? DEFAULT_FRAMES_PER_SECOND) * FRAME_RATE_SHARE));
         this.tokens = Math.min(this.tokens, this.rate);
         for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
+        this.receipts = frame.role !== void 0;
+        this.everGreeted = true;
         this.status({ state: "loading" });
         const expiresAt = parseExpiry(frame.expires_at);
         if (expiresAt !== null) this.scheduleRefresh(ws, expiresAt);
@@ -563,6 +715,7 @@ var Session = class {
         if (reset || this.held === null || snapshot.version > this.held) {
           this.held = snapshot.version;
           h.snapshot(snapshot);
+          if (this.ws === ws) this.seen(snapshot.version);
         }
         break;
       }
@@ -570,6 +723,7 @@ var Session = class {
         switch (frame.state) {
           case "live":
             this.status({ state: "live" });
+            if (this.ws === ws && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
             break;
           case "loading":
             this.status({ state: "loading" });
@@ -606,9 +760,15 @@ var Session = class {
       case "auth_ok":
         this.authAccepted(ws, frame.expires_at);
         break;
+      case "access":
+        h.access(frame.role);
+        break;
+      case "presence":
+        h.presence(frame.sessions);
+        break;
       case "error":
         this.lastError = { code: frame.code, message: frame.message };
-        if (frame.code === "invalid_token" || frame.code === "auth_unavailable") break;
+        if (frame.code === "invalid_token" || frame.code === "auth_unavailable" || frame.code === "access_revoked") break;
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
@@ -672,6 +832,13 @@ var Session = class {
     this.authOut = null;
     this.authSent = null;
   }
+  /** Queues the delivery receipt of `version` (replacing one not sent yet), if this server takes them. */
+  seen(version) {
+    if (!this.receipts) return;
+    this.seenLast = version;
+    this.seenOut = version;
+    this.pump();
+  }
   /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
   pump() {
     clearTimeout(this.pumpTimer);
@@ -692,6 +859,16 @@ var Session = class {
       this.authSent = this.authOut.token;
       ws.send(this.authOut.text);
       this.authOut = null;
+    }
+    if (this.seenOut !== null) {
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil((1 - this.tokens) * 1e3 / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      const frame = { type: "seen", version: this.seenOut };
+      ws.send(JSON.stringify(frame));
+      this.seenOut = null;
     }
     let inFlight = 0;
     for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;
@@ -838,6 +1015,7 @@ function tokenSubject(token) {
 
 // packages/client/src/client.ts
 var EMPTY = [];
+var ACCESS_ENDED = { access_revoked: 403, library_not_found: 404 };
 var CACHE_READ_WAIT_MS = 2e3;
 var LibraryClient = class {
   constructor(options) {
@@ -856,6 +1034,19 @@ var LibraryClient = class {
     __publicField(this, "lastSyncedAt", null);
     /** The library of what is shown (from the cache entry, `hello`, or the leader). */
     __publicField(this, "libraryId", null);
+    /** The user's role in it (`hello`, `access`, or the leader); null before and after access ended. */
+    __publicField(this, "role", null);
+    /** The session the snapshots come from (`hello.session_id`, or the leader's). */
+    __publicField(this, "sessionId", null);
+    /** The sessions open on the library (`presence`, or the leader's); `[]` while unknown. */
+    __publicField(this, "presence", EMPTY);
+    /** `setMember` / `removeMember` waiting for a snapshot at least as new as their change. */
+    __publicField(this, "versionWaiters", /* @__PURE__ */ new Set());
+    __publicField(this, "apiInstance", null);
+    /** Access to the library ended (revoked, or never there): writes reject with this until `reconnect()`. */
+    __publicField(this, "ended", null);
+    /** The highest library version a write of this client produced (state `lastWriteVersion`). */
+    __publicField(this, "lastWriteVersion", null);
     /** Temporary blocks being saved: id of the block created → id of the temporary one. */
     __publicField(this, "saving", /* @__PURE__ */ new Map());
     __publicField(this, "saves", /* @__PURE__ */ new Map());
@@ -883,6 +1074,13 @@ var LibraryClient = class {
         this.listeners.delete(listener);
       };
     });
+    /**
+     * The delivery receipt of `version` (e.g. a write's `library_version`): how many of the
+     * sessions open on the library hold it or newer (`held`), of how many (`total`), from the
+     * latest `presence`. It grows as the other sessions apply the snapshot: read it again on
+     * every state change.
+     */
+    __publicField(this, "deliveredTo", (version) => countDelivered(this.presence, version));
     if (!options || typeof options.url !== "string" || !/^https?:\/\//.test(options.url)) {
       throw new TypeError("LibraryClient: `url` must be the server's http(s) origin");
     }
@@ -901,9 +1099,45 @@ var LibraryClient = class {
       status: { state: "connecting", cached: false },
       isLoading: true,
       error: null,
-      lastSyncedAt: null
+      lastSyncedAt: null,
+      lastWriteVersion: null,
+      libraryId: null,
+      role: null,
+      sessionId: null,
+      members: EMPTY,
+      presence: EMPTY
     };
     void this.start();
+  }
+  /** The REST side on this client's url and token provider: libraries and their members. */
+  get api() {
+    this.apiInstance ?? (this.apiInstance = new LibrariesApi({ url: this.url, getToken: this.options.getToken }));
+    return this.apiInstance;
+  }
+  // ---- members of this client's library -------------------------------------------------------
+  /**
+   * Gives `userId` the role `role` in this client's library (owner only; adds them if they
+   * are not a member). Resolves once the server committed it and the state shows it
+   * (`members`); rejects with a `LibraryError` (403 for a non-owner, 409 for the owner).
+   */
+  async setMember(userId, role) {
+    const change = await this.api.setMember(this.currentLibrary(), userId, role);
+    await this.whenHeld(change.libraryVersion);
+    this.wrote(change.libraryVersion);
+    return change;
+  }
+  /**
+   * Removes `userId` from this client's library (owner), or leaves it (the user's own id):
+   * then this client ends as `access_revoked`. Resolves once the state shows the change (for
+   * someone else), or at once when leaving.
+   */
+  async removeMember(userId) {
+    const removal = await this.api.removeMember(this.currentLibrary(), userId);
+    if (userId !== this.helloUser && userId !== this.user) {
+      await this.whenHeld(removal.libraryVersion);
+      this.wrote(removal.libraryVersion);
+    }
+    return removal;
   }
   // ---- actions -----------------------------------------------------------------------------
   createProject(fields) {
@@ -1001,6 +1235,7 @@ var LibraryClient = class {
     if (this.closing) return this.closing;
     this.closed = true;
     this.pending.rejectAll(LibraryError.client("closed", "the client was closed"));
+    this.rejectWaiters(LibraryError.client("closed", "the client was closed"));
     this.tabs?.close();
     const session = this.session?.close() ?? Promise.resolve();
     this.closing = session.then(async () => {
@@ -1016,6 +1251,7 @@ var LibraryClient = class {
    */
   reconnect() {
     if (this.closed) return;
+    this.ended = null;
     if (this.session) this.session.reconnect();
     else this.tabs?.post({ t: "reconnect" });
   }
@@ -1095,17 +1331,33 @@ var LibraryClient = class {
       held: this.snapshot?.version ?? null,
       token,
       handlers: {
-        hello: (frame) => this.onHello(frame.library_id, frame.user_id),
+        hello: (frame) => this.onHello(frame),
         snapshot: (snapshot) => this.onServerSnapshot(snapshot),
         status: (status) => this.onServerStatus(status),
-        result: (id, result) => this.onResult(id, result)
-      }
+        result: (id, result) => this.onResult(id, result),
+        access: (role) => this.onAccess(role),
+        presence: (sessions) => this.onPresence(sessions)
+      },
+      ...this.options.library ? { libraryGone: (token2) => this.libraryGone(token2) } : {}
     });
     this.session.start();
     for (const frame of this.pending.unanswered()) this.session.mutate(frame);
   }
   // ---- from the server (this client's own session) ------------------------------------------
-  onHello(libraryId, userId) {
+  /** Asked by the session after a refused upgrade: does the server say the user is no member? */
+  async libraryGone(token) {
+    const library = this.options.library;
+    if (!library) return false;
+    try {
+      await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      return false;
+    } catch (e) {
+      return e instanceof LibraryError && e.status === 404;
+    }
+  }
+  onHello(frame) {
+    const libraryId = frame.library_id;
+    const userId = frame.user_id;
     if (this.helloUser !== null && this.helloUser !== userId) {
       this.session?.halt(
         "unauthorized",
@@ -1114,6 +1366,8 @@ var LibraryClient = class {
       return;
     }
     this.helloUser = userId;
+    this.role = frame.role ?? "owner";
+    this.sessionId = frame.session_id;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
@@ -1132,19 +1386,30 @@ var LibraryClient = class {
       return;
     }
     this.libraryId = libraryId;
+    if (this.commit()) this.relay(false);
+  }
+  onAccess(role) {
+    this.role = role;
+    if (this.commit()) this.relay(false);
+  }
+  onPresence(sessions) {
+    this.presence = sessions.length > 0 ? sessions : EMPTY;
+    if (sessions.length === 0) this.sessionId = null;
+    if (this.commit()) this.relay(false);
   }
   onServerSnapshot(snapshot) {
     const before = this.snapshot?.version ?? null;
     this.showSnapshot(snapshot, false);
     if (this.sync.state === "live") this.lastSyncedAt = Date.now();
     this.commit();
-    this.pending.settle(this.snapshot.version);
+    this.settle();
     this.relay(before === null || snapshot.version <= before);
     this.writeCache();
   }
   onServerStatus(status) {
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
     this.setSync(status);
+    if (status.state === "error" && status.code in ACCESS_ENDED) this.accessEnded(status.code, status.message);
     if (becameLive) {
       this.cached = false;
       this.lastSyncedAt = Date.now();
@@ -1164,6 +1429,23 @@ var LibraryClient = class {
     } else {
       this.pending.reject(mutationId, new LibraryError(result.problem));
     }
+  }
+  /**
+   * Access to the library ended (revoked, deleted, or never there): what committed resolves,
+   * the rest rejects, the cached copy goes (the user may not read it any more).
+   */
+  accessEnded(code, message2) {
+    this.role = null;
+    this.presence = EMPTY;
+    this.sessionId = null;
+    this.origins.clear();
+    const error = LibraryError.client(code, message2, ACCESS_ENDED[code] ?? 0);
+    this.ended = error;
+    this.pending.resolveAcked();
+    this.pending.rejectAll(error);
+    this.rejectWaiters(error);
+    if (this.tabs?.leading !== false) void this.cache?.remove().catch(() => {
+    });
   }
   writeCache() {
     if (!this.cache || !this.snapshot || this.cached) return;
@@ -1220,8 +1502,12 @@ var LibraryClient = class {
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
       this.lastSyncedAt = m.lastSyncedAt;
     }
+    this.role = m.role ?? null;
+    this.sessionId = m.sessionId ?? null;
+    this.presence = Array.isArray(m.presence) && m.presence.length > 0 ? m.presence : EMPTY;
+    if (m.status.state === "error" && m.status.code in ACCESS_ENDED) this.accessEnded(m.status.code, m.status.message);
     this.commit();
-    this.pending.settle(this.snapshot?.version ?? null);
+    this.settle();
   }
   /** Leader: tells the other tabs where it stands (with the snapshot when it changed, or `full`). */
   relay(force, full = false) {
@@ -1237,12 +1523,16 @@ var LibraryClient = class {
       libraryId: this.libraryId,
       status: this.sync,
       cached: this.cached,
-      lastSyncedAt: this.lastSyncedAt
+      lastSyncedAt: this.lastSyncedAt,
+      role: this.role,
+      sessionId: this.sessionId,
+      presence: this.presence
     });
   }
   // ---- mutations ---------------------------------------------------------------------------
   write(op, id, data, options) {
     if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    if (this.ended) return Promise.reject(this.ended);
     const frame = { type: "mutate", mutation_id: uuid(), op };
     if (id !== void 0) frame.id = id;
     if (options?.ifVersion !== void 0) frame.if_version = options.ifVersion;
@@ -1250,7 +1540,16 @@ var LibraryClient = class {
     const done2 = this.pending.add(frame);
     if (this.session) this.session.mutate(frame);
     else if (this.tabs) this.tabs.post({ t: "mutate", frame });
-    return done2.then((applied) => applied.data);
+    return done2.then((applied) => {
+      this.wrote(applied.version);
+      return applied.data;
+    });
+  }
+  /** A write of this client committed as `version` (and is shown, unless access ended). */
+  wrote(version) {
+    if (this.lastWriteVersion !== null && this.lastWriteVersion >= version) return;
+    this.lastWriteVersion = version;
+    this.commit();
   }
   // ---- the state ---------------------------------------------------------------------------
   /** Shows `next` (rows equal to the ones shown keep their objects), and drops the temporary blocks it saved. */
@@ -1260,7 +1559,9 @@ var LibraryClient = class {
       version: next.version,
       projects: shareRows(prev?.projects ?? EMPTY, next.projects),
       context_blocks: shareRows(prev?.context_blocks ?? EMPTY, next.context_blocks),
-      saved_prompts: shareRows(prev?.saved_prompts ?? EMPTY, next.saved_prompts)
+      saved_prompts: shareRows(prev?.saved_prompts ?? EMPTY, next.saved_prompts),
+      // Absent from servers (and cached copies) before shared libraries.
+      members: shareMembers(prev?.members ?? EMPTY, next.members ?? EMPTY)
     };
     this.cached = fromCache;
     if (this.saving.size > 0) {
@@ -1268,6 +1569,35 @@ var LibraryClient = class {
       const saved = [...this.saving].filter(([blockId]) => ids.has(blockId)).map(([, tempId]) => tempId);
       this.temporary = withoutTemporary(this.temporary, saved);
     }
+  }
+  /** Resolves what waited for the version now held: acknowledged writes, member changes. */
+  settle() {
+    const held = this.snapshot?.version ?? null;
+    this.pending.settle(held);
+    if (held === null) return;
+    for (const w of [...this.versionWaiters]) {
+      if (w.version <= held) {
+        this.versionWaiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+  /** Resolves once the state shows a snapshot at least `version` new. */
+  whenHeld(version) {
+    if ((this.snapshot?.version ?? -1) >= version && !this.cached) return Promise.resolve();
+    if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    return new Promise((resolve, reject) => this.versionWaiters.add({ version, resolve, reject }));
+  }
+  rejectWaiters(error) {
+    const all = [...this.versionWaiters];
+    this.versionWaiters.clear();
+    for (const w of all) w.reject(error);
+  }
+  /** The library this client is on: the `library` option, else the one `hello` named. */
+  currentLibrary() {
+    const id = this.options.library ?? this.libraryId;
+    if (!id) throw LibraryError.client("loading", "the library is not known yet: wait until the client is loading or live");
+    return id;
   }
   setSync(status) {
     if (!sameShallow(status, this.sync)) this.sync = status;
@@ -1288,7 +1618,13 @@ var LibraryClient = class {
       status,
       isLoading: snap === null,
       error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
-      lastSyncedAt: this.lastSyncedAt
+      lastSyncedAt: this.lastSyncedAt,
+      lastWriteVersion: this.lastWriteVersion,
+      libraryId: this.libraryId,
+      role: this.role,
+      sessionId: this.sessionId,
+      members: snap?.members ?? EMPTY,
+      presence: this.presence
     };
     if (Object.keys(next).every((k) => next[k] === s[k])) return false;
     this.state = next;
@@ -1305,11 +1641,15 @@ var LibraryClient = class {
   }
 };
 function statusError(status) {
-  const httpLike = status.code === "database_unavailable" ? 503 : 0;
+  const httpLike = status.code === "database_unavailable" ? 503 : ACCESS_ENDED[status.code] ?? 0;
   return LibraryError.client(status.code, status.message, httpLike);
 }
 function noTemporary(id) {
   return LibraryError.client("not_found", `no temporary block ${id}`);
+}
+function shareMembers(prev, next) {
+  const same = prev.length === next.length && prev.every((m, i) => m.user_id === next[i].user_id && m.role === next[i].role);
+  return same ? prev : next;
 }
 function sameShallow(a, b) {
   const ka = Object.keys(a);
@@ -1318,6 +1658,120 @@ function sameShallow(a, b) {
 function sameShallowExcept(withKey, without, key) {
   const ka = Object.keys(withKey).filter((k) => k !== key);
   return ka.length === Object.keys(without).length && ka.every((k) => withKey[k] === without[k]);
+}
+
+// packages/client/src/list.ts
+var DEFAULT_POLL_MS = 5e3;
+var LibraryList = class {
+  constructor(api, options = {}) {
+    __publicField(this, "api");
+    __publicField(this, "state", { libraries: [], isLoading: true, error: null });
+    __publicField(this, "listeners", /* @__PURE__ */ new Set());
+    __publicField(this, "pollMs");
+    __publicField(this, "timer");
+    __publicField(this, "inFlight", null);
+    /** A fetch was asked for while one was in flight: one more follows it. */
+    __publicField(this, "again", false);
+    __publicField(this, "onWake", () => {
+      const doc = globalThis.document;
+      if (doc?.visibilityState !== "hidden") void this.refresh();
+    });
+    __publicField(this, "getState", () => this.state);
+    /** Listens for changes; the first listener starts the fetching, the last one to leave stops it. */
+    __publicField(this, "subscribe", (listener) => {
+      this.listeners.add(listener);
+      if (this.listeners.size === 1) this.wake();
+      return () => {
+        if (!this.listeners.delete(listener) || this.listeners.size > 0) return;
+        this.sleep();
+      };
+    });
+    this.api = api instanceof LibrariesApi ? api : new LibrariesApi(api);
+    this.pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+  }
+  /** Fetches the list now (resolves when this fetch, or the one in flight and one after it, ended). */
+  refresh() {
+    if (this.inFlight) {
+      this.again = true;
+      return this.inFlight;
+    }
+    clearTimeout(this.timer);
+    this.inFlight = this.fetch().finally(() => {
+      this.inFlight = null;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      } else {
+        this.schedule();
+      }
+    });
+    return this.inFlight;
+  }
+  /** Creates a library (owned by the caller) and resolves once the list shows it. */
+  async create(name) {
+    const made = await this.api.create(name);
+    await this.refresh();
+    return made;
+  }
+  async rename(libraryId, name) {
+    const renamed = await this.api.rename(libraryId, name);
+    await this.refresh();
+    return renamed;
+  }
+  async delete(libraryId) {
+    await this.api.delete(libraryId);
+    await this.refresh();
+  }
+  /** Stops fetching and forgets the listeners (a later `subscribe` starts again). */
+  close() {
+    this.sleep();
+    this.listeners.clear();
+  }
+  async fetch() {
+    try {
+      const libraries = await this.api.list();
+      const same = sameList(this.state.libraries, libraries);
+      this.set({ libraries: same ? this.state.libraries : libraries, isLoading: false, error: null });
+    } catch (e) {
+      const error = e instanceof LibraryError ? e : LibraryError.client("unreachable", String(e));
+      this.set({ ...this.state, isLoading: false, error });
+    }
+  }
+  set(next) {
+    const s = this.state;
+    if (next.libraries === s.libraries && next.isLoading === s.isLoading && next.error === s.error) return;
+    if (next.error && s.error && next.error.code === s.error.code && next.error.message === s.error.message) next.error = s.error;
+    if (next.libraries === s.libraries && next.isLoading === s.isLoading && next.error === s.error) return;
+    this.state = next;
+    for (const listener of [...this.listeners]) listener();
+  }
+  schedule() {
+    clearTimeout(this.timer);
+    if (this.listeners.size === 0 || this.pollMs <= 0) return;
+    this.timer = setTimeout(() => void this.refresh(), this.pollMs);
+  }
+  wake() {
+    const { window, document } = events();
+    window?.addEventListener?.("online", this.onWake);
+    document?.addEventListener?.("visibilitychange", this.onWake);
+    void this.refresh();
+  }
+  sleep() {
+    clearTimeout(this.timer);
+    this.timer = void 0;
+    const { window, document } = events();
+    window?.removeEventListener?.("online", this.onWake);
+    document?.removeEventListener?.("visibilitychange", this.onWake);
+  }
+};
+function events() {
+  return { window: globalThis, document: globalThis.document };
+}
+function sameList(a, b) {
+  return a.length === b.length && a.every((x, i) => {
+    const y = b[i];
+    return x.id === y.id && x.name === y.name && x.role === y.role && x.version === y.version && x.owner_id === y.owner_id;
+  });
 }
 
 // packages/client/src/dev.ts
@@ -1339,8 +1793,11 @@ async function devToken(url, user) {
 }
 export {
   CloseCode,
+  LibrariesApi,
   LibraryClient,
   LibraryError,
+  LibraryList,
   clearLibraryCache,
+  countDelivered,
   devToken
 };

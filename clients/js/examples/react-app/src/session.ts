@@ -23,6 +23,19 @@ export function saveSession(session: Session): void {
 
 export function clearSession(): void {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(LIBRARY_KEY);
+}
+
+const LIBRARY_KEY = "librarian-example-library";
+
+/** The library this tab shows (null: the user's own), kept across reloads of the tab. */
+export function loadLibrary(): string | null {
+  return sessionStorage.getItem(LIBRARY_KEY);
+}
+
+export function saveLibrary(library: string | null): void {
+  if (library) sessionStorage.setItem(LIBRARY_KEY, library);
+  else sessionStorage.removeItem(LIBRARY_KEY);
 }
 
 /** A problem document from a failed request, thrown as an Error that carries it. */

@@ -44,6 +44,9 @@ const block = (p: Page, title: string) => p.locator(`[data-testid="block-item"][
 const prompt = (p: Page, title: string) => p.locator(`[data-testid="prompt-item"][data-title="${title}"]`);
 const project = (p: Page, name: string) => p.locator(`[data-testid="project-item"][data-name="${name}"]`);
 const pill = (p: Page) => p.getByTestId("status-pill");
+/** The label of the library the switcher shows as chosen (its own name, without " (mine)"). */
+const selectedLibrary = (p: Page) =>
+  p.getByTestId("library-select").evaluate((s: HTMLSelectElement) => s.selectedOptions[0]?.textContent?.replace(/ \(mine\)$/, "") ?? "");
 
 async function createBlock(
   p: Page,
@@ -281,6 +284,70 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
     }
     await live(a);
     await block(a, "Cached block").waitFor();
+  });
+
+  it("two users share a library: switcher, share dialog, presence, 'on 2 of 2', and revocation", async () => {
+    const alice = user("alice");
+    const bob = user("bob");
+    const [a, b] = [await page(), await page()];
+    await signIn(a, env, alice);
+    await signIn(b, env, bob);
+
+    // Alice creates a library and the page switches to it.
+    await a.getByTestId("new-library").click();
+    await a.getByLabel("New library name").fill("Team prompts");
+    await a.getByTestId("library-form").getByRole("button", { name: "Create" }).click();
+    await expect.poll(() => selectedLibrary(a), { timeout: WAIT }).toBe("Team prompts");
+    await live(a);
+    await a.locator('[data-testid="role"][data-role="owner"]').waitFor();
+
+    // She shares it with Bob as an editor: the dialog lists him once the server confirmed it.
+    await a.getByTestId("share").click();
+    const dialog = a.getByTestId("share-dialog");
+    await dialog.getByLabel("User id").fill(bob);
+    await dialog.getByLabel("Role").selectOption("editor");
+    await dialog.getByRole("button", { name: "Add" }).click();
+    await dialog.locator(`[data-testid="member"][data-user="${bob}"][data-role="editor"]`).waitFor();
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    // Bob's switcher shows it without a reload; he opens it.
+    const option = b.getByTestId("library-select").locator("option", { hasText: "Team prompts" });
+    await option.waitFor({ state: "attached" });
+    await b.getByTestId("library-select").selectOption({ label: (await option.textContent())! });
+    await live(b);
+    await b.locator('[data-testid="role"][data-role="editor"]').waitFor();
+
+    // Presence: both pages show both people.
+    for (const p of [a, b]) {
+      await p.locator(`[data-testid="presence-chip"][data-user="${alice}"]`).waitFor();
+      await p.locator(`[data-testid="presence-chip"][data-user="${bob}"]`).waitFor();
+    }
+
+    // Bob's edit reaches Alice.
+    await createBlock(b, "From Bob", { content: "shared" });
+    await block(a, "From Bob").waitFor();
+
+    // Alice saves: "on 2 of 2" once Bob's page applied it too.
+    await createBlock(a, "From Alice");
+    await block(b, "From Alice").waitFor();
+    await a.locator('[data-testid="receipt"][data-held="2"][data-total="2"]').waitFor();
+    expect(await a.getByTestId("receipt").textContent()).toMatch(/on 2 of 2/);
+
+    // Alice removes Bob: his page says his access was revoked, and shows nothing more of it.
+    await a.getByTestId("share").click();
+    await a.getByTestId("share-dialog").locator(`[data-testid="member"][data-user="${bob}"]`).getByRole("button", { name: "Remove" }).click();
+    await a.getByTestId("share-dialog").locator(`[data-testid="member"][data-user="${bob}"]`).waitFor({ state: "detached" });
+    await b.locator('[data-testid="revoked"][data-code="access_revoked"]').waitFor();
+    expect(await b.getByTestId("block-item").count()).toBe(0);
+    await b.locator('[data-testid="status-pill"][data-state="error"]').waitFor();
+    expect(await pill(b).textContent()).toMatch(/Access revoked/);
+    // Alice is alone again.
+    await a.locator(`[data-testid="presence-chip"][data-user="${bob}"]`).waitFor({ state: "detached" });
+
+    // Bob goes back to his own library, which works as before.
+    await b.getByTestId("back-to-own").click();
+    await live(b);
+    await createBlock(b, "Bob's own");
   });
 
   it("takes a screenshot with some content", async () => {

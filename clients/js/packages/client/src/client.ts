@@ -9,11 +9,17 @@
  * Where the snapshots come from: this client's own `Session` (one socket), or, with
  * `shareAcrossTabs`, the tab leader's session relayed over a BroadcastChannel (`tabs.ts`); the
  * leader is whichever tab holds the lock, possibly this one.
+ *
+ * Shared libraries (DESIGN §9): the state says the user's `role`, the library's `members`
+ * and `presence` (the sessions open on it); `deliveredTo(v)` counts the sessions holding
+ * version `v`. Access revoked (close 4403) is terminal: unacknowledged writes reject with
+ * `access_revoked`, nothing reconnects. `api` is the REST side (libraries, members).
  */
 
 import { SnapshotCache, cacheKey, clearLibraryCache } from "./cache.js";
 import { LibraryError } from "./errors.js";
 import { uuid } from "./ids.js";
+import { LibrariesApi, countDelivered, type MemberChange, type Removal } from "./libraries.js";
 import { Pending, type Applied } from "./pending.js";
 import { shareRows } from "./rows.js";
 import { Session, type MutationResult } from "./session.js";
@@ -33,19 +39,25 @@ import type {
 import type {
   ContextBlock,
   ContextBlockPatch,
+  HelloFrame,
   LibrarySnapshot,
+  MemberRole,
   MutateFrame,
   NewContextBlock,
   NewProject,
   NewSavedPrompt,
   Op,
+  PresenceSession,
   Project,
   ProjectPatch,
+  Role,
   SavedPrompt,
   SavedPromptPatch,
 } from "./wire.js";
 
 const EMPTY: never[] = [];
+/** Terminal errors of shared libraries: nothing reconnects, nothing pending stays. */
+const ACCESS_ENDED: Record<string, number> = { access_revoked: 403, library_not_found: 404 };
 /** How long the start waits for the cached copy before it connects without it. */
 const CACHE_READ_WAIT_MS = 2000;
 
@@ -66,6 +78,19 @@ export class LibraryClient {
   private lastSyncedAt: number | null = null;
   /** The library of what is shown (from the cache entry, `hello`, or the leader). */
   private libraryId: string | null = null;
+  /** The user's role in it (`hello`, `access`, or the leader); null before and after access ended. */
+  private role: Role | null = null;
+  /** The session the snapshots come from (`hello.session_id`, or the leader's). */
+  private sessionId: string | null = null;
+  /** The sessions open on the library (`presence`, or the leader's); `[]` while unknown. */
+  private presence: PresenceSession[] = EMPTY;
+  /** `setMember` / `removeMember` waiting for a snapshot at least as new as their change. */
+  private readonly versionWaiters = new Set<{ version: number; resolve(): void; reject(e: LibraryError): void }>();
+  private apiInstance: LibrariesApi | null = null;
+  /** Access to the library ended (revoked, or never there): writes reject with this until `reconnect()`. */
+  private ended: LibraryError | null = null;
+  /** The highest library version a write of this client produced (state `lastWriteVersion`). */
+  private lastWriteVersion: number | null = null;
 
   /** Temporary blocks being saved: id of the block created → id of the temporary one. */
   private readonly saving = new Map<string, string>();
@@ -106,6 +131,12 @@ export class LibraryClient {
       isLoading: true,
       error: null,
       lastSyncedAt: null,
+      lastWriteVersion: null,
+      libraryId: null,
+      role: null,
+      sessionId: null,
+      members: EMPTY,
+      presence: EMPTY,
     };
     void this.start();
   }
@@ -122,6 +153,48 @@ export class LibraryClient {
       this.listeners.delete(listener);
     };
   };
+
+  /**
+   * The delivery receipt of `version` (e.g. a write's `library_version`): how many of the
+   * sessions open on the library hold it or newer (`held`), of how many (`total`), from the
+   * latest `presence`. It grows as the other sessions apply the snapshot: read it again on
+   * every state change.
+   */
+  deliveredTo = (version: number): { held: number; total: number } => countDelivered(this.presence, version);
+
+  /** The REST side on this client's url and token provider: libraries and their members. */
+  get api(): LibrariesApi {
+    this.apiInstance ??= new LibrariesApi({ url: this.url, getToken: this.options.getToken });
+    return this.apiInstance;
+  }
+
+  // ---- members of this client's library -------------------------------------------------------
+
+  /**
+   * Gives `userId` the role `role` in this client's library (owner only; adds them if they
+   * are not a member). Resolves once the server committed it and the state shows it
+   * (`members`); rejects with a `LibraryError` (403 for a non-owner, 409 for the owner).
+   */
+  async setMember(userId: string, role: Exclude<Role, "owner">): Promise<MemberChange> {
+    const change = await this.api.setMember(this.currentLibrary(), userId, role);
+    await this.whenHeld(change.libraryVersion);
+    this.wrote(change.libraryVersion);
+    return change;
+  }
+
+  /**
+   * Removes `userId` from this client's library (owner), or leaves it (the user's own id):
+   * then this client ends as `access_revoked`. Resolves once the state shows the change (for
+   * someone else), or at once when leaving.
+   */
+  async removeMember(userId: string): Promise<Removal> {
+    const removal = await this.api.removeMember(this.currentLibrary(), userId);
+    if (userId !== this.helloUser && userId !== this.user) {
+      await this.whenHeld(removal.libraryVersion);
+      this.wrote(removal.libraryVersion);
+    }
+    return removal;
+  }
 
   // ---- actions -----------------------------------------------------------------------------
 
@@ -231,6 +304,7 @@ export class LibraryClient {
     if (this.closing) return this.closing;
     this.closed = true;
     this.pending.rejectAll(LibraryError.client("closed", "the client was closed"));
+    this.rejectWaiters(LibraryError.client("closed", "the client was closed"));
     this.tabs?.close();
     const session = this.session?.close() ?? Promise.resolve();
     this.closing = session.then(async () => {
@@ -246,6 +320,7 @@ export class LibraryClient {
    */
   reconnect(): void {
     if (this.closed) return;
+    this.ended = null;
     if (this.session) this.session.reconnect();
     else this.tabs?.post({ t: "reconnect" });
   }
@@ -334,11 +409,14 @@ export class LibraryClient {
       held: this.snapshot?.version ?? null,
       token,
       handlers: {
-        hello: (frame) => this.onHello(frame.library_id, frame.user_id),
+        hello: (frame) => this.onHello(frame),
         snapshot: (snapshot) => this.onServerSnapshot(snapshot),
         status: (status) => this.onServerStatus(status),
         result: (id, result) => this.onResult(id, result),
+        access: (role) => this.onAccess(role),
+        presence: (sessions) => this.onPresence(sessions),
       },
+      ...(this.options.library ? { libraryGone: (token: string) => this.libraryGone(token) } : {}),
     });
     this.session.start();
     for (const frame of this.pending.unanswered()) this.session.mutate(frame);
@@ -346,7 +424,21 @@ export class LibraryClient {
 
   // ---- from the server (this client's own session) ------------------------------------------
 
-  private onHello(libraryId: string, userId: string): void {
+  /** Asked by the session after a refused upgrade: does the server say the user is no member? */
+  private async libraryGone(token: string): Promise<boolean> {
+    const library = this.options.library;
+    if (!library) return false;
+    try {
+      await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      return false;
+    } catch (e) {
+      return e instanceof LibraryError && e.status === 404;
+    }
+  }
+
+  private onHello(frame: HelloFrame): void {
+    const libraryId = frame.library_id;
+    const userId = frame.user_id;
     if (this.helloUser !== null && this.helloUser !== userId) {
       // The provider now gives another user's token. This client's state, cache and queued
       // writes are the first user's: nothing of theirs may reach the other's library (their
@@ -359,6 +451,9 @@ export class LibraryClient {
       return;
     }
     this.helloUser = userId;
+    // Servers before shared libraries do not say: every library was its user's own.
+    this.role = frame.role ?? "owner";
+    this.sessionId = frame.session_id;
     if (this.cacheForUser && !this.cache) {
       this.user = userId;
       this.cache = new SnapshotCache(this.cacheForUser, cacheKey(this.url, userId, this.options.library));
@@ -378,6 +473,19 @@ export class LibraryClient {
       return;
     }
     this.libraryId = libraryId;
+    if (this.commit()) this.relay(false);
+  }
+
+  private onAccess(role: Role): void {
+    this.role = role;
+    if (this.commit()) this.relay(false);
+  }
+
+  private onPresence(sessions: PresenceSession[]): void {
+    this.presence = sessions.length > 0 ? sessions : EMPTY;
+    // Empty: the connection ended; the next `hello` names the next session.
+    if (sessions.length === 0) this.sessionId = null;
+    if (this.commit()) this.relay(false);
   }
 
   private onServerSnapshot(snapshot: LibrarySnapshot): void {
@@ -385,7 +493,7 @@ export class LibraryClient {
     this.showSnapshot(snapshot, false);
     if (this.sync.state === "live") this.lastSyncedAt = Date.now();
     this.commit();
-    this.pending.settle(this.snapshot!.version);
+    this.settle();
     // The session accepted it, so it is right even if not newer (reset): followers must take it too.
     this.relay(before === null || snapshot.version <= before);
     this.writeCache();
@@ -396,6 +504,7 @@ export class LibraryClient {
     // state is news here; the snapshot already counted as synced.
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
     this.setSync(status);
+    if (status.state === "error" && status.code in ACCESS_ENDED) this.accessEnded(status.code, status.message);
     if (becameLive) {
       // E.g. a resume with nothing new: the copy shown is confirmed.
       this.cached = false;
@@ -417,6 +526,23 @@ export class LibraryClient {
     } else {
       this.pending.reject(mutationId, new LibraryError(result.problem));
     }
+  }
+
+  /**
+   * Access to the library ended (revoked, deleted, or never there): what committed resolves,
+   * the rest rejects, the cached copy goes (the user may not read it any more).
+   */
+  private accessEnded(code: string, message: string): void {
+    this.role = null;
+    this.presence = EMPTY;
+    this.sessionId = null;
+    this.origins.clear();
+    const error = LibraryError.client(code, message, ACCESS_ENDED[code] ?? 0);
+    this.ended = error;
+    this.pending.resolveAcked();
+    this.pending.rejectAll(error);
+    this.rejectWaiters(error);
+    if (this.tabs?.leading !== false) void this.cache?.remove().catch(() => {});
   }
 
   private writeCache(): void {
@@ -479,8 +605,13 @@ export class LibraryClient {
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
       this.lastSyncedAt = m.lastSyncedAt;
     }
+    // (A leader running an older build of the page sends neither.)
+    this.role = m.role ?? null;
+    this.sessionId = m.sessionId ?? null;
+    this.presence = Array.isArray(m.presence) && m.presence.length > 0 ? m.presence : EMPTY;
+    if (m.status.state === "error" && m.status.code in ACCESS_ENDED) this.accessEnded(m.status.code, m.status.message);
     this.commit();
-    this.pending.settle(this.snapshot?.version ?? null);
+    this.settle();
   }
 
   /** Leader: tells the other tabs where it stands (with the snapshot when it changed, or `full`). */
@@ -498,6 +629,9 @@ export class LibraryClient {
       status: this.sync,
       cached: this.cached,
       lastSyncedAt: this.lastSyncedAt,
+      role: this.role,
+      sessionId: this.sessionId,
+      presence: this.presence,
     });
   }
 
@@ -505,6 +639,7 @@ export class LibraryClient {
 
   private write<T>(op: Op, id: string | undefined, data: unknown, options?: WriteOptions): Promise<T> {
     if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    if (this.ended) return Promise.reject(this.ended);
     const frame: MutateFrame = { type: "mutate", mutation_id: uuid(), op };
     if (id !== undefined) frame.id = id;
     if (options?.ifVersion !== undefined) frame.if_version = options.ifVersion;
@@ -514,7 +649,17 @@ export class LibraryClient {
     if (this.session) this.session.mutate(frame);
     else if (this.tabs) this.tabs.post({ t: "mutate", frame });
     // else: still starting; sent once the session or the tabs are there
-    return done.then((applied: Applied) => applied.data as T);
+    return done.then((applied: Applied) => {
+      this.wrote(applied.version);
+      return applied.data as T;
+    });
+  }
+
+  /** A write of this client committed as `version` (and is shown, unless access ended). */
+  private wrote(version: number): void {
+    if (this.lastWriteVersion !== null && this.lastWriteVersion >= version) return;
+    this.lastWriteVersion = version;
+    this.commit();
   }
 
   // ---- the state ---------------------------------------------------------------------------
@@ -527,6 +672,8 @@ export class LibraryClient {
       projects: shareRows(prev?.projects ?? EMPTY, next.projects),
       context_blocks: shareRows(prev?.context_blocks ?? EMPTY, next.context_blocks),
       saved_prompts: shareRows(prev?.saved_prompts ?? EMPTY, next.saved_prompts),
+      // Absent from servers (and cached copies) before shared libraries.
+      members: shareMembers(prev?.members ?? EMPTY, next.members ?? EMPTY),
     };
     this.cached = fromCache;
     if (this.saving.size > 0) {
@@ -535,6 +682,39 @@ export class LibraryClient {
       const saved = [...this.saving].filter(([blockId]) => ids.has(blockId)).map(([, tempId]) => tempId);
       this.temporary = withoutTemporary(this.temporary, saved);
     }
+  }
+
+  /** Resolves what waited for the version now held: acknowledged writes, member changes. */
+  private settle(): void {
+    const held = this.snapshot?.version ?? null;
+    this.pending.settle(held);
+    if (held === null) return;
+    for (const w of [...this.versionWaiters]) {
+      if (w.version <= held) {
+        this.versionWaiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Resolves once the state shows a snapshot at least `version` new. */
+  private whenHeld(version: number): Promise<void> {
+    if ((this.snapshot?.version ?? -1) >= version && !this.cached) return Promise.resolve();
+    if (this.closed) return Promise.reject(LibraryError.client("closed", "the client was closed"));
+    return new Promise((resolve, reject) => this.versionWaiters.add({ version, resolve, reject }));
+  }
+
+  private rejectWaiters(error: LibraryError): void {
+    const all = [...this.versionWaiters];
+    this.versionWaiters.clear();
+    for (const w of all) w.reject(error);
+  }
+
+  /** The library this client is on: the `library` option, else the one `hello` named. */
+  private currentLibrary(): string {
+    const id = this.options.library ?? this.libraryId;
+    if (!id) throw LibraryError.client("loading", "the library is not known yet: wait until the client is loading or live");
+    return id;
   }
 
   private setSync(status: SyncStatus): void {
@@ -559,6 +739,12 @@ export class LibraryClient {
       isLoading: snap === null,
       error: status === s.status ? s.error : status.state === "error" ? statusError(status) : null,
       lastSyncedAt: this.lastSyncedAt,
+      lastWriteVersion: this.lastWriteVersion,
+      libraryId: this.libraryId,
+      role: this.role,
+      sessionId: this.sessionId,
+      members: snap?.members ?? EMPTY,
+      presence: this.presence,
     };
     if ((Object.keys(next) as Array<keyof LibraryState>).every((k) => next[k] === s[k])) return false;
     this.state = next;
@@ -577,12 +763,18 @@ export class LibraryClient {
 }
 
 function statusError(status: Extract<LibraryStatus, { state: "error" }>): LibraryError {
-  const httpLike = status.code === "database_unavailable" ? 503 : 0;
+  const httpLike = status.code === "database_unavailable" ? 503 : (ACCESS_ENDED[status.code] ?? 0);
   return LibraryError.client(status.code, status.message, httpLike);
 }
 
 function noTemporary(id: string): LibraryError {
   return LibraryError.client("not_found", `no temporary block ${id}`);
+}
+
+/** `next`, or `prev` when it lists the same members with the same roles (keeps the array's identity). */
+function shareMembers(prev: MemberRole[], next: MemberRole[]): MemberRole[] {
+  const same = prev.length === next.length && prev.every((m, i) => m.user_id === next[i]!.user_id && m.role === next[i]!.role);
+  return same ? prev : next;
 }
 
 function sameShallow(a: object, b: object): boolean {

@@ -19,6 +19,10 @@ export type ClientErrorCode =
   | "token_expired"
   /** `getToken()` failed: the client stopped (call `reconnect()` once signed in again). */
   | "unauthorized"
+  /** The user was removed from the library, or it was deleted (close 4403): the client stopped. */
+  | "access_revoked"
+  /** The `library` option names a library the user is not a member of: the client stopped. */
+  | "library_not_found"
   /** A temporary block that does not exist (any more). */
   | "not_found";
 

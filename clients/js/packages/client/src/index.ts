@@ -14,6 +14,8 @@
 export { LibraryClient } from "./client.js";
 export { LibraryError, type ClientErrorCode } from "./errors.js";
 export { clearLibraryCache } from "./cache.js";
+export { LibrariesApi, countDelivered, type ApiOptions, type MemberChange, type Removal } from "./libraries.js";
+export { LibraryList, type LibraryListOptions, type LibraryListState } from "./list.js";
 export { devToken } from "./dev.js";
 export type {
   BroadcastChannelConstructor,

@@ -66,6 +66,19 @@ export class Pending {
     return [...this.waiters.values()].filter((w) => !w.acked).map((w) => w.frame);
   }
 
+  /**
+   * Resolves every acknowledged mutation now, held or not: they committed, and no snapshot
+   * will come any more (access to the library ended). Never report a committed write as failed.
+   */
+  resolveAcked(): void {
+    for (const [id, w] of this.waiters) {
+      if (w.acked) {
+        this.waiters.delete(id);
+        w.resolve(w.acked);
+      }
+    }
+  }
+
   rejectAll(error: LibraryError): void {
     const all = [...this.waiters.values()];
     this.waiters.clear();

@@ -12,6 +12,15 @@
  * (`error auth_unavailable`, close 1013) ends the connection; the reconnect asks the provider
  * again. Tokens are never logged.
  *
+ * Shared libraries (DESIGN §9): after applying each snapshot, and when a resume is `live` at
+ * the version held, it sends `seen {version}` (a delivery receipt; paced like every frame,
+ * only the newest one waiting). It reports `access` (a new role) and `presence` (the sessions on
+ * the library) to its owner. `error access_revoked` and close 4403 end it for good: no
+ * reconnect, the queued mutations dropped (the owner rejects them), status `error`
+ * `access_revoked` with no retry. A connection to another library than the user's own that is
+ * refused before the upgrade is checked over HTTP (`libraryGone`): a library the user is not
+ * a member of (any more) stops the session the same way instead of retrying for ever.
+ *
  * It knows nothing of React, temporary blocks, the cache or tabs: it reports accepted
  * snapshots, statuses and the final answer of each mutation to its owner (`client.ts`).
  */
@@ -20,7 +29,19 @@ import { retryDelay, retryable } from "./backoff.js";
 import { toProblem } from "./errors.js";
 import { MAX_TIMER_MS, parseExpiry, refreshAt } from "./refresh.js";
 import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
-import { CloseCode, type AuthFrame, type Entity, type HelloFrame, type LibrarySnapshot, type MutateFrame, type Problem, type ServerFrame } from "./wire.js";
+import {
+  CloseCode,
+  type AuthFrame,
+  type Entity,
+  type HelloFrame,
+  type LibrarySnapshot,
+  type MutateFrame,
+  type PresenceSession,
+  type Problem,
+  type Role,
+  type SeenFrame,
+  type ServerFrame,
+} from "./wire.js";
 
 /** The final answer to a mutation (retryable rejects never get here). */
 export type MutationResult =
@@ -33,6 +54,10 @@ export interface SessionHandlers {
   snapshot(snapshot: LibrarySnapshot): void;
   status(status: SyncStatus): void;
   result(mutationId: string, result: MutationResult): void;
+  /** The user's role changed (`access`), sent before the snapshot of that version. */
+  access(role: Role): void;
+  /** Every session on the library (`presence`); `[]` when the connection ended (nothing known). */
+  presence(sessions: PresenceSession[]): void;
 }
 
 export interface SessionOptions {
@@ -46,6 +71,12 @@ export interface SessionOptions {
   /** A token just fetched by the owner, used for the first attempt instead of a new call. */
   token?: string;
   handlers: SessionHandlers;
+  /**
+   * With `library`: asked after a connection refused before the upgrade (a browser cannot read
+   * the status), with that attempt's token. True: the server says the user is no member of the
+   * library (404), so the session stops instead of retrying. Any failure to tell: false.
+   */
+  libraryGone?: (token: string) => Promise<boolean>;
 }
 
 /** Servers before `max_inflight_mutations` was announced allowed this many. */
@@ -110,6 +141,14 @@ export class Session {
   private authSent: string | null = null;
   /** The server's `error` frame on this connection (the close that follows says what it was about). */
   private lastError: { code: string; message: string } | null = null;
+  /** This connection's server takes `seen` frames (its `hello` has `role`: it knows shared libraries). */
+  private receipts = false;
+  /** The `seen` waiting for the frame rate (only the newest goes). */
+  private seenOut: number | null = null;
+  /** The version of the last `seen` sent or queued on this connection. */
+  private seenLast: number | null = null;
+  /** Greeted on this library at least once: a later refusal is a revocation, not "not found". */
+  private everGreeted = false;
   /** The status before an `offline` event, shown again if the socket outlives it. */
   private beforeOffline: SyncStatus | null = null;
   private readonly onOnline = () => this.online();
@@ -244,6 +283,9 @@ export class Session {
     // A new connection: nothing is in flight on it; the unanswered go again once `hello` says how many may.
     this.maxInflight = null;
     for (const q of this.queue.values()) q.inFlight = false;
+    this.receipts = false;
+    this.seenOut = null;
+    this.seenLast = null;
     let greeted = false;
     ws.onmessage = (event: { data: unknown }) => {
       if (this.ws !== ws || typeof event.data !== "string") return;
@@ -261,7 +303,8 @@ export class Session {
       this.ws = null;
       this.maxInflight = null;
       this.endRefresh();
-      this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError);
+      if (greeted) this.opts.handlers.presence([]);
+      void this.dropped(event.code ?? null, greeted, event.reason ?? "", this.lastError, token);
     };
     // A close always follows an error.
     ws.onerror = () => {};
@@ -278,11 +321,17 @@ export class Session {
     return url.toString();
   }
 
-  private dropped(code: number | null, greeted: boolean, reason: string, error: { code: string; message: string } | null = null): void {
+  private async dropped(
+    code: number | null,
+    greeted: boolean,
+    reason: string,
+    error: { code: string; message: string } | null = null,
+    token: string | null = null,
+  ): Promise<void> {
     if (this.closed) return;
-    if (code === 4403) {
-      // Access revoked (DESIGN §9): coming back would be refused.
-      this.status({ state: "error", code: "access_revoked", message: reason || "access to this library was revoked", retryAt: null });
+    if (code === CloseCode.AccessRevoked || error?.code === "access_revoked") {
+      // Removed from the library, or it was deleted (DESIGN §9): coming back would be refused.
+      this.revoked(error?.message || reason || "access to this library was revoked");
       return;
     }
     if (isOffline()) {
@@ -290,10 +339,34 @@ export class Session {
       this.status({ state: "offline" });
       return;
     }
+    if (!greeted && token !== null && this.opts.library && this.opts.libraryGone) {
+      // Refused before the upgrade: a 404 for a library the user is no member of (any more)
+      // looks like any other refusal to a browser. Ask over HTTP before retrying.
+      const attempt = this.attempt;
+      const gone = await this.opts.libraryGone(token).catch(() => false);
+      if (this.closed || attempt !== this.attempt || this.ws !== null) return;
+      if (gone) {
+        if (this.everGreeted) this.revoked("access to this library was revoked");
+        else this.stop("library_not_found", "no such library, or you are not a member of it");
+        return;
+      }
+    }
     this.failures += 1;
     const delay = retryDelay(this.failures);
     this.status({ state: "error", ...describeClose(code, greeted, reason, error), retryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  /** Access to the library ended: nothing queued goes anywhere, nothing reconnects. */
+  private revoked(message: string): void {
+    this.stop("access_revoked", message);
+  }
+
+  /** A terminal error: the queue is dropped (the owner rejects what was pending), no retry. */
+  private stop(code: string, message: string): void {
+    this.queue.clear();
+    clearTimeout(this.pumpTimer);
+    this.status({ state: "error", code, message, retryAt: null });
   }
 
   /** Detaches the current socket (its events are ignored from now on) and returns it. */
@@ -303,6 +376,7 @@ export class Session {
     this.maxInflight = null;
     clearTimeout(this.retryTimer);
     this.endRefresh();
+    if (ws) this.opts.handlers.presence([]);
     return ws;
   }
 
@@ -333,6 +407,8 @@ export class Session {
 
   private onFrame(frame: ServerFrame, ws: WebSocketLike): void {
     const h = this.opts.handlers;
+    // After `error access_revoked` only the close may follow: nothing else is shown.
+    if (this.lastError?.code === "access_revoked") return;
     switch (frame.type) {
       case "hello": {
         this.failures = 0;
@@ -342,6 +418,9 @@ export class Session {
         this.tokens = Math.min(this.tokens, this.rate);
         // Queued before this server's limit was known: refused now rather than sent into a close.
         for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
+        // A server that knows shared libraries says the role, and takes delivery receipts.
+        this.receipts = frame.role !== undefined;
+        this.everGreeted = true;
         this.status({ state: "loading" });
         // A server that does not announce the expiry (before issue 14) gets no `auth` frames;
         // its 4401 at expiry reconnects with a new token.
@@ -358,6 +437,8 @@ export class Session {
         if (reset || this.held === null || snapshot.version > this.held) {
           this.held = snapshot.version;
           h.snapshot(snapshot);
+          // Applied (the owner shows it synchronously): the delivery receipt.
+          if (this.ws === ws) this.seen(snapshot.version);
         }
         break;
       }
@@ -365,6 +446,8 @@ export class Session {
         switch (frame.state) {
           case "live":
             this.status({ state: "live" });
+            // A resume at the version held gets no snapshot: say it is held all the same.
+            if (this.ws === ws && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
             break;
           case "loading":
             this.status({ state: "loading" });
@@ -401,11 +484,17 @@ export class Session {
       case "auth_ok":
         this.authAccepted(ws, frame.expires_at);
         break;
+      case "access":
+        h.access(frame.role);
+        break;
+      case "presence":
+        h.presence(frame.sessions);
+        break;
       case "error":
         this.lastError = { code: frame.code, message: frame.message };
-        // A refused token (4401) or one that cannot be checked now (1013): the close follows
-        // and says so in the status; nothing to warn about.
-        if (frame.code === "invalid_token" || frame.code === "auth_unavailable") break;
+        // A refused token (4401), one that cannot be checked now (1013), or access revoked
+        // (4403): the close follows and says so in the status; nothing to warn about.
+        if (frame.code === "invalid_token" || frame.code === "auth_unavailable" || frame.code === "access_revoked") break;
         // A frame of ours the server could not read: a bug here; the close (4400) follows.
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
@@ -487,6 +576,14 @@ export class Session {
     this.authSent = null;
   }
 
+  /** Queues the delivery receipt of `version` (replacing one not sent yet), if this server takes them. */
+  private seen(version: number): void {
+    if (!this.receipts) return;
+    this.seenLast = version;
+    this.seenOut = version;
+    this.pump();
+  }
+
   /** Sends the queued mutations the limits allow now, oldest first; wakes for the next backoff. */
   private pump(): void {
     clearTimeout(this.pumpTimer);
@@ -508,6 +605,17 @@ export class Session {
       this.authSent = this.authOut.token;
       ws.send(this.authOut.text);
       this.authOut = null;
+    }
+    if (this.seenOut !== null) {
+      // A receipt is one small frame; it goes before the mutations (the writer's "on k of n" waits on it).
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) * 1000) / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      const frame: SeenFrame = { type: "seen", version: this.seenOut };
+      ws.send(JSON.stringify(frame));
+      this.seenOut = null;
     }
     let inFlight = 0;
     for (const q of this.queue.values()) if (q.inFlight) inFlight += 1;

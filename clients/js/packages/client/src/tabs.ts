@@ -4,7 +4,7 @@
  * leader and holds the socket. Everything else goes over a BroadcastChannel of the same name:
  *
  * - leader → all: `leader` when it takes over, `state` (snapshot when it changed, status,
- *   lastSyncedAt) after every change, `result` (the answer to a follower's mutation).
+ *   lastSyncedAt, role, presence) after every change, `result` (the answer to a follower's mutation).
  * - follower → leader: `ask` (the current state, when it starts), `mutate` (a frame; the
  *   follower keeps it pending and sends it again, same `mutation_id`, to the next leader),
  *   `reconnect` (its `reconnect()` was called).
@@ -15,7 +15,7 @@
 import { uuid } from "./ids.js";
 import type { MutationResult } from "./session.js";
 import type { BroadcastChannelConstructor, LockManagerLike, SyncStatus } from "./types.js";
-import type { LibrarySnapshot, MutateFrame } from "./wire.js";
+import type { LibrarySnapshot, MutateFrame, PresenceSession, Role } from "./wire.js";
 
 export type TabMessage =
   | { t: "leader"; from: string }
@@ -33,6 +33,12 @@ export type TabMessage =
       /** The leader's copy is its IndexedDB one, not yet confirmed by the server. */
       cached: boolean;
       lastSyncedAt: number | null;
+      /** The user's role in the library (`hello` / `access`), null before or after access ended. */
+      role: Role | null;
+      /** The leader's session (`hello.session_id`): this browser's entry in `presence`. */
+      sessionId: string | null;
+      /** The leader's latest `presence` (its session is this browser's one). */
+      presence: PresenceSession[];
     }
   | { t: "mutate"; from: string; frame: MutateFrame }
   /** A follower's `reconnect()`: the leader reconnects its socket. */

@@ -1,7 +1,7 @@
 /** The public shapes of `LibraryClient`: its options, its state and its status. */
 
 import type { LibraryError } from "./errors.js";
-import type { ContextBlock, Project, SavedPrompt } from "./wire.js";
+import type { ContextBlock, MemberRole, PresenceSession, Project, Role, SavedPrompt } from "./wire.js";
 
 /** Where the client stands with the server; every state also says whether what is shown is `cached`. */
 export type LibraryStatus = SyncStatus & {
@@ -27,7 +27,10 @@ export type SyncStatus =
    * `retryAt` (epoch ms): the server's `status error`, or the connection's own failure
    * (`connection_lost`, `unreachable`, `token_expired`; `invalid_token` or `auth_unavailable`
    * after a refreshed token was refused or could not be checked). `retryAt` is null when nothing
-   * retries on its own (`unauthorized`: `getToken` failed; call `reconnect()`).
+   * retries on its own: `unauthorized` (`getToken` failed, or the token is another user's; call
+   * `reconnect()`), `access_revoked` (the user was removed from the library, or it was
+   * deleted: close 4403), `library_not_found` (the `library` option names one the user is no
+   * member of). After those two nothing is sent or retried; pending writes were rejected.
    */
   | { state: "error"; code: string; message: string; retryAt: number | null }
   /** The browser says it is offline (`navigator.onLine === false`); reconnects on `online`. */
@@ -65,6 +68,30 @@ export interface LibraryState {
   error: LibraryError | null;
   /** Epoch ms when this client last knew it was live with the server (from the cache too). */
   lastSyncedAt: number | null;
+  /**
+   * The library version the latest write of this client produced (the highest so far): its
+   * delivery receipt is `deliveredTo(lastWriteVersion)`. Set when the write resolves.
+   */
+  lastWriteVersion: number | null;
+  /** The library shown (from `hello`, or the cache); null before either. */
+  libraryId: string | null;
+  /**
+   * The user's role in it (`hello`, then `access` frames): `owner`, `editor` or `viewer` (a
+   * viewer's writes are rejected with 403). Null before `hello` and after access was revoked.
+   */
+  role: Role | null;
+  /**
+   * The server's id of the session this client's snapshots come from (`hello.session_id`; with
+   * `shareAcrossTabs`, the leader's): its entry in `presence` is this browser. Null while none.
+   */
+  sessionId: string | null;
+  /** Who may open the library, by user id (the snapshot's `members`). */
+  members: MemberRole[];
+  /**
+   * Every session open on the library, on every instance (the server's `presence`, at most
+   * every 100 ms), this one included; `[]` while not connected. `deliveredTo(v)` counts them.
+   */
+  presence: PresenceSession[];
 }
 
 /** The subset of the WebSocket API the client uses: the browser's, or `ws`'s in Node. */

@@ -37,6 +37,31 @@ export type MutationReply = Schemas["MutationReply"];
 
 export type Op = Schemas["Op"];
 
+// ---- shared libraries (DESIGN §9) ----------------------------------------------------------
+
+/** `owner` (exactly one; everything, members too), `editor` (every mutation), `viewer` (read only). */
+export type Role = Schemas["Role"];
+/** One member as the snapshot lists them (`members`, sorted by user id). */
+export type MemberRole = Schemas["MemberRole"];
+/** One session on the library, as `presence` lists it (`seen_version` null before its first `seen`). */
+export type PresenceSession = Schemas["PresenceSession"];
+/** A library as `GET /libraries` lists it for the caller (`role` is the caller's). */
+export type LibraryInfo = Schemas["LibraryInfo"];
+/** One member as `GET /libraries/{id}/members` lists it. */
+export type Member = Schemas["Member"];
+/** `GET /libraries`: `{"libraries": [...]}`, the caller's default library first, then by name. */
+export type LibraryListBody = Schemas["LibraryList"];
+/** `POST /libraries` and `PATCH /libraries/{id}`: `{"name"}`. */
+export type LibraryName = Schemas["LibraryName"];
+/** `{"data": <library>}`: the answer to a create or a rename. */
+export type LibraryReply = Schemas["LibraryReply"];
+/** `GET /libraries/{id}/members`: `{"members": [...]}`, by user id. */
+export type MemberList = Schemas["MemberList"];
+/** `PUT /libraries/{id}/members/{user}`: `{"role": "editor" | "viewer"}`. */
+export type MemberRoleBody = Schemas["MemberRoleBody"];
+/** `{"data": <member or null>, "library_version": v}`: a membership change, or a library deleted. */
+export type MemberReply = Schemas["MemberReply"];
+
 // ---- server -> client ----------------------------------------------------------------------
 
 export type ServerFrame = Schemas["ServerFrame"];
@@ -55,6 +80,10 @@ export type RejectFrame = Extract<ServerFrame, { type: "reject" }>;
 export type ErrorFrame = Extract<ServerFrame, { type: "error" }>;
 /** The answer to `auth`: the session now expires at the new token's `exp`. */
 export type AuthOkFrame = Extract<ServerFrame, { type: "auth_ok" }>;
+/** The user's role in the session's library changed (sent before the snapshot of that version). */
+export type AccessFrame = Extract<ServerFrame, { type: "access" }>;
+/** Every session open on the library (all instances); sent when the list changes. */
+export type PresenceFrame = Extract<ServerFrame, { type: "presence" }>;
 
 // ---- client -> server ----------------------------------------------------------------------
 
@@ -62,6 +91,8 @@ export type ClientFrame = Schemas["ClientFrame"];
 export type MutateFrame = Extract<ClientFrame, { type: "mutate" }>;
 /** `auth`: replaces the session's token (same user) ahead of its expiry. */
 export type AuthFrame = Extract<ClientFrame, { type: "auth" }>;
+/** `seen`: a delivery receipt, sent after applying the snapshot of `version`. */
+export type SeenFrame = Extract<ClientFrame, { type: "seen" }>;
 
 /** Close codes (docs/PROTOCOL.md). */
 export const CloseCode = {
@@ -70,6 +101,8 @@ export const CloseCode = {
   TryAgainLater: 1013,
   Malformed: 4400,
   AuthExpired: 4401,
+  /** The user was removed from the library, or it was deleted (after `error access_revoked`). */
+  AccessRevoked: 4403,
   Idle: 4408,
   TooSlow: 4429,
 } as const;

@@ -6,7 +6,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibraryError } from "../src/index.js";
-import { client, live, liveClient, logsOnFailure, recordStates, startServer, user, waitForState, type LibrarianServer } from "./support.js";
+import { client, live, liveClient, logsOnFailure, recordStates, settled, startServer, user, waitForState, type LibrarianServer } from "./support.js";
 
 let server: LibrarianServer;
 beforeAll(async () => {
@@ -81,7 +81,7 @@ describe("actions", () => {
     const project = await c.createProject({ name: "P" });
     const block = await c.createContextBlock({ title: "B" });
     const prompt = await c.createSavedPrompt({ title: "S" });
-    const before = c.getState();
+    const before = await settled(c);
     // All at once (each awaited through `rejection`, so none is left unhandled meanwhile).
     const cases: Array<[Promise<LibraryError>, string]> = [
       [rejection(c.updateProject(project.id, { name: "x" }, { ifVersion: 7 })), project.id],
@@ -191,6 +191,9 @@ describe("actions", () => {
     expect(after.savedPrompts).toBe(before.savedPrompts);
     expect(after.temporaryBlocks).toBe(before.temporaryBlocks);
     expect(after.projects).not.toBe(before.projects);
+    // The members (the snapshot's, unchanged) keep their array too.
+    expect(after.members).toEqual([{ user_id: after.members[0]!.user_id, role: "owner" }]);
+    expect(after.members).toBe(before.members);
   });
 
   it("close() rejects pending actions with code closed, and later ones too", async () => {

@@ -20,6 +20,9 @@ afterAll(async () => {
 });
 
 const frameType = (text: string): string => (JSON.parse(text) as { type: string }).type;
+/** The `mutate` frames among a connection's client frames (receipts, `seen`, go too). */
+const mutateFrames = (texts: string[]) =>
+  texts.map((t) => JSON.parse(t) as { type: string; mutation_id: string }).filter((f) => f.type === "mutate");
 
 describe("reconnecting", () => {
   it("mutations in flight when the connection is cut are resent with their ids and applied exactly once", async () => {
@@ -51,7 +54,7 @@ describe("reconnecting", () => {
     expect(new Set(created.map((b) => b.id)).size).toBe(n);
     expect(c.getState().contextBlocks).toHaveLength(n);
     // The one whose ack was swallowed went again, with the same mutation_id.
-    const sent = proxy.connections.flatMap((conn) => conn.clientFrames.map((t) => JSON.parse(t) as { mutation_id: string }));
+    const sent = proxy.connections.flatMap((conn) => mutateFrames(conn.clientFrames));
     const ids = sent.map((f) => f.mutation_id);
     expect(ids.length).toBeGreaterThan(new Set(ids).size);
     expect(new Set(ids).size).toBe(n);
@@ -87,6 +90,7 @@ describe("reconnecting", () => {
       projects: [],
       context_blocks: [],
       saved_prompts: [],
+      members: [],
     };
     resumed.inject(JSON.stringify(stale));
     resumed.inject(JSON.stringify({ ...stale, version: held }));
@@ -140,7 +144,7 @@ describe("reconnecting", () => {
     // The first attempt never reaches the server; the client hears "not now" instead.
     let swallowed: string | null = null;
     const stop = proxy.onFrame((from, dir, text) => {
-      if (dir !== "client" || swallowed) return;
+      if (dir !== "client" || swallowed || frameType(text) !== "mutate") return;
       swallowed = (JSON.parse(text) as { mutation_id: string }).mutation_id;
       from.inject(
         JSON.stringify({
@@ -154,7 +158,7 @@ describe("reconnecting", () => {
     const project = await c.createProject({ name: "eventually" });
     stop();
     expect(project.name).toBe("eventually");
-    const sent = conn.clientFrames.map((t) => (JSON.parse(t) as { mutation_id: string }).mutation_id);
+    const sent = mutateFrames(conn.clientFrames).map((f) => f.mutation_id);
     expect(sent).toEqual([swallowed, swallowed]);
     expect((await server.library(token)).projects).toHaveLength(1);
   });

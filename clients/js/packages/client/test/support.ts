@@ -41,7 +41,23 @@ export function live(client: LibraryClient, what = "live"): Promise<LibraryState
   return waitForState(client, (s) => s.status.state === "live", what);
 }
 
-/** A new, signed-in, live client of `server` (or of `url`, e.g. a proxy) for `name`. */
+/**
+ * Live, and quiet: the server's presence lists this client's session as holding the version
+ * shown (its `seen` went round). Until then a `presence` frame may still change the state, so
+ * a test that checks that nothing changes waits for this first.
+ */
+export function settled(client: LibraryClient, what = "live and settled"): Promise<LibraryState> {
+  return waitForState(
+    client,
+    (s) =>
+      s.status.state === "live" &&
+      s.sessionId !== null &&
+      s.presence.some((p) => p.session_id === s.sessionId && p.seen_version === s.version),
+    what,
+  );
+}
+
+/** A new, signed-in, live (and settled, see `settled`) client of `server` (or of `url`, e.g. a proxy) for `name`. */
 export async function liveClient(
   server: LibrarianServer,
   name: string,
@@ -49,6 +65,6 @@ export async function liveClient(
 ): Promise<{ client: LibraryClient; token: string }> {
   const token = await server.token(name);
   const c = client({ url: server.url, getToken: () => token, ...extra });
-  await live(c, `${name} live`);
+  await settled(c, `${name} live`);
   return { client: c, token };
 }

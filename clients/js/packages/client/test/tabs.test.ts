@@ -83,7 +83,8 @@ describe("sharing one socket across tabs", () => {
     // Writes issued by the follower just before the leader goes: some reach the old leader,
     // some are answered by it, the rest wait for the next one; all must land exactly once.
     const writes = Promise.all(Array.from({ length: 8 }, (_, i) => follower.client.createContextBlock({ title: `H${i}` })));
-    await until(() => first.clientFrames.length >= 2, "the old leader sent some of them");
+    const mutates = () => first.clientFrames.filter((t) => (JSON.parse(t) as { type: string }).type === "mutate").length;
+    await until(() => mutates() >= 2, "the old leader sent some of them");
     await leader.client.close();
     const done = await writes;
     expect(follower.sockets()).toBe(1);

@@ -33,6 +33,7 @@ function library(version: number, previous?: LibraryState): LibraryState {
   const state = JSON.parse(JSON.stringify({
     version, projects, contextBlocks, savedPrompts, temporaryBlocks: [],
     status: { state: "live", cached: false }, isLoading: false, error: null, lastSyncedAt: version,
+    lastWriteVersion: null, libraryId: null, role: "owner", sessionId: null, members: [], presence: [],
   })) as LibraryState;
   if (!previous) return state;
   // Structural sharing: unchanged rows, lists and status keep their objects.

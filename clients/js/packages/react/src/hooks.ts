@@ -1,6 +1,13 @@
-import { useCallback, useDebugValue, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
-import type { LibraryClient, LibraryState } from "@librarian/client";
-import { useLibraryClient } from "./provider.js";
+import { useCallback, useContext, useDebugValue, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
+import {
+  LibraryList,
+  countDelivered,
+  type LibraryClient,
+  type LibraryInfo,
+  type LibraryListState,
+  type LibraryState,
+} from "@librarian/client";
+import { LibraryContext, useLibraryClient } from "./provider.js";
 
 /** The names of the client's actions that `useLibrary()` hands out, bound to the client. */
 export const ACTION_NAMES = [
@@ -17,6 +24,9 @@ export const ACTION_NAMES = [
   "updateTemporaryBlock",
   "removeTemporaryBlock",
   "saveTemporaryBlock",
+  "setMember",
+  "removeMember",
+  "deliveredTo",
 ] as const;
 
 export type LibraryActionName = (typeof ACTION_NAMES)[number];
@@ -141,4 +151,84 @@ export function sameRows<T extends { id: string }>(a: readonly T[], b: readonly 
     if (typeof x.version !== "number" || x.id !== y.id || x.version !== y.version) return false;
   }
   return true;
+}
+
+/**
+ * The delivery receipt of `version` (e.g. `lastWriteVersion` after a save): `{held, total}`,
+ * the sessions on the library holding it or newer, out of all open. Re-renders only when one
+ * of the two numbers changes; null for a null version.
+ */
+export function useDeliveredTo(version: number | null | undefined): { held: number; total: number } | null {
+  return useLibrarySelector(
+    (s) => (version === null || version === undefined ? null : countDelivered(s.presence, version)),
+    shallowEqual,
+  );
+}
+
+/** Where `useLibraries` finds the server, if not from the nearest `<LibraryProvider>`'s client. */
+export interface UseLibrariesOptions {
+  /** The server's http(s) origin (with `getToken`; default: the provider's client's). */
+  url?: string;
+  getToken?: () => string | Promise<string>;
+  /** How often to fetch the list while mounted (ms, default 5000; 0: on demand only). */
+  pollIntervalMs?: number;
+}
+
+/** What `useLibraries()` returns: the list's state and what changes it. */
+export interface UseLibrariesResult extends LibraryListState {
+  /** Fetches the list now. */
+  refresh(): Promise<void>;
+  /** A new library owned by the caller; resolves once the list shows it. */
+  createLibrary(name: string): Promise<LibraryInfo>;
+  renameLibrary(libraryId: string, name: string): Promise<LibraryInfo>;
+  /** Deletes a library (owner; not their default one). */
+  deleteLibrary(libraryId: string): Promise<void>;
+  /** The list itself (its `api` has members too). */
+  list: LibraryList;
+}
+
+/**
+ * The caller's libraries (`GET /libraries`), for a library switcher: fetched on mount, every
+ * `pollIntervalMs` while mounted (the server pushes no change of this list), when the page
+ * becomes visible, and after each change made here. Works outside a `<LibraryProvider>` given
+ * `url` and `getToken` (a switcher usually sits above the provider it switches).
+ */
+export function useLibraries(options: UseLibrariesOptions = {}): UseLibrariesResult {
+  const context = useContext(LibraryContext);
+  const url = options.url ?? (context ? context.api.url : undefined);
+  if (!url) throw new Error("useLibraries needs `url` and `getToken`, or a <LibraryProvider> above it");
+  // The latest getToken: a new arrow function on every render does not mean a new list.
+  const getToken = useRef(options.getToken);
+  getToken.current = options.getToken;
+  const clientToken = context ? context.api.getToken : undefined;
+  const fallback = useRef(clientToken);
+  fallback.current = clientToken;
+  const pollIntervalMs = options.pollIntervalMs;
+
+  const list = useMemo(
+    () =>
+      new LibraryList(
+        {
+          url,
+          getToken: () => {
+            const provider = getToken.current ?? fallback.current;
+            if (!provider) throw new Error("useLibraries: no getToken");
+            return provider();
+          },
+        },
+        pollIntervalMs === undefined ? {} : { pollIntervalMs },
+      ),
+    [url, pollIntervalMs],
+  );
+  // No close on unmount: the list fetches only while subscribed, and unsubscribing stops it.
+  const state = useSyncExternalStore(list.subscribe, list.getState, list.getState);
+  const refresh = useCallback(() => list.refresh(), [list]);
+  const createLibrary = useCallback((name: string) => list.create(name), [list]);
+  const renameLibrary = useCallback((id: string, name: string) => list.rename(id, name), [list]);
+  const deleteLibrary = useCallback((id: string) => list.delete(id), [list]);
+  useDebugValue(state.libraries.length);
+  return useMemo(
+    () => ({ ...state, refresh, createLibrary, renameLibrary, deleteLibrary, list }),
+    [state, refresh, createLibrary, renameLibrary, deleteLibrary, list],
+  );
 }

@@ -8,6 +8,8 @@ export {
   useLibrary,
   useLibraryActions,
   useLibrarySelector,
+  useDeliveredTo,
+  useLibraries,
   shallowEqual,
   sameRows,
   bindActions,
@@ -15,4 +17,6 @@ export {
   type LibraryActionName,
   type LibraryActions,
   type UseLibraryResult,
+  type UseLibrariesOptions,
+  type UseLibrariesResult,
 } from "./hooks.js";

@@ -18,6 +18,12 @@ function state(version: number): LibraryState {
     isLoading: false,
     error: null,
     lastSyncedAt: version,
+    lastWriteVersion: null,
+    libraryId: null,
+    role: "owner",
+    sessionId: null,
+    members: [],
+    presence: [],
   };
 }
 

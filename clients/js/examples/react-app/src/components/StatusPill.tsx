@@ -39,6 +39,8 @@ const ERRORS: Record<string, string> = {
   token_expired: "Session expired",
   unauthorized: "Not signed in",
   database_unavailable: "Database unavailable",
+  access_revoked: "Access revoked",
+  library_not_found: "No such library",
 };
 
 function label(status: Status, now: number): string {
