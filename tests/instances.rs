@@ -415,3 +415,189 @@ async fn resuming_on_a_lagging_instance_never_steps_back() {
     println!("resumes that stepped back: {} of 30", stepped_back.len());
     assert!(stepped_back.is_empty(), "stepped back: {stepped_back:?}");
 }
+
+// ---- shared libraries across instances (DESIGN §9) -------------------------------------------
+
+async fn call(
+    server: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, server.url(&format!("/api/v1{path}")))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn shared_library(server: &TestServer, owner: &str, member: &str, role: &str) -> String {
+    let (status, body) = post(server, owner, "/libraries", json!({"name": "Team"})).await;
+    assert_eq!(status, 201, "{body}");
+    let lib = body["data"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        server,
+        owner,
+        reqwest::Method::PUT,
+        &format!("/libraries/{lib}/members/{member}"),
+        Some(json!({ "role": role })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    lib
+}
+
+async fn open(server: &TestServer, token: &str, lib: &str) -> librarian_testkit::ws::Ws {
+    librarian_testkit::ws::connect_with(server, &format!("?library={lib}"), Some(token))
+        .await
+        .unwrap()
+}
+
+/// Removal on instance A ends bob's session on instance B before any snapshot at or after the
+/// removal; prints the time from the removal's reply to the close (for the notes, not asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_on_one_instance_revokes_sessions_on_the_other() {
+    use librarian_testkit::ws::{Got, recv};
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let p = pair(&db, &[], &[]);
+    let (alice, bob) = (p.a.token("alice"), p.a.token("bob"));
+    let lib = shared_library(&p.a, &alice, "bob", "editor").await;
+    let mut took = Vec::new();
+    for round in 0..10 {
+        if round > 0 {
+            let (status, _) = call(
+                &p.a,
+                &alice,
+                reqwest::Method::PUT,
+                &format!("/libraries/{lib}/members/bob"),
+                Some(json!({"role": "editor"})),
+            )
+            .await;
+            assert_eq!(status, 201);
+        }
+        let mut ws = open(&p.b, &bob, &lib).await;
+        until(&mut ws, "snapshot").await;
+        let (status, _) = post(
+            &p.a,
+            &alice,
+            &format!("/libraries/{lib}/context-blocks"),
+            json!({"title": "x"}),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let (status, body) = call(
+            &p.a,
+            &alice,
+            reqwest::Method::DELETE,
+            &format!("/libraries/{lib}/members/bob"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let removed_at = std::time::Instant::now();
+        let removed = body["library_version"].as_i64().unwrap();
+        let code = loop {
+            match recv(&mut ws).await {
+                Got::Frame(f) => {
+                    if f["type"] == "snapshot" {
+                        let v = f["version"].as_i64().unwrap();
+                        assert!(v < removed, "snapshot {v} after the removal at {removed}");
+                    }
+                }
+                Got::Closed(code) => break code,
+            }
+        };
+        took.push(removed_at.elapsed());
+        assert_eq!(code, Some(4403));
+    }
+    took.sort();
+    eprintln!(
+        "removal reply on A -> 4403 on B: p50 {:?}, max {:?} over {} rounds",
+        took[took.len() / 2],
+        took[took.len() - 1],
+        took.len()
+    );
+}
+
+/// Presence lists the sessions of both instances; once one instance is killed, its sessions
+/// leave the other's list within the expiry (short here) plus a heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_instances_and_a_killed_instance_expires() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let fast = [
+        ("LIBRARIAN__PRESENCE__HEARTBEAT_MS", "200"),
+        ("LIBRARIAN__PRESENCE__EXPIRY_MS", "1000"),
+    ];
+    let mut p = pair(&db, &fast, &fast);
+    let (alice, bob) = (p.a.token("alice"), p.a.token("bob"));
+    let lib = shared_library(&p.a, &alice, "bob", "viewer").await;
+    let mut on_a = open(&p.a, &alice, &lib).await;
+    let mut on_b = open(&p.b, &bob, &lib).await;
+    let both = |f: &Value| f["sessions"].as_array().is_some_and(|s| s.len() == 2);
+    for ws in [&mut on_a, &mut on_b] {
+        loop {
+            let (f, _) = until(ws, "presence").await;
+            if both(&f) {
+                let mut users: Vec<&str> = f["sessions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["user_id"].as_str().unwrap())
+                    .collect();
+                users.sort_unstable();
+                assert_eq!(users, ["alice", "bob"]);
+                break;
+            }
+        }
+    }
+    // A receipt on B reaches A's list.
+    let (status, body) = post(
+        &p.a,
+        &alice,
+        &format!("/libraries/{lib}/context-blocks"),
+        json!({"title": "x"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let v = body["library_version"].as_i64().unwrap();
+    loop {
+        let (f, _) = until(&mut on_b, "snapshot").await;
+        let got = f["version"].as_i64().unwrap();
+        send(&mut on_b, json!({"type": "seen", "version": got})).await;
+        if got >= v {
+            break;
+        }
+    }
+    loop {
+        let (f, _) = until(&mut on_a, "presence").await;
+        let seen =
+            f["sessions"].as_array().unwrap().iter().any(|s| {
+                s["user_id"] == "bob" && s["seen_version"].as_i64().is_some_and(|sv| sv >= v)
+            });
+        if seen {
+            break;
+        }
+    }
+    // B dies without a word: its session expires from A's list.
+    p.b.kill();
+    let killed = std::time::Instant::now();
+    loop {
+        let (f, _) = until(&mut on_a, "presence").await;
+        if f["sessions"].as_array().unwrap().len() == 1 {
+            break;
+        }
+    }
+    eprintln!(
+        "a killed instance's session left presence after {:?} (expiry 1 s, heartbeat 200 ms)",
+        killed.elapsed()
+    );
+}

@@ -26,9 +26,9 @@ pub use write::{
 };
 
 use actix::{Actor, Addr};
-use presence::{PresenceActor, PresenceOptions, PresenceResync, RemoteChanged};
 use librarian_store::Store;
 use librarian_store::listener::ListenerEvent;
+use presence::{PresenceActor, PresenceOptions, PresenceResync, RemoteChanged};
 use std::sync::Arc;
 use std::time::Duration;
 

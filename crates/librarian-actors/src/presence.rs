@@ -238,31 +238,33 @@ impl PresenceActor {
                         .await;
                     (result, upsert, gone)
                 };
-                ctx.spawn(work.into_actor(self).map(
-                    move |(result, upsert, gone), act, ctx| {
-                        let Some(lib) = act.libraries.get_mut(&library_id) else {
-                            return;
-                        };
-                        let mut again = lib.write.ended();
-                        if let Err(e) = result {
-                            // Kept for the next try (the next change or heartbeat).
-                            tracing::warn!(%library_id, error = %e, "presence write failed");
-                            lib.dirty.extend(upsert.iter().map(|r| r.session_id));
-                            lib.gone.extend(gone);
-                            again = false;
-                        }
-                        if again {
-                            act.ask(library_id, Work::Write, ctx);
-                        }
-                        act.drop_if_idle(library_id);
-                    },
-                ));
+                ctx.spawn(
+                    work.into_actor(self)
+                        .map(move |(result, upsert, gone), act, ctx| {
+                            let Some(lib) = act.libraries.get_mut(&library_id) else {
+                                return;
+                            };
+                            let mut again = lib.write.ended();
+                            if let Err(e) = result {
+                                // Kept for the next try (the next change or heartbeat).
+                                tracing::warn!(%library_id, error = %e, "presence write failed");
+                                lib.dirty.extend(upsert.iter().map(|r| r.session_id));
+                                lib.gone.extend(gone);
+                                again = false;
+                            }
+                            if again {
+                                act.ask(library_id, Work::Write, ctx);
+                            }
+                            act.drop_if_idle(library_id);
+                        }),
+                );
             }
             Work::Read => {
                 lib.read.started(now);
                 let (store, instance) = (self.store.clone(), self.instance);
                 let expiry_ms = self.options.expiry.as_millis() as i64;
-                let work = async move { store.presence_read(instance, library_id, expiry_ms).await };
+                let work =
+                    async move { store.presence_read(instance, library_id, expiry_ms).await };
                 ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
                     let Some(lib) = act.libraries.get_mut(&library_id) else {
                         return;
@@ -332,8 +334,8 @@ fn publish(lib: &mut Lib) {
         .chain(lib.remote.iter())
         .cloned()
         .collect();
-    sessions.sort_by(|a, b| (a.connected_at, a.session_id).cmp(&(b.connected_at, b.session_id)));
-    sessions.dedup_by_key(|s| s.session_id);
+    // Remote rows never hold this instance's sessions (the read skips them): no duplicates.
+    sessions.sort_by_key(|s| (s.connected_at, s.session_id));
     let frame = serde_json::to_string(&ServerFrame::Presence(Presence { sessions }))
         .map(ByteString::from)
         .ok();

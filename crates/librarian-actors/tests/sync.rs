@@ -217,9 +217,12 @@ async fn writes_of_one_user_do_not_wait_for_another_users_stalled_write() {
     let mut latencies = Vec::new();
     for i in 0..50 {
         let started = Instant::now();
-        let c = core
-            .writers
-            .apply(bob, "bob", block(&format!("b{i}")), MutationOptions::default());
+        let c = core.writers.apply(
+            bob,
+            "bob",
+            block(&format!("b{i}")),
+            MutationOptions::default(),
+        );
         let c = tokio::time::timeout(PATIENCE, c)
             .await
             .expect("bob's write waited")

@@ -235,7 +235,9 @@ impl Target {
             }
             Target::Floor { store, .. } => {
                 let lib = self.floor_library(user).await?;
-                store.apply(lib, user, m, MutationOptions::default()).await?;
+                store
+                    .apply(lib, user, m, MutationOptions::default())
+                    .await?;
             }
         }
         Ok(())

@@ -60,7 +60,11 @@ impl Admin {
     pub async fn rename_library(&self, id: Uuid, name: &str) -> Result<LibraryInfo, ClientError> {
         let body = serde_json::json!({ "name": name });
         let reply: Data<LibraryInfo> = self
-            .call(reqwest::Method::PATCH, &format!("/libraries/{id}"), Some(body))
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/libraries/{id}"),
+                Some(body),
+            )
             .await?;
         Ok(reply.data)
     }
@@ -81,7 +85,11 @@ impl Admin {
             members: Vec<Member>,
         }
         let list: List = self
-            .call(reqwest::Method::GET, &format!("/libraries/{id}/members"), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/libraries/{id}/members"),
+                None,
+            )
             .await?;
         Ok(list.members)
     }

@@ -16,10 +16,10 @@
 
 use crate::{Applied, ClientError, SyncStatus, TokenFuture, TokenProvider};
 use futures_util::{SinkExt, StreamExt};
+use librarian_core::Role;
 use librarian_core::protocol::{
     AuthFrame, ClientFrame, MutateFrame, Presence, SeenFrame, ServerFrame, SyncState, close,
 };
-use librarian_core::Role;
 use librarian_core::rate::TokenBucket;
 use librarian_core::time::Timestamp;
 use librarian_core::{LibrarySnapshot, Op};
@@ -242,7 +242,9 @@ pub(crate) async fn run(mut c: Connection) {
                     tracing::warn!(%message, "access to the library revoked");
                     // Nothing queued can ever apply: it fails now rather than hang.
                     for p in c.pending.drain(..) {
-                        let _ = p.done.send(Err(ClientError::AccessRevoked(message.clone())));
+                        let _ = p
+                            .done
+                            .send(Err(ClientError::AccessRevoked(message.clone())));
                     }
                     c.status.send_replace(SyncStatus::Revoked { message });
                 } else {

@@ -79,10 +79,12 @@ impl Metrics {
             frames_by_type: Vec::new(),
             registry,
         };
-        m.frames_by_type = ["hello", "snapshot", "status", "reply", "error", "presence", "access"]
-            .into_iter()
-            .map(|kind| (kind, m.frames_sent.with_label_values(&[kind])))
-            .collect();
+        m.frames_by_type = [
+            "hello", "snapshot", "status", "reply", "error", "presence", "access",
+        ]
+        .into_iter()
+        .map(|kind| (kind, m.frames_sent.with_label_values(&[kind])))
+        .collect();
         m.registry.register(Box::new(m.http_requests.clone()))?;
         m.registry.register(Box::new(m.http_seconds.clone()))?;
         m.registry.register(Box::new(m.mutations.clone()))?;

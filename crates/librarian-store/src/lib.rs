@@ -20,8 +20,8 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 pub use error::is_library_gone;
 use error::{TxError, db_error, pool_error};
-use librarian_core::validate::{validate, validate_idempotency_key};
 use librarian_core::validate::validate_library_name;
+use librarian_core::validate::{validate, validate_idempotency_key};
 use librarian_core::{
     Committed, Entity, EntityKind, Error, Library, LibraryInfo, LibrarySnapshot, Limits, Member,
     Mutation, MutationOptions, Role,

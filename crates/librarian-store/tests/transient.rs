@@ -218,7 +218,12 @@ async fn a_postgres_deadlock_is_unavailable() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .apply(lib, "alice", block(Some(project)), MutationOptions::default())
+                .apply(
+                    lib,
+                    "alice",
+                    block(Some(project)),
+                    MutationOptions::default(),
+                )
                 .await
         })
     };
@@ -233,7 +238,12 @@ async fn a_postgres_deadlock_is_unavailable() {
     assert!(msg.contains("deadlock"), "{msg}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     let ok = store
-        .apply(lib, "alice", block(Some(project)), MutationOptions::default())
+        .apply(
+            lib,
+            "alice",
+            block(Some(project)),
+            MutationOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(ok.library_version, 2);

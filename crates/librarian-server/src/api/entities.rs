@@ -109,10 +109,12 @@ impl FromRequest for Scope {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.match_info().get("library") {
             None => Ok(Scope(None)),
-            Some(raw) => Uuid::parse_str(raw).map(|id| Scope(Some(id))).map_err(|_| Problem {
-                errors: vec![FieldError::new("library", "must be a UUID")],
-                ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
-            }),
+            Some(raw) => Uuid::parse_str(raw)
+                .map(|id| Scope(Some(id)))
+                .map_err(|_| Problem {
+                    errors: vec![FieldError::new("library", "must be a UUID")],
+                    ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
+                }),
         })
     }
 }
@@ -142,7 +144,15 @@ pub async fn create<R: Resource>(
     scope: Scope,
     body: JsonBody<R::New>,
 ) -> Result<HttpResponse, Problem> {
-    mutate(&req, &state, &user, &scope, R::create(body.0), Some(R::PATH)).await
+    mutate(
+        &req,
+        &state,
+        &user,
+        &scope,
+        R::create(body.0),
+        Some(R::PATH),
+    )
+    .await
 }
 
 pub async fn read<R: Resource>(
@@ -270,6 +280,7 @@ macro_rules! resource_handlers {
                     (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
                     (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
                     (status = 403, description = "a viewer's mutation (shared libraries)", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
                     (status = 409, description = "the id is taken", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
                     (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
@@ -388,7 +399,11 @@ resource_handlers!(
     "projects",
     "/api/v1/libraries/{library}/projects",
     "/api/v1/libraries/{library}/projects/{id}",
-    [("library" = uuid::Uuid, Path, description = "the library's id"),]
+    [(
+        "library" = uuid::Uuid,
+        Path,
+        description = "the library's id"
+    ),]
 );
 resource_handlers!(
     context_blocks,
@@ -408,7 +423,11 @@ resource_handlers!(
     "context blocks",
     "/api/v1/libraries/{library}/context-blocks",
     "/api/v1/libraries/{library}/context-blocks/{id}",
-    [("library" = uuid::Uuid, Path, description = "the library's id"),]
+    [(
+        "library" = uuid::Uuid,
+        Path,
+        description = "the library's id"
+    ),]
 );
 resource_handlers!(
     saved_prompts,
@@ -428,5 +447,9 @@ resource_handlers!(
     "saved prompts",
     "/api/v1/libraries/{library}/saved-prompts",
     "/api/v1/libraries/{library}/saved-prompts/{id}",
-    [("library" = uuid::Uuid, Path, description = "the library's id"),]
+    [(
+        "library" = uuid::Uuid,
+        Path,
+        description = "the library's id"
+    ),]
 );

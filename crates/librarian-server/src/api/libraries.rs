@@ -44,7 +44,10 @@ impl FromRequest for MemberPath {
             Ok(MemberPath(raw.to_owned()))
         } else {
             Err(Problem {
-                errors: vec![FieldError::new("user_id", "must be 1 to 255 printable characters")],
+                errors: vec![FieldError::new(
+                    "user_id",
+                    "must be 1 to 255 printable characters",
+                )],
                 ..Problem::bad_request("bad_user_id", format!("{raw:?} is not a user id"))
             })
         })
@@ -117,6 +120,7 @@ pub async fn list(state: web::Data<AppState>, user: AuthUser) -> Result<HttpResp
         (status = 201, description = "a new library owned by the caller", body = LibraryReply),
         (status = 400, description = "malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad name", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
@@ -134,7 +138,10 @@ pub async fn create(
         .create_library(&user.user_id, &body.0.name)
         .await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/libraries/{}", library.id)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/libraries/{}", library.id),
+        ))
         .json(LibraryReply { data: library }))
 }
 
@@ -148,6 +155,8 @@ pub async fn create(
         (status = 403, description = "the caller is not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -268,6 +277,8 @@ pub async fn members(
         (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "the owner's role cannot change", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "a bad role", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

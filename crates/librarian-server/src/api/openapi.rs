@@ -2,8 +2,8 @@
 //! annotations and the types' `ToSchema` derives.
 
 use super::entities::{
-    MutationReply, context_blocks, library_context_blocks, library_projects,
-    library_saved_prompts, projects, saved_prompts,
+    MutationReply, context_blocks, library_context_blocks, library_projects, library_saved_prompts,
+    projects, saved_prompts,
 };
 use super::libraries::{
     self, LibraryList, LibraryName, LibraryReply, MemberList, MemberReply, MemberRoleBody,

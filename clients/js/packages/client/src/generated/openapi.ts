@@ -932,6 +932,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description the id is taken */
             409: {
                 headers: {
@@ -1382,6 +1391,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description not JSON */
             415: {
                 headers: {
@@ -1549,6 +1567,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description a bad name */
             422: {
                 headers: {
@@ -1619,6 +1655,15 @@ export interface operations {
             };
             /** @description a viewer's mutation (shared libraries) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2084,6 +2129,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description a bad role */
             422: {
                 headers: {
@@ -2233,6 +2296,15 @@ export interface operations {
             };
             /** @description a viewer's mutation (shared libraries) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2608,6 +2680,15 @@ export interface operations {
             };
             /** @description a viewer's mutation (shared libraries) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3124,6 +3205,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description the id is taken */
             409: {
                 headers: {
@@ -3483,6 +3573,15 @@ export interface operations {
             };
             /** @description a viewer's mutation (shared libraries) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such library (also one the caller is not a member of) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
