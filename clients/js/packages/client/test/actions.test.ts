@@ -170,7 +170,8 @@ describe("actions", () => {
     expect(first.status).toEqual({ state: "connecting", cached: false });
     expect(c.getState()).toBe(first);
     const states = recordStates(c);
-    const ready = await live(c);
+    // Live, and the presence frames of its own arrival are in (they change the state too).
+    const ready = await settled(c);
     expect(ready).toMatchObject({ version: 0, isLoading: false, error: null, projects: [], contextBlocks: [], savedPrompts: [] });
     expect(ready.status).toEqual({ state: "live", cached: false });
     expect(typeof ready.lastSyncedAt).toBe("number");
