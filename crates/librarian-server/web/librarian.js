@@ -581,7 +581,7 @@ var Session = class {
     try {
       ws = new this.opts.WebSocket(this.socketUrl(token));
     } catch (e) {
-      this.dropped(null, false, message(e));
+      void this.dropped(null, false, message(e));
       return;
     }
     this.ws = ws;
@@ -1019,6 +1019,7 @@ var ACCESS_ENDED = /* @__PURE__ */ new Map([
   ["access_revoked", 403],
   ["library_not_found", 404]
 ]);
+var LIBRARY_PROBE_MS = 5e3;
 var CACHE_READ_WAIT_MS = 2e3;
 var LibraryClient = class {
   constructor(options) {
@@ -1352,11 +1353,18 @@ var LibraryClient = class {
   async libraryGone(token) {
     const library = this.options.library;
     if (!library) return false;
+    let timer;
     try {
-      await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      const ask = new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer")), LIBRARY_PROBE_MS);
+      });
+      await Promise.race([ask, late]);
       return false;
     } catch (e) {
       return e instanceof LibraryError && e.status === 404 && e.code === "library_not_found";
+    } finally {
+      clearTimeout(timer);
     }
   }
   onHello(frame) {

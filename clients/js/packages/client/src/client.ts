@@ -61,6 +61,8 @@ const ACCESS_ENDED = new Map<string, number>([
   ["access_revoked", 403],
   ["library_not_found", 404],
 ]);
+/** How long a refused connection waits for the server to say whether the library is there. */
+const LIBRARY_PROBE_MS = 5000;
 /** How long the start waits for the cached copy before it connects without it. */
 const CACHE_READ_WAIT_MS = 2000;
 
@@ -432,12 +434,20 @@ export class LibraryClient {
   private async libraryGone(token: string): Promise<boolean> {
     const library = this.options.library;
     if (!library) return false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      const ask = new LibrariesApi({ url: this.url, getToken: () => token }).members(library);
+      // A server that does not answer must not hold the reconnect up: no answer is "not gone".
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer")), LIBRARY_PROBE_MS);
+      });
+      await Promise.race([ask, late]);
       return false;
     } catch (e) {
       // Only the server's own word: an older server's "no such route" is no answer.
       return e instanceof LibraryError && e.status === 404 && e.code === "library_not_found";
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -273,7 +273,7 @@ export class Session {
     try {
       ws = new this.opts.WebSocket(this.socketUrl(token));
     } catch (e) {
-      this.dropped(null, false, message(e));
+      void this.dropped(null, false, message(e));
       return;
     }
     this.ws = ws;
