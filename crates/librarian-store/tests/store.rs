@@ -408,3 +408,26 @@ both_backends! {
         assert_eq!(ok(&store, again.id, project("q", None)).await.1, 1);
     }
 }
+
+both_backends! {
+    async fn a_users_library_is_returned_only_with_its_owner(db) {
+        let store = db.store().await;
+        // Another first request of carol's inserted her library's row and has not inserted her
+        // membership yet (two statements): finding her library now must not return it ownerless,
+        // or a session would load it without her among the members (and be revoked).
+        let id = Uuid::now_v7();
+        db.execute(&format!(
+            "INSERT INTO libraries (id, default_for, version, created_at, updated_at, name) \
+             VALUES ('{id}', 'carol', 0, 0, 0, 'My library')"
+        ))
+        .await;
+        let lib = store.library_for_user("carol").await.unwrap();
+        assert_eq!(lib.id, id);
+        let members = store.members(id).await.unwrap();
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].user_id, "carol");
+        assert_eq!(members[0].role, librarian_core::Role::Owner);
+        let snapshot = store.load_library(id).await.unwrap();
+        assert_eq!(snapshot.role_of("carol"), Some(librarian_core::Role::Owner));
+    }
+}

@@ -11,7 +11,7 @@ use super::saved_prompts::{
     update_saved_prompt,
 };
 use super::{Conn, RunQueryDsl};
-use super::members::{bump, no_library, require_member, require_writer};
+use super::members::{bump, no_library, require_member, require_writer, role_of};
 use crate::error::TxError;
 use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
@@ -268,17 +268,25 @@ pub(crate) fn library_for_user(
             .filter(libraries::default_for.eq(user))
             .select(LibraryRow::as_select())
     };
-    if let Some(row) = run!(by_user().first(conn)).optional()? {
+    let row = match run!(by_user().first(conn)).optional()? {
+        Some(row) => row,
+        None => {
+            // Two first requests of one user may race here: one insert wins, both read it back.
+            run!(diesel::insert_into(libraries::table)
+                .values(new)
+                .on_conflict(libraries::default_for)
+                .do_nothing()
+                .execute(conn))?;
+            run!(by_user().first(conn))?
+        }
+    };
+    // The row and its owner are two statements: a concurrent first request may have inserted
+    // the row and not yet its owner. Returning then would let the caller load the library
+    // without its owner among the members (a WebSocket session on it would be revoked), so
+    // whoever gets here first inserts the owner (the others change nothing).
+    if run!(role_of(conn, &row.id, user))?.is_some() {
         return Ok(row);
     }
-    // Two first requests of one user may race here: one insert wins, both read it back.
-    run!(diesel::insert_into(libraries::table)
-        .values(new)
-        .on_conflict(libraries::default_for)
-        .do_nothing()
-        .execute(conn))?;
-    let row: LibraryRow = run!(by_user().first(conn))?;
-    // The owner: inserted by whichever racer gets here first (the others change nothing).
     run!(diesel::insert_into(library_members::table)
         .values(MemberRow {
             library_id: row.id.clone(),
