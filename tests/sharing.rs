@@ -321,6 +321,49 @@ both_backends! {
         assert_eq!(before + refused, 80);
     }
 
+    async fn every_write_of_a_removed_member_that_committed_was_acknowledged(db) {
+        let server = start(&db, &[]);
+        let (alice, bob) = (User::new(&server, "alice"), User::new(&server, "bob"));
+        let team = alice.create_library("Team").await;
+        for round in 0..10 {
+            alice.share(&team, "bob", "editor").await;
+            let mut ws = bob.open(&server, &team).await;
+            until(&mut ws, "snapshot").await;
+            // Writes and the removal at once: some of the writes are in flight when it lands.
+            let writes = async {
+                for i in 0..16 {
+                    send(&mut ws, json!({"type": "mutate", "mutation_id": format!("r{round}-{i}"),
+                        "op": "context_block.create", "data": {"title": format!("r{round}-{i}")}})).await;
+                }
+            };
+            let (removed, ()) = tokio::join!(alice.unshare(&team, "bob"), writes);
+            let (frames, code) = drain(&mut ws).await;
+            assert_eq!(code, Some(4403), "{frames:?}");
+            assert_eq!(frames.last().unwrap()["code"], "access_revoked");
+            let acked: Vec<String> = frames
+                .iter()
+                .filter(|f| f["type"] == "ack")
+                .map(|f| {
+                    assert!(f["library_version"].as_i64().unwrap() < removed, "{f}");
+                    f["mutation_id"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            // What committed is exactly what bob was told committed.
+            let (_, snapshot) = alice.call(Method::GET, &format!("/libraries/{team}/snapshot"), None).await;
+            let mut committed: Vec<String> = snapshot["context_blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["title"].as_str().unwrap().to_owned())
+                .filter(|t| t.starts_with(&format!("r{round}-")))
+                .collect();
+            committed.sort();
+            let mut acked = acked;
+            acked.sort();
+            assert_eq!(committed, acked, "round {round}: {frames:?}");
+        }
+    }
+
     async fn deleting_a_library_ends_every_session_on_it(db) {
         let server = start(&db, &[]);
         let (alice, bob) = (User::new(&server, "alice"), User::new(&server, "bob"));

@@ -430,7 +430,9 @@ impl Handler<SeenVersion> for PresenceActor {
         let Some(session) = lib.local.get_mut(&msg.session_id) else {
             return;
         };
-        if session.seen_version.is_some_and(|v| v >= msg.version) {
+        // Sessions send only increasing versions, except after a `reset` snapshot (the
+        // database went back): the latest report is the truth.
+        if session.seen_version == Some(msg.version) {
             return;
         }
         session.seen_version = Some(msg.version);

@@ -347,18 +347,19 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
         }
     );
     // W3, W4, W5.
-    md.push_str("\n### W3: 100 writes in 1 s to one library, 10 sessions\n\n| target | reloads | reloads/write | snapshots per session (avg / max) | last commit → all live (ms) |\n|---|---:|---:|---:|---:|\n");
+    md.push_str("\n### W3: 100 writes in 1 s to one library, 10 sessions\n\n| target | reloads | reloads/write | snapshots per session (avg / max) | last commit → all live (ms) | presence frames per session per s |\n|---|---:|---:|---:|---:|---:|\n");
     for r in &w3 {
         let reloads = r.reloads.unwrap_or(0);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.1} / {} | {:.1} |",
+            "| {} | {} | {:.2} | {:.1} / {} | {:.1} | {:.1} |",
             r.target,
             reloads,
             reloads as f64 / r.writes as f64,
             r.snapshots_per_session_avg,
             r.snapshots_per_session_max,
-            r.last_commit_to_all_live_ms
+            r.last_commit_to_all_live_ms,
+            r.presence_per_session_per_s
         );
     }
     let _ = writeln!(

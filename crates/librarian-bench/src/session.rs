@@ -1,7 +1,9 @@
 //! A measuring WebSocket session: it reads only the version of each snapshot frame (so the
 //! client's own JSON parsing does not cloud the measurement) and publishes it on a `watch`.
+//! Against Librarian it also acknowledges each snapshot with `seen`, as the SDKs do, and
+//! counts the `presence` frames that causes.
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,6 +18,8 @@ pub struct Session {
     pub version: watch::Receiver<i64>,
     /// Snapshot frames received.
     pub snapshots: Arc<AtomicU64>,
+    /// `presence` frames received.
+    pub presence: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,18 +37,28 @@ pub fn frame_version(text: &str) -> Option<i64> {
 }
 
 impl Session {
-    /// Connects to `url` (a full `ws://…` URL, token included).
-    pub async fn connect(url: &str) -> anyhow::Result<Session> {
+    /// Connects to `url` (a full `ws://…` URL, token included); with `receipts`, answers each
+    /// snapshot with `seen`.
+    pub async fn connect(url: &str, receipts: bool) -> anyhow::Result<Session> {
         let request = url.into_client_request()?;
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
         let (tx, version) = watch::channel(-1);
         let snapshots = Arc::new(AtomicU64::new(0));
-        let counter = snapshots.clone();
+        let presence = Arc::new(AtomicU64::new(0));
+        let (counter, presence_counter) = (snapshots.clone(), presence.clone());
         let task = tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
-                if let Message::Text(text) = msg
-                    && let Some(v) = frame_version(&text)
-                {
+                let Message::Text(text) = msg else { continue };
+                if text.starts_with(r#"{"type":"presence""#) {
+                    presence_counter.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(v) = frame_version(&text) {
+                    if receipts {
+                        let seen = format!(r#"{{"type":"seen","version":{v}}}"#);
+                        if ws.send(Message::Text(seen.into())).await.is_err() {
+                            break;
+                        }
+                    }
                     counter.fetch_add(1, Ordering::Relaxed);
                     tx.send_if_modified(|held| {
                         let newer = v > *held;
@@ -59,6 +73,7 @@ impl Session {
         Ok(Session {
             version,
             snapshots,
+            presence,
             task,
         })
     }

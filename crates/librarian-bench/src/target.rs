@@ -155,11 +155,11 @@ impl Target {
                 let server = read.as_ref().unwrap_or(write);
                 let token = self.token(user).await?;
                 let base = server.base_url.replace("http://", "ws://");
-                Session::connect(&format!("{base}/api/v1/ws?access_token={token}")).await
+                Session::connect(&format!("{base}/api/v1/ws?access_token={token}"), true).await
             }
             Target::Floor { addr, .. } => {
                 let lib = self.floor_library(user).await?;
-                Session::connect(&format!("ws://{addr}/sub/{lib}")).await
+                Session::connect(&format!("ws://{addr}/sub/{lib}"), false).await
             }
         }
     }

@@ -169,6 +169,9 @@ pub struct W3 {
     pub snapshots_per_session_avg: f64,
     pub snapshots_per_session_max: u64,
     pub last_commit_to_all_live_ms: f64,
+    /// `presence` frames each session got per second of the burst (sessions answer each
+    /// snapshot with `seen`, so every receipt changes the list); zero for the floor.
+    pub presence_per_session_per_s: f64,
 }
 
 /// W3: 100 writes in 1 s to one 300-item library with 10 sessions.
@@ -183,6 +186,10 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
     let counts0: Vec<u64> = conns
         .iter()
         .map(|c| c.snapshots.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let presence0: Vec<u64> = conns
+        .iter()
+        .map(|c| c.presence.load(std::sync::atomic::Ordering::Relaxed))
         .collect();
     let reloads0 = t.reloads().await;
     let start = Instant::now();
@@ -207,6 +214,15 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
         "W3: a session missed the last version"
     );
     let all_live = Instant::now();
+    let presence: u64 = conns
+        .iter()
+        .zip(presence0)
+        .map(|(c, p0)| c.presence.load(std::sync::atomic::Ordering::Relaxed) - p0)
+        .sum();
+    let burst_s = all_live
+        .saturating_duration_since(start)
+        .as_secs_f64()
+        .max(1e-3);
     let reloads = match (reloads0, t.reloads().await) {
         (Some(a), Some(b)) => Some(b - a),
         _ => Some(writes as u64), // the floor reloads once per write by construction
@@ -226,6 +242,7 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
             .saturating_duration_since(last_commit)
             .as_secs_f64()
             * 1e3,
+        presence_per_session_per_s: presence as f64 / sessions.max(1) as f64 / burst_s,
     })
 }
 

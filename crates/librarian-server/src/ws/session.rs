@@ -82,6 +82,9 @@ impl TokenLife {
 enum End {
     /// Send this close frame.
     Close(u16, String),
+    /// The user lost access: answer the mutations in flight, then `error access_revoked` and
+    /// close 4403.
+    Revoked(String),
     /// The client closed with this code (already answered).
     ClientClosed(u16),
     /// The client vanished: nothing more to send.
@@ -143,6 +146,14 @@ where
                 })
                 .await;
                 (Some(code), reason)
+            }
+            // `serve` turns it into a `Close` after answering (`end_revoked`); kept whole here.
+            End::Revoked(why) => {
+                self.outbox.close(Some(CloseReason {
+                    code: CloseCode::from(close::ACCESS_REVOKED),
+                    description: Some(why.clone()),
+                }));
+                (Some(close::ACCESS_REVOKED), why)
             }
             End::ClientClosed(code) => (Some(code), "closed by the client".to_owned()),
             End::Gone => (None, "client gone".to_owned()),
@@ -281,10 +292,58 @@ where
                     }
                 }
             };
-            if let Err(end) = step {
-                return end;
+            match step {
+                Ok(()) => {}
+                Err(End::Revoked(why)) => {
+                    return self.end_revoked(&why, &mut replies, &inflight).await;
+                }
+                Err(end) => return end,
             }
         }
+    }
+
+    /// Ends a session whose user lost access. Mutations still in flight are answered first
+    /// (each commits before the removal or is refused, and the client must learn which),
+    /// waiting at most `CLOSE_WAIT` for them; then `error access_revoked` and close 4403.
+    async fn end_revoked(
+        &mut self,
+        why: &str,
+        replies: &mut mpsc::Receiver<String>,
+        inflight: &Semaphore,
+    ) -> End {
+        tracing::info!(session_id = %self.id, user_id = %self.user_id,
+            library_id = %self.library_id, why, "access revoked");
+        let answered = tokio::time::timeout(CLOSE_WAIT, async {
+            loop {
+                while let Ok(reply) = replies.try_recv() {
+                    self.send_text("reply", reply.into()).await?;
+                }
+                // Each task returns its permit after queueing its reply.
+                if inflight.available_permits() == self.config.max_inflight {
+                    while let Ok(reply) = replies.try_recv() {
+                        self.send_text("reply", reply.into()).await?;
+                    }
+                    return Ok::<(), End>(());
+                }
+                match replies.recv().await {
+                    Some(reply) => self.send_text("reply", reply.into()).await?,
+                    None => return Ok(()),
+                }
+            }
+        })
+        .await;
+        if let Ok(Err(end)) = answered {
+            return end;
+        }
+        if let Err(end) = self
+            .send_text("error", frames::error("access_revoked", why).into())
+            .await
+        {
+            return end;
+        }
+        // The error frame first: the close that follows would overtake it.
+        self.outbox.flush(CLOSE_WAIT).await;
+        End::Close(close::ACCESS_REVOKED, why.to_owned())
     }
 
     /// Sends what changed in the library view: a newer snapshot, then the status if it moved;
@@ -320,6 +379,8 @@ where
                         // from a backup). Say so rather than silently stepping back.
                         self.send_text("snapshot", snapshot.reset_frame()).await?;
                         sent.version = Some(snapshot.version);
+                        // Receipts start over from the restored version.
+                        sent.seen = None;
                         sent.snapshots += 1;
                         sent.awaiting = None;
                     } else if sent.awaiting.is_none() {
@@ -529,15 +590,9 @@ where
         });
     }
 
-    /// The user lost access to the library: `error access_revoked`, then close 4403.
+    /// The user lost access to the library: the session ends (see [`Session::end_revoked`]).
     async fn revoke(&mut self, why: &str) -> Result<(), End> {
-        tracing::info!(session_id = %self.id, user_id = %self.user_id,
-            library_id = %self.library_id, why, "access revoked");
-        self.send_text("error", frames::error("access_revoked", why).into())
-            .await?;
-        // The error frame first: the close that follows would overtake it.
-        self.outbox.flush(CLOSE_WAIT).await;
-        Err(End::Close(close::ACCESS_REVOKED, why.to_owned()))
+        Err(End::Revoked(why.to_owned()))
     }
 
     /// An `error` frame, then close 4400.
