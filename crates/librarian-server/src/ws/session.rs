@@ -325,9 +325,13 @@ where
                     }
                     return Ok::<(), End>(());
                 }
-                match replies.recv().await {
-                    Some(reply) => self.send_text("reply", reply.into()).await?,
-                    None => return Ok(()),
+                // A task returns its permit just after queueing its reply: look again soon.
+                tokio::select! {
+                    reply = replies.recv() => match reply {
+                        Some(reply) => self.send_text("reply", reply.into()).await?,
+                        None => return Ok(()),
+                    },
+                    () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
                 }
             }
         })
