@@ -6,8 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
-use librarian_client::{Library, SyncStatus, TempBlock, ViewBlock};
-use librarian_core::{ContextBlockPatch, Field, NewContextBlock};
+use librarian_client::{
+    Admin, ClientError, Library, SyncStatus, TempBlock, TokenProvider, ViewBlock,
+};
+use librarian_core::{ContextBlockPatch, Field, NewContextBlock, Role};
 use librarian_testkit::proxy::TcpProxy;
 use librarian_testkit::server::TestServer;
 use librarian_testkit::ws::{connect_with, until};
@@ -97,6 +99,52 @@ fn titles(library: &serde_json::Value) -> Vec<String> {
 }
 
 both_backends! {
+    async fn the_sdk_shares_a_library_sees_presence_and_receipts_and_stops_when_removed(db) {
+        let server = start(&db, &[]);
+        let (alice_token, bob_token) = (server.token("alice"), server.token("bob"));
+        let alice = Admin::new(&server.base_url, TokenProvider::fixed(&alice_token));
+        let team = alice.create_library("Team").await.unwrap();
+        let (member, _) = alice.set_member(team.id, "bob", Role::Editor).await.unwrap();
+        assert_eq!(member.role, Role::Editor);
+        let bobs = Admin::new(&server.base_url, TokenProvider::fixed(&bob_token)).libraries().await.unwrap();
+        assert_eq!(bobs.iter().map(|l| (l.id, l.role)).collect::<Vec<_>>()[1], (team.id, Role::Editor));
+
+        let a = Library::open(&server.base_url, TokenProvider::fixed(&alice_token), Some(team.id)).unwrap();
+        let b = Library::open(&server.base_url, TokenProvider::fixed(&bob_token), Some(team.id)).unwrap();
+        live(&a).await;
+        live(&b).await;
+        assert_eq!(*b.role().borrow(), Some(Role::Editor));
+        // Bob's write reaches alice; both SDKs send receipts, so alice sees it on 2 of 2.
+        let created = b.create_context_block(block("from bob")).await.unwrap();
+        let applied = a.update_context_block(created.id, ContextBlockPatch { title: Field::Set("seen by alice".into()), ..Default::default() }, None).await.unwrap();
+        let mut presence = a.presence();
+        tokio::time::timeout(PATIENCE, presence.wait_for(|p| {
+            p.as_ref().is_some_and(|p| p.delivered_to(applied.library_version) == (2, 2))
+        }))
+        .await
+        .expect("never on 2 of 2")
+        .unwrap();
+        assert_eq!(a.delivered_to(applied.library_version), (2, 2));
+
+        // Demoted, then removed: bob's handle follows and stops.
+        alice.set_member(team.id, "bob", Role::Viewer).await.unwrap();
+        let mut role = b.role();
+        tokio::time::timeout(PATIENCE, role.wait_for(|r| *r == Some(Role::Viewer))).await.unwrap().unwrap();
+        match b.create_context_block(block("as a viewer")).await {
+            Err(ClientError::Rejected { status, .. }) => assert_eq!(status, 403),
+            other => panic!("a viewer's write: {other:?}"),
+        }
+        alice.remove_member(team.id, "bob").await.unwrap();
+        let mut status = b.status();
+        tokio::time::timeout(PATIENCE, status.wait_for(|s| matches!(s, SyncStatus::Revoked { .. })))
+            .await
+            .expect("never revoked")
+            .unwrap();
+        assert!(matches!(b.create_context_block(block("after")).await, Err(ClientError::AccessRevoked(_))));
+        let members = alice.members(team.id).await.unwrap();
+        assert_eq!(members.iter().map(|m| m.user_id.as_str()).collect::<Vec<_>>(), ["alice"]);
+    }
+
     async fn a_mutation_resolves_only_once_this_client_holds_its_snapshot(db) {
         let server = start(&db, &[]);
         let token = server.token("alice");

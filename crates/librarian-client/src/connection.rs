@@ -231,35 +231,23 @@ pub(crate) async fn run(mut c: Connection) {
             Ok(None) => Outcome::Closed,
             Err(message) => Outcome::Unauthorized(message),
         };
-        let outcome_kind = match &outcome {
-            Outcome::Revoked(_) => Kind::Revoked,
-            _ => Kind::Other,
-        };
         match outcome {
             Outcome::Closed => break,
-            Outcome::Unauthorized(message) | Outcome::Revoked(message) => {
-                if matches!(outcome_kind, Kind::Revoked) {
-                    tracing::warn!(%message, "access to the library revoked");
-                    // Nothing queued can ever apply: it fails now rather than hang.
-                    for p in c.pending.drain(..) {
-                        let _ = p
-                            .done
-                            .send(Err(ClientError::AccessRevoked(message.clone())));
-                    }
-                    c.status.send_replace(SyncStatus::Revoked { message });
-                } else {
-                    tracing::warn!(%message, "no usable token; not reconnecting until asked to");
-                    c.status.send_replace(SyncStatus::Unauthorized { message });
+            Outcome::Unauthorized(message) => {
+                tracing::warn!(%message, "no usable token; not reconnecting until asked to");
+                c.status.send_replace(SyncStatus::Unauthorized { message });
+                if !c.wait_for_reconnect(None).await {
+                    return;
                 }
-                loop {
-                    match c.wait_for_command().await {
-                        Idle::Continue => {}
-                        Idle::Reconnect => break,
-                        Idle::Close => return,
-                    }
+            }
+            Outcome::Revoked(message) => {
+                tracing::warn!(%message, "access to the library revoked");
+                c.status.send_replace(SyncStatus::Revoked {
+                    message: message.clone(),
+                });
+                if !c.wait_for_reconnect(Some(&message)).await {
+                    return;
                 }
-                c.failures = 0;
-                c.status.send_replace(SyncStatus::Connecting);
             }
             Outcome::Dropped(why) => {
                 c.failures += 1;
@@ -286,11 +274,6 @@ pub(crate) async fn run(mut c: Connection) {
             }
         }
     }
-}
-
-enum Kind {
-    Revoked,
-    Other,
 }
 
 /// Awaits `future` if there is one, else never resolves (a disabled `select!` branch that
@@ -354,6 +337,31 @@ impl Connection {
                 },
             }
         }
+    }
+
+    /// After a terminal stop: waits for `reconnect()` (true, status `Connecting` again) or the
+    /// handle's close (false). Mutations queue meanwhile, unless access was `revoked`: then
+    /// what the server acknowledged resolves (it committed before the removal) and everything
+    /// else, issued before or meanwhile, fails at once rather than hang.
+    async fn wait_for_reconnect(&mut self, revoked: Option<&str>) -> bool {
+        loop {
+            if let Some(why) = revoked {
+                for p in self.pending.drain(..) {
+                    let result = p
+                        .acked
+                        .ok_or_else(|| ClientError::AccessRevoked(why.to_owned()));
+                    let _ = p.done.send(result);
+                }
+            }
+            match self.wait_for_command().await {
+                Idle::Continue => {}
+                Idle::Reconnect => break,
+                Idle::Close => return false,
+            }
+        }
+        self.failures = 0;
+        self.status.send_replace(SyncStatus::Connecting);
+        true
     }
 
     /// The next command while no session is open (mutations queue for the next one).

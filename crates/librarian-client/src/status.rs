@@ -26,7 +26,8 @@ pub enum SyncStatus {
     /// queued; [`Library::reconnect`](crate::Library::reconnect) tries again.
     Unauthorized { message: String },
     /// The user was removed from the library, or it was deleted (the server closed with 4403):
-    /// nothing more is tried, and mutations still pending failed with
+    /// nothing more is tried; pending mutations the server had acknowledged resolve (they
+    /// committed before the removal), the others fail with
     /// [`ClientError::AccessRevoked`](crate::ClientError::AccessRevoked).
     /// [`Library::reconnect`](crate::Library::reconnect) tries again (e.g. once re-invited).
     Revoked { message: String },

@@ -44,6 +44,14 @@ pub struct MemberRole {
     pub role: Role,
 }
 
+/// `user_id`'s role in `members` (sorted by user id, as snapshots list them), if a member.
+pub fn role_in(members: &[MemberRole], user_id: &str) -> Option<Role> {
+    members
+        .binary_search_by(|m| m.user_id.as_str().cmp(user_id))
+        .ok()
+        .map(|i| members[i].role)
+}
+
 /// One member of a library.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {

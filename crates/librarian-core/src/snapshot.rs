@@ -64,9 +64,6 @@ impl LibrarySnapshot {
 
     /// `user_id`'s role in this library at this version, if a member (members are sorted).
     pub fn role_of(&self, user_id: &str) -> Option<Role> {
-        self.members
-            .binary_search_by(|m| m.user_id.as_str().cmp(user_id))
-            .ok()
-            .map(|i| self.members[i].role)
+        crate::member::role_in(&self.members, user_id)
     }
 }

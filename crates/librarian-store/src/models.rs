@@ -31,13 +31,16 @@ pub(crate) struct MemberRow {
     pub added_at: i64,
 }
 
+/// A role as stored in `library_members.role`.
+pub(crate) fn parse_role(role: &str) -> Result<Role, Error> {
+    Role::parse(role).ok_or_else(|| Error::Internal(format!("unknown stored role {role:?}")))
+}
+
 impl MemberRow {
     pub fn into_member(self) -> Result<Member, Error> {
-        let role = Role::parse(&self.role)
-            .ok_or_else(|| Error::Internal(format!("unknown stored role {:?}", self.role)))?;
         Ok(Member {
+            role: parse_role(&self.role)?,
             user_id: self.user_id,
-            role,
             added_at: Timestamp(self.added_at),
         })
     }

@@ -106,13 +106,7 @@ impl Store {
                 .bind::<BigInt, _>(expiry_ms)
                 .execute(c)
                 .await?;
-                let mut libraries: Vec<String> =
-                    reaped.into_iter().map(|r| r.library_id).collect();
-                libraries.sort_unstable();
-                libraries.dedup();
-                for library in &libraries {
-                    notify_presence(c, library, &instance).await?;
-                }
+                let libraries = notify_each(c, reaped, &instance).await?;
                 Ok::<_, TxError>((inserted.inserted, libraries))
             })
             .await
@@ -228,13 +222,7 @@ impl Store {
                     .bind::<Text, _>(&instance)
                     .execute(c)
                     .await?;
-                let mut libraries: Vec<String> =
-                    libraries.into_iter().map(|r| r.library_id).collect();
-                libraries.sort_unstable();
-                libraries.dedup();
-                for library in &libraries {
-                    notify_presence(c, library, &instance).await?;
-                }
+                notify_each(c, libraries, &instance).await?;
                 Ok::<_, TxError>(())
             })
             .await
@@ -242,6 +230,21 @@ impl Store {
         };
         self.timed(work).await
     }
+}
+
+/// Notifies each library of `rows` once (they repeat: one row per session); answers them.
+async fn notify_each(
+    c: &mut AsyncPgConnection,
+    rows: Vec<LibraryIdRow>,
+    instance: &str,
+) -> Result<Vec<String>, TxError> {
+    let mut libraries: Vec<String> = rows.into_iter().map(|r| r.library_id).collect();
+    libraries.sort_unstable();
+    libraries.dedup();
+    for library in &libraries {
+        notify_presence(c, library, instance).await?;
+    }
+    Ok(libraries)
 }
 
 async fn notify_presence(

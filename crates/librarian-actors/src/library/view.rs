@@ -26,10 +26,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// `user_id`'s role at this version, if a member.
     pub fn role_of(&self, user_id: &str) -> Option<Role> {
-        self.members
-            .binary_search_by(|m| m.user_id.as_str().cmp(user_id))
-            .ok()
-            .map(|i| self.members[i].role)
+        librarian_core::member::role_in(&self.members, user_id)
     }
 
     /// The same frame marked `"reset": true` (the library went back below what a client

@@ -83,6 +83,24 @@ impl Resource for SavedPrompts {
     }
 }
 
+/// The path segment `{name}` as a UUID (`None` if the route has no such segment), refused
+/// with 400 naming the field unless it is one.
+pub(crate) fn path_uuid(req: &HttpRequest, name: &str) -> Result<Option<Uuid>, Problem> {
+    let Some(raw) = req.match_info().get(name) else {
+        return Ok(None);
+    };
+    Uuid::parse_str(raw).map(Some).map_err(|_| Problem {
+        errors: vec![FieldError::new(name, "must be a UUID")],
+        ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
+    })
+}
+
+/// [`path_uuid`] of a segment every route of the extractor has.
+pub(crate) fn required_path_uuid(req: &HttpRequest, name: &str) -> Result<Uuid, Problem> {
+    path_uuid(req, name)?
+        .ok_or_else(|| Problem::bad_request("bad_id", format!("the path has no {{{name}}}")))
+}
+
 /// The `{id}` of a path, refused with 400 unless it is a UUID.
 pub struct PathId(Uuid);
 
@@ -91,11 +109,7 @@ impl FromRequest for PathId {
     type Future = Ready<Result<PathId, Problem>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get("id").unwrap_or("");
-        ready(Uuid::parse_str(raw).map(PathId).map_err(|_| Problem {
-            errors: vec![FieldError::new("id", "must be a UUID")],
-            ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
-        }))
+        ready(required_path_uuid(req, "id").map(PathId))
     }
 }
 
@@ -107,15 +121,7 @@ impl FromRequest for Scope {
     type Future = Ready<Result<Scope, Problem>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match req.match_info().get("library") {
-            None => Ok(Scope(None)),
-            Some(raw) => Uuid::parse_str(raw)
-                .map(|id| Scope(Some(id)))
-                .map_err(|_| Problem {
-                    errors: vec![FieldError::new("library", "must be a UUID")],
-                    ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
-                }),
-        })
+        ready(path_uuid(req, "library").map(Scope))
     }
 }
 

@@ -3,6 +3,7 @@
 //! library are in `entities.rs`. Who may do what is decided by the store, in the transaction
 //! of the request (a non-member gets 404 everywhere, as for a missing library).
 
+use super::entities::required_path_uuid;
 use super::headers::{LIBRARY_VERSION, etag, if_none_match};
 use crate::auth::{AuthUser, valid_user_id};
 use crate::body::JsonBody;
@@ -23,11 +24,7 @@ impl FromRequest for LibraryPath {
     type Future = Ready<Result<LibraryPath, Problem>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let raw = req.match_info().get("library").unwrap_or("");
-        ready(Uuid::parse_str(raw).map(LibraryPath).map_err(|_| Problem {
-            errors: vec![FieldError::new("library", "must be a UUID")],
-            ..Problem::bad_request("bad_id", format!("{raw:?} is not a UUID"))
-        }))
+        ready(required_path_uuid(req, "library").map(LibraryPath))
     }
 }
 

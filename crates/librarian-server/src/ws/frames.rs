@@ -33,26 +33,14 @@ pub fn parse(text: &[u8]) -> Request {
     let kind = value.get("type").and_then(Value::as_str);
     match kind {
         Some("mutate") => {}
+        // Each frame's own type refuses a missing or mistyped field and any other field.
         Some("auth") => {
-            // The frame's own type refuses a missing or non-string token and any other field.
-            let mut value = value;
-            if let Some(map) = value.as_object_mut() {
-                map.remove("type");
-            }
-            return match serde_json::from_value::<AuthFrame>(value) {
-                Ok(frame) => Request::Auth(frame.token),
-                Err(e) => Request::Malformed(format!("not an auth frame: {e}")),
-            };
+            return typed::<AuthFrame>(value, "auth")
+                .map_or_else(Request::Malformed, |f| Request::Auth(f.token));
         }
         Some("seen") => {
-            let mut value = value;
-            if let Some(map) = value.as_object_mut() {
-                map.remove("type");
-            }
-            return match serde_json::from_value::<SeenFrame>(value) {
-                Ok(frame) => Request::Seen(frame.version),
-                Err(e) => Request::Malformed(format!("not a seen frame: {e}")),
-            };
+            return typed::<SeenFrame>(value, "seen")
+                .map_or_else(Request::Malformed, |f| Request::Seen(f.version));
         }
         Some(other) => return Request::Malformed(format!("unknown frame type {other:?}")),
         None => return Request::Malformed("a frame needs a string \"type\"".into()),
@@ -70,6 +58,14 @@ pub fn parse(text: &[u8]) -> Request {
         mutation_id,
         parsed,
     }
+}
+
+/// A client frame as its type (`type` itself aside), or why it is not one.
+fn typed<T: DeserializeOwned>(mut value: Value, kind: &str) -> Result<T, String> {
+    if let Some(map) = value.as_object_mut() {
+        map.remove("type");
+    }
+    serde_json::from_value(value).map_err(|e| format!("not a valid {kind} frame: {e}"))
 }
 
 fn to_mutation(f: MutateFrame) -> Result<(Mutation, MutationOptions), Problem> {

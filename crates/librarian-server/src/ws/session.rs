@@ -315,24 +315,16 @@ where
             library_id = %self.library_id, why, "access revoked");
         let answered = tokio::time::timeout(CLOSE_WAIT, async {
             loop {
+                // Each task queues its reply, then returns its permit: once all are back (seen
+                // before draining), every reply is in the channel.
+                let all_back = inflight.available_permits() == self.config.max_inflight;
                 while let Ok(reply) = replies.try_recv() {
                     self.send_text("reply", reply.into()).await?;
                 }
-                // Each task returns its permit after queueing its reply.
-                if inflight.available_permits() == self.config.max_inflight {
-                    while let Ok(reply) = replies.try_recv() {
-                        self.send_text("reply", reply.into()).await?;
-                    }
+                if all_back {
                     return Ok::<(), End>(());
                 }
-                // A task returns its permit just after queueing its reply: look again soon.
-                tokio::select! {
-                    reply = replies.recv() => match reply {
-                        Some(reply) => self.send_text("reply", reply.into()).await?,
-                        None => return Ok(()),
-                    },
-                    () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
-                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         })
         .await;

@@ -15,6 +15,7 @@ use super::members::{bump, no_library, require_member, require_writer, role_of};
 use crate::error::TxError;
 use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
+    parse_role,
 };
 use crate::ops::replayed;
 use crate::schema::{
@@ -212,9 +213,7 @@ pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxErro
         members: member_rows
             .into_iter()
             .map(|(user_id, role)| {
-                let role = librarian_core::Role::parse(&role)
-                    .ok_or_else(|| Error::Internal(format!("unknown stored role {role:?}")))?;
-                Ok(librarian_core::MemberRole { user_id, role })
+                Ok(librarian_core::MemberRole { role: parse_role(&role)?, user_id })
             })
             .collect::<Result<_, Error>>()?,
     })

@@ -9,7 +9,7 @@
 
 use super::{Conn, RunQueryDsl};
 use crate::error::TxError;
-use crate::models::{LibraryRow, MemberRow, parse_id};
+use crate::models::{LibraryRow, MemberRow, parse_id, parse_role};
 use crate::schema::{libraries, library_members};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use librarian_core::{Error, LibraryInfo, Role};
@@ -21,11 +21,6 @@ pub(crate) fn no_library(lib: &str) -> TxError {
         Ok(id) => Error::NoSuchLibrary(id).into(),
         Err(e) => e.into(),
     }
-}
-
-fn stored_role(role: &str) -> Result<Role, TxError> {
-    Role::parse(role)
-        .ok_or_else(|| Error::Internal(format!("unknown stored role {role:?}")).into())
 }
 
 maybe_async! {
@@ -51,7 +46,7 @@ pub(crate) fn role_of(conn: &mut Conn, lib: &str, user: &str) -> Result<Option<R
         .select(library_members::role)
         .first(conn))
     .optional()?;
-    role.as_deref().map(stored_role).transpose()
+    Ok(role.as_deref().map(parse_role).transpose()?)
 }
 }
 
@@ -142,7 +137,7 @@ pub(crate) fn libraries_of(conn: &mut Conn, user: &str) -> Result<Vec<LibraryInf
                 id: parse_id(&row.id)?,
                 owner_id: owners.get(&row.id).cloned().unwrap_or_default(),
                 name: row.name,
-                role: stored_role(&role)?,
+                role: parse_role(&role)?,
                 version: row.version,
             };
             Ok((!is_default, info))
