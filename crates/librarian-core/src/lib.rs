@@ -10,6 +10,7 @@ pub mod limits;
 pub mod member;
 pub mod metrics_buckets;
 pub mod mutation;
+pub mod patch;
 pub mod protocol;
 pub mod rate;
 pub mod snapshot;

@@ -46,6 +46,7 @@ pub enum ServerFrame {
     AuthOk(AuthOk),
     Access(Access),
     Presence(Presence),
+    Patch(crate::patch::Patch),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -77,6 +78,10 @@ pub struct Hello {
     #[serde(default)]
     #[schema(required = true)]
     pub expires_at: Option<Timestamp>,
+    /// The session asked for patch frames (`?patches=1`) and will get them (DESIGN §10).
+    /// Absent (false) from servers before patch frames.
+    #[serde(default)]
+    pub patches: bool,
 }
 
 fn default_role() -> Role {
@@ -104,6 +109,10 @@ fn default_max_frames_per_second() -> u32 {
 pub struct SnapshotFrame {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reset: bool,
+    /// `"sha256:<hex>"` of the canonical snapshot (DESIGN §10): what a client re-serializing
+    /// the library must hash to. Absent from servers before patch frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     #[serde(flatten)]
     pub library: LibrarySnapshot,
 }
@@ -112,6 +121,7 @@ impl From<LibrarySnapshot> for SnapshotFrame {
     fn from(library: LibrarySnapshot) -> Self {
         SnapshotFrame {
             reset: false,
+            digest: None,
             library,
         }
     }
@@ -205,6 +215,9 @@ pub enum ClientFrame {
     Mutate(MutateFrame),
     Auth(AuthFrame),
     Seen(SeenFrame),
+    /// What the client holds does not match a digest: the server answers with a full
+    /// `snapshot` (DESIGN §10).
+    Resync,
 }
 
 /// `seen`: the client applied the snapshot (or patch) of `version` (a delivery receipt).
