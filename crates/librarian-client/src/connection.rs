@@ -627,6 +627,8 @@ impl Connection {
                     self.resolve_visible();
                 }
             }
+            // Not asked for yet (`?patches=1`).
+            ServerFrame::Patch(_) => {}
             ServerFrame::Status(status) => {
                 let status = match status.state {
                     SyncState::Loading => SyncStatus::Loading,

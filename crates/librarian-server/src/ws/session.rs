@@ -180,6 +180,7 @@ where
             max_frame_bytes: self.config.max_frame_bytes,
             max_frames_per_second: self.config.max_frames_per_second,
             expires_at: Some(self.token.expires_at),
+            patches: false,
         }));
         if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;
