@@ -17,7 +17,7 @@ mod write;
 
 pub use event::Mutated;
 pub use library::{
-    LibraryActor, LibraryView, ListenerConnected, Refresh, Snapshot, Subscribe, Subscription,
+    History, LibraryActor, StepFrame, LibraryView, ListenerConnected, Refresh, Snapshot, Subscribe, Subscription,
     SyncStats, SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
 pub use write::{
@@ -43,6 +43,8 @@ pub struct SyncOptions {
     /// The least time between two reload starts of one library (zero: none). Trades latency on
     /// a hot library for fewer reloads.
     pub min_reload_interval: Duration,
+    /// Bytes of recent history kept for patch frames (DESIGN §10), across all libraries.
+    pub patch_history_bytes: usize,
     pub presence: PresenceOptions,
 }
 
@@ -52,6 +54,7 @@ impl Default for SyncOptions {
             max_coalesce: Duration::from_millis(20),
             reconcile_interval: Duration::from_secs(5),
             min_reload_interval: Duration::ZERO,
+            patch_history_bytes: 64 * 1024 * 1024,
             presence: PresenceOptions::default(),
         }
     }
@@ -64,6 +67,8 @@ pub struct SyncCore {
     pub writers: Writers,
     pub presence: Addr<PresenceActor>,
     pub stats: Arc<SyncStats>,
+    /// Recent patches, for sessions and `GET /library?since_version=`.
+    pub history: Arc<History>,
     store: Store,
 }
 
@@ -77,12 +82,13 @@ impl SyncCore {
     /// Starts the actors and, on PostgreSQL, the listener for other instances' commits.
     pub fn start_with(store: Store, options: SyncOptions) -> SyncCore {
         let stats = Arc::new(SyncStats::default());
+        let history = Arc::new(History::new(options.patch_history_bytes));
         // The library actor gets a thread of its own: loads and their bookkeeping never wait
         // behind the entity actors' writes (validation, fingerprints), nor they behind it.
         let library = {
-            let (store, stats) = (store.clone(), stats.clone());
+            let (store, stats, history) = (store.clone(), stats.clone(), history.clone());
             LibraryActor::start_in_arbiter(&actix::Arbiter::new().handle(), move |_| {
-                LibraryActor::new(store, stats, options)
+                LibraryActor::new(store, stats, history, options)
             })
         };
         let presence = PresenceActor::new(store.clone(), options.presence).start();
@@ -138,6 +144,7 @@ impl SyncCore {
             writers,
             presence,
             stats,
+            history,
             store,
         }
     }

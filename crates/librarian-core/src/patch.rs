@@ -86,6 +86,37 @@ pub struct Patch {
     pub members: Option<Vec<MemberRole>>,
 }
 
+impl Patch {
+    /// The `{"type":"patch",…}` frame.
+    pub fn frame_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            r#type: &'static str,
+            #[serde(flatten)]
+            patch: &'a Patch,
+        }
+        // Serializing plain structs, strings and integers cannot fail.
+        serde_json::to_string(&Tagged {
+            r#type: "patch",
+            patch: self,
+        })
+        .unwrap_or_default()
+    }
+
+    /// A patch that changes nothing (`from_version` = `version`).
+    pub fn empty(version: i64, digest: String) -> Patch {
+        Patch {
+            from_version: version,
+            version,
+            digest,
+            projects: None,
+            context_blocks: None,
+            saved_prompts: None,
+            members: None,
+        }
+    }
+}
+
 /// Why a patch could not be applied: the client then asks for a full snapshot (`resync`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatchError {
@@ -414,6 +445,22 @@ mod tests {
         held.apply(&patch).unwrap();
         assert_eq!(held.canonical_json(), new.canonical_json());
         held.verify(&patch.digest).unwrap();
+    }
+
+    #[test]
+    fn the_patch_frame_is_the_patch_with_a_type() {
+        let old = library(1, vec![block(1, 1, "a")]);
+        let new = library(2, vec![]);
+        let patch = diff(&old, &new, "sha256:00".into());
+        let json = patch.frame_json();
+        assert_eq!(
+            json,
+            r#"{"type":"patch","from_version":1,"version":2,"digest":"sha256:00","context_blocks":{"upsert":[],"delete":["00000000-0000-0000-0000-000000000001"]}}"#
+        );
+        let crate::protocol::ServerFrame::Patch(back) = serde_json::from_str(&json).unwrap() else {
+            panic!("not a patch: {json}")
+        };
+        assert_eq!(back, patch);
     }
 
     #[test]

@@ -156,6 +156,7 @@ pub struct SyncConfig {
     pub max_coalesce_ms: u64,
     pub reconcile_interval_ms: u64,
     pub min_reload_interval_ms: u64,
+    pub patch_history_bytes: usize,
 }
 
 /// `[presence]`: who has a library open, across instances (DESIGN §9).

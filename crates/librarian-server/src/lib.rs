@@ -119,6 +119,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             max_coalesce: Duration::from_millis(config.sync.max_coalesce_ms),
             reconcile_interval: Duration::from_millis(config.sync.reconcile_interval_ms),
             min_reload_interval: Duration::from_millis(config.sync.min_reload_interval_ms),
+            patch_history_bytes: config.sync.patch_history_bytes,
             presence: config.presence.options(),
         },
     );

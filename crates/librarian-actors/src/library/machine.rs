@@ -504,6 +504,9 @@ mod tests {
         Snapshot {
             version,
             frame: ByteString::from(format!(r#"{{"type":"snapshot","version":{version}}}"#)),
+            digest: String::new(),
+            library: Arc::default(),
+            step: None,
             items: 0,
             members: Vec::new(),
             pending_since: None,

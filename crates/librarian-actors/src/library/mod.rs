@@ -4,12 +4,14 @@
 //!   unit-tested with made-up instants;
 //! - [`view`]: what subscribers see, one `watch` per library holding a [`LibraryView`] whose
 //!   snapshot frame is serialized once and shared by every session;
+//! - [`history`]: recent patches between loaded versions, shared with sessions and HTTP;
 //! - [`messages`]: what the actor answers; [`stats`]: its counters;
 //! - this file: the glue that performs the machine's actions: loads (off the actor's thread
 //!   for large libraries), `watch` updates, timers, and reconciliation every
 //!   `reconcile_interval` (one query for the versions of the served libraries, healing any
 //!   lost notification; also once each time the cross-instance listener reconnects).
 
+mod history;
 mod machine;
 mod messages;
 mod stats;
@@ -18,6 +20,7 @@ mod view;
 pub use messages::{
     ListenerConnected, Refresh, Subscribe, Subscription, VersionSeen, WriteEnded, WriteStarted,
 };
+pub use history::{History, StepFrame};
 pub use stats::{SyncStats, SyncStatsSnapshot};
 pub use view::{LibraryView, Snapshot};
 
@@ -40,8 +43,9 @@ use uuid::Uuid;
 /// and wake every session once more per version.
 const SYNCING_AFTER: Duration = Duration::from_millis(50);
 
-/// Libraries with more rows than this are serialized on a blocking thread, so that one large
-/// library does not hold up every other library's reload on the actor's thread.
+/// Libraries with more rows than this are serialized, hashed and diffed on a blocking thread,
+/// so that one large library does not hold up every other library's reload on the actor's
+/// thread.
 const SERIALIZE_OFF_THREAD_ITEMS: usize = 500;
 
 /// Library ids per reconciliation query: far below SQLite's limit on bound parameters.
@@ -52,11 +56,17 @@ pub struct LibraryActor {
     stats: Arc<SyncStats>,
     machine: Machine,
     views: HashMap<Uuid, watch::Sender<LibraryView>>,
+    history: Arc<History>,
     reconcile_interval: Duration,
 }
 
 impl LibraryActor {
-    pub fn new(store: Store, stats: Arc<SyncStats>, options: crate::SyncOptions) -> Self {
+    pub fn new(
+        store: Store,
+        stats: Arc<SyncStats>,
+        history: Arc<History>,
+        options: crate::SyncOptions,
+    ) -> Self {
         let timing = Timing {
             max_coalesce: options.max_coalesce,
             min_reload_interval: options.min_reload_interval,
@@ -71,6 +81,7 @@ impl LibraryActor {
             }),
             stats,
             views: HashMap::new(),
+            history,
             reconcile_interval: options.reconcile_interval,
         }
     }
@@ -84,6 +95,15 @@ impl LibraryActor {
                     seq,
                 } => self.load(library_id, epoch, seq, ctx),
                 Action::Publish { library_id, view } => {
+                    if let Some(s) = &view.snapshot {
+                        self.history.record(
+                            library_id,
+                            &s.library,
+                            &s.digest,
+                            s.step.as_ref(),
+                            s.frame.len(),
+                        );
+                    }
                     if let Some(views) = self.views.get(&library_id) {
                         views.send_replace(view.with_status_frame());
                     }
@@ -107,15 +127,24 @@ impl LibraryActor {
 
     fn load(&mut self, library_id: Uuid, epoch: u64, seq: u64, ctx: &mut Context<Self>) {
         let store = self.store.clone();
+        // Diffed against what sessions hold now (one load runs at a time, so it is still the
+        // view when this one ends), or after a pause without sessions, the last version the
+        // history kept.
+        let previous = self
+            .machine
+            .current(library_id)
+            .and_then(|v| v.snapshot.as_ref())
+            .map(|s| s.library.clone())
+            .or_else(|| self.history.base(library_id));
         let load = async move {
             let started = Instant::now();
             let result = match store.load_library(library_id).await {
                 Ok(library) if library.len() > SERIALIZE_OFF_THREAD_ITEMS => {
-                    tokio::task::spawn_blocking(move || view::serialize(library))
+                    tokio::task::spawn_blocking(move || view::build(library, previous))
                         .await
                         .unwrap_or_else(|e| Err(Error::Internal(format!("serializer: {e}"))))
                 }
-                Ok(library) => view::serialize(library),
+                Ok(library) => view::build(library, previous),
                 Err(e) => Err(e),
             };
             (result, started.elapsed())

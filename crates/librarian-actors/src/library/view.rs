@@ -1,7 +1,10 @@
 //! What subscribers of a library see: the latest loaded [`Snapshot`] (serialized once, its
-//! bytes shared by every session) and the sync status, as one [`LibraryView`] in a `watch`.
+//! bytes shared by every session, with the patch from the version loaded before it) and the
+//! sync status, as one [`LibraryView`] in a `watch`.
 
+use super::history::StepFrame;
 use bytestring::ByteString;
+use librarian_core::patch::{Step, digest_of};
 use librarian_core::protocol::{ServerFrame, Status, SyncState};
 use librarian_core::{Error, LibrarySnapshot, MemberRole, Role};
 use std::sync::Arc;
@@ -13,6 +16,12 @@ pub struct Snapshot {
     pub version: i64,
     /// The whole `{"type":"snapshot",…}` frame; cloning it shares the bytes.
     pub frame: ByteString,
+    /// `sha256:…` of the canonical snapshot (DESIGN §10).
+    pub digest: String,
+    /// The library itself: what the next load is diffed against.
+    pub library: Arc<LibrarySnapshot>,
+    /// The patch from the version loaded before this one, if it was diffed against it.
+    pub step: Option<Arc<StepFrame>>,
     /// Number of rows, for metrics and logs.
     pub items: usize,
     /// Who may see this version (sorted by user id): a session whose user is not among them
@@ -94,20 +103,46 @@ impl LibraryView {
     }
 }
 
-/// Serializes a loaded library into its frame (CPU work: large ones run off the actor thread).
-pub(crate) fn serialize(snapshot: LibrarySnapshot) -> Result<Snapshot, Error> {
-    let version = snapshot.version;
-    let items = snapshot.len();
-    let members = snapshot.members.clone();
-    let frame = serde_json::to_string(&ServerFrame::Snapshot(snapshot.into()))
+/// Serializes a loaded library into its frame, hashes it, and diffs it against `previous`
+/// (the version loaded before it) into a patch. CPU work: for large libraries it runs off the
+/// actor's thread.
+pub(crate) fn build(
+    library: LibrarySnapshot,
+    previous: Option<Arc<LibrarySnapshot>>,
+) -> Result<Snapshot, Error> {
+    let canonical = serde_json::to_vec(&library)
         .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
+    let digest = digest_of(&canonical);
+    let frame = snapshot_frame(&canonical, &digest)?;
+    let step = previous
+        .filter(|p| p.version < library.version)
+        .map(|p| Arc::new(StepFrame::new(Step::between(&p, &library, digest.clone()))));
     Ok(Snapshot {
-        version,
-        frame: ByteString::from(frame),
-        items,
-        members,
+        version: library.version,
+        frame,
+        digest,
+        items: library.len(),
+        members: library.members.clone(),
+        library: Arc::new(library),
+        step,
         pending_since: None,
     })
+}
+
+/// `{"type":"snapshot","digest":"…",` followed by the canonical object's fields: the same
+/// bytes serde writes for a [`ServerFrame::Snapshot`] with its digest, without a second
+/// serialization.
+fn snapshot_frame(canonical: &[u8], digest: &str) -> Result<ByteString, Error> {
+    let fields = canonical
+        .strip_prefix(b"{")
+        .ok_or_else(|| Error::Internal("a snapshot is not a JSON object".into()))?;
+    let head = format!(r#"{{"type":"snapshot","digest":"{digest}","#);
+    let mut frame = Vec::with_capacity(head.len() + fields.len());
+    frame.extend_from_slice(head.as_bytes());
+    frame.extend_from_slice(fields);
+    String::from_utf8(frame)
+        .map(ByteString::from)
+        .map_err(|e| Error::Internal(format!("snapshot frame: {e}")))
 }
 
 #[cfg(test)]
@@ -121,25 +156,32 @@ mod tests {
             version: 3,
             ..Default::default()
         };
-        let snapshot = serialize(library.clone()).unwrap();
-        let expected = serde_json::to_string(&ServerFrame::Snapshot(
-            librarian_core::protocol::SnapshotFrame {
-                reset: true,
-                library,
-            },
-        ))
-        .unwrap();
-        assert_eq!(&*snapshot.reset_frame(), expected.as_str());
+        let snapshot = build(library.clone(), None).unwrap();
+        let frame = |reset| {
+            serde_json::to_string(&ServerFrame::Snapshot(
+                librarian_core::protocol::SnapshotFrame {
+                    reset,
+                    digest: Some(library.digest()),
+                    library: library.clone(),
+                },
+            ))
+            .unwrap()
+        };
+        assert_eq!(&*snapshot.frame, frame(false).as_str());
+        assert_eq!(&*snapshot.reset_frame(), frame(true).as_str());
     }
 
     #[test]
     fn the_shared_status_frame_is_the_status_of_the_view() {
         let view = LibraryView {
             snapshot: Some(Arc::new(
-                serialize(LibrarySnapshot {
-                    version: 4,
-                    ..Default::default()
-                })
+                build(
+                    LibrarySnapshot {
+                        version: 4,
+                        ..Default::default()
+                    },
+                    None,
+                )
                 .unwrap(),
             )),
             state: SyncState::Live,

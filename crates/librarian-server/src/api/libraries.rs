@@ -4,14 +4,14 @@
 //! of the request (a non-member gets 404 everywhere, as for a missing library).
 
 use super::entities::required_path_uuid;
-use super::headers::{LIBRARY_VERSION, etag, if_none_match};
+use super::headers::LIBRARY_VERSION;
 use crate::auth::{AuthUser, valid_user_id};
 use crate::body::JsonBody;
 use crate::problem::Problem;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
-use librarian_core::{FieldError, LibraryInfo, LibrarySnapshot, Member, Role};
+use librarian_core::{FieldError, LibraryInfo, Member, Role};
 use serde::{Deserialize, Serialize};
 use std::future::{Ready, ready};
 use uuid::Uuid;
@@ -208,9 +208,10 @@ pub async fn delete(
     params(
         ("library" = Uuid, Path, description = "the library's id"),
         ("If-None-Match" = Option<String>, Header, description = "the version held, e.g. \"7\""),
+        ("since_version" = Option<i64>, Query, description = "the version held: answer a patch from there if the server keeps that history (DESIGN §10)"),
     ),
     responses(
-        (status = 200, description = "the whole library; `ETag` is its version", body = LibrarySnapshot),
+        (status = 200, description = "the whole library, or a patch from `since_version`; `ETag` is its version, `Library-Digest` the digest of the whole library at it", body = super::snapshot::LibraryOrPatch),
         (status = 304, description = "the version in If-None-Match is current"),
         (status = 400, description = "a bad id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
@@ -225,18 +226,8 @@ pub async fn snapshot(
     library: LibraryPath,
 ) -> Result<HttpResponse, Problem> {
     let (_, version) = state.store.access(library.0, &user.user_id).await?;
-    if if_none_match(&req, version) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header(etag(version))
-            .finish());
-    }
-    let snapshot = state
-        .store
-        .load_library_as(library.0, &user.user_id)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(snapshot.version))
-        .json(snapshot))
+    let load = state.store.load_library_as(library.0, &user.user_id);
+    super::snapshot::answer(&req, &state, library.0, version, load).await
 }
 
 #[utoipa::path(get, path = "/api/v1/libraries/{library}/members", operation_id = "members_list",

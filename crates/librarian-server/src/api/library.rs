@@ -1,17 +1,21 @@
-//! `GET /api/v1/library`: the caller's whole library, with `ETag` = its version.
+//! `GET /api/v1/library`: the caller's whole library (or a patch from `?since_version=`),
+//! with `ETag` = its version.
 
-use super::headers::{etag, if_none_match};
+use super::snapshot::{LibraryOrPatch, answer};
 use crate::auth::AuthUser;
 use crate::problem::Problem;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use librarian_core::LibrarySnapshot;
 
 #[utoipa::path(get, path = "/api/v1/library", operation_id = "library_get", tag = "library",
-    params(("If-None-Match" = Option<String>, Header, description = "the version held, e.g. \"7\"")),
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "the version held, e.g. \"7\""),
+        ("since_version" = Option<i64>, Query, description = "the version held: answer a patch from there if the server keeps that history (DESIGN §10)"),
+    ),
     responses(
-        (status = 200, description = "the whole library; `ETag` is its version", body = LibrarySnapshot),
+        (status = 200, description = "the whole library, or a patch from `since_version`; `ETag` is its version, `Library-Digest` the digest of the whole library at it", body = LibraryOrPatch),
         (status = 304, description = "the version in If-None-Match is current"),
+        (status = 400, description = "a bad since_version", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "database unavailable", body = Problem, content_type = "application/problem+json"),
     ),
@@ -22,14 +26,6 @@ pub async fn get(
     user: AuthUser,
 ) -> Result<HttpResponse, Problem> {
     let library = state.store.library_for_user(&user.user_id).await?;
-    // Answer a poll for the current version without loading anything.
-    if if_none_match(&req, library.version) {
-        return Ok(HttpResponse::NotModified()
-            .insert_header(etag(library.version))
-            .finish());
-    }
-    let snapshot = state.store.load_library(library.id).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(snapshot.version))
-        .json(snapshot))
+    let load = state.store.load_library(library.id);
+    answer(&req, &state, library.id, library.version, load).await
 }

@@ -7,6 +7,7 @@ mod headers;
 pub mod libraries;
 pub mod library;
 mod meta;
+pub mod snapshot;
 pub mod openapi;
 
 pub(crate) use meta::track;

@@ -15,6 +15,7 @@ use librarian_core::protocol::{
     Access, Ack, AuthFrame, AuthOk, ClientFrame, ErrorFrame, Hello, MutateFrame, Presence,
     PresenceSession, Reject, SeenFrame, ServerFrame, SnapshotFrame, Status, SyncState,
 };
+use librarian_core::patch::{Changes, Patch};
 use librarian_core::{LibraryInfo, Member, MemberRole, Role};
 use std::sync::OnceLock;
 use utoipa::OpenApi;
@@ -46,7 +47,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         // The WebSocket protocol (docs/PROTOCOL.md): every frame, so that clients generate
         // their types from this document too.
         ServerFrame, Hello, SnapshotFrame, Status, SyncState, Ack, Reject, ErrorFrame, AuthOk,
-        Access, Presence, PresenceSession,
+        Access, Presence, PresenceSession, Patch, Changes<librarian_core::Project>,
+        Changes<librarian_core::ContextBlock>, Changes<librarian_core::SavedPrompt>,
         ClientFrame, MutateFrame, AuthFrame, SeenFrame, Op,
     )),
     modifiers(&Bearer),
@@ -143,7 +145,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} is not a oneOf"))
                 .iter()
                 .map(|v| {
-                    v["allOf"][1]["properties"]["type"]["enum"][0]
+                    // A frame with fields is `allOf` its schema and the tag; one without
+                    // (`resync`) is the tag alone.
+                    let tag = if v["allOf"].is_array() { &v["allOf"][1] } else { v };
+                    tag["properties"]["type"]["enum"][0]
                         .as_str()
                         .unwrap()
                         .to_owned()
@@ -154,10 +159,10 @@ mod tests {
             frames("ServerFrame"),
             [
                 "hello", "snapshot", "status", "ack", "reject", "error", "auth_ok", "access",
-                "presence"
+                "presence", "patch"
             ]
         );
-        assert_eq!(frames("ClientFrame"), ["mutate", "auth", "seen"]);
+        assert_eq!(frames("ClientFrame"), ["mutate", "auth", "seen", "resync"]);
         let reject = &doc["components"]["schemas"]["Reject"]["properties"]["error"];
         assert_eq!(reject["$ref"], "#/components/schemas/Problem");
     }

@@ -21,6 +21,8 @@ pub enum Request {
     Auth(String),
     /// The client applied this version (`seen`).
     Seen(i64),
+    /// What the client holds does not match a digest: send the whole library (`resync`).
+    Resync,
     /// Not a frame of the protocol: answered with `error`, then close 4400.
     Malformed(String),
 }
@@ -41,6 +43,12 @@ pub fn parse(text: &[u8]) -> Request {
         Some("seen") => {
             return typed::<SeenFrame>(value, "seen")
                 .map_or_else(Request::Malformed, |f| Request::Seen(f.version));
+        }
+        Some("resync") => {
+            return match value.as_object().map(|m| m.len()) {
+                Some(1) => Request::Resync,
+                _ => Request::Malformed("a resync frame has no other field than \"type\"".into()),
+            };
         }
         Some(other) => return Request::Malformed(format!("unknown frame type {other:?}")),
         None => return Request::Malformed("a frame needs a string \"type\"".into()),

@@ -43,11 +43,12 @@ pub struct Shutdown(pub watch::Receiver<bool>);
     params(
         ("access_token" = Option<String>, Query, description = "the bearer token, for browsers"),
         ("since_version" = Option<i64>, Query, description = "the version held: resume without a resend"),
+        ("patches" = Option<String>, Query, description = "`1`: send `patch` frames after the first snapshot (DESIGN §10)"),
         ("library" = Option<uuid::Uuid>, Query, description = "the library to open (default: the caller's own)"),
     ),
     responses(
         (status = 101, description = "switching to the WebSocket protocol"),
-        (status = 400, description = "not a WebSocket request, or a bad since_version", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "not a WebSocket request, or a bad since_version or patches", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "no or bad token (checked before the upgrade)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "a browser page from an origin not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "no such library (also one the caller is not a member of)", body = Problem, content_type = "application/problem+json"),
@@ -96,6 +97,16 @@ pub async fn connect(
             })
         })
         .transpose()?;
+    let patches = match query.get("patches").map(String::as_str) {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "bad_patches",
+                "patches must be 1 or 0 (true or false)",
+            ));
+        }
+    };
     let library = query
         .get("library")
         .map(|v| {
@@ -144,6 +155,7 @@ pub async fn connect(
         role,
         access_version,
         since_version,
+        patches,
         token: session::TokenLife::of(&verified),
         auth: auth.into_inner(),
         outbox,
@@ -152,6 +164,7 @@ pub async fn connect(
         config: config.get_ref().clone(),
         shutdown: shutdown.0.clone(),
         socket,
+        ahead: [0, 0],
     };
     // The payload stream is not Send: the session runs on this worker's runtime.
     let open = state.metrics.sessions_open.clone();

@@ -18,7 +18,7 @@ use actix_http::ws::{CloseCode, CloseReason, Message};
 use actix_web::web::Bytes;
 use bytestring::ByteString;
 use librarian_actors::presence::{Join, SeenVersion};
-use librarian_actors::{LibraryView, Subscribe};
+use librarian_actors::{LibraryView, Snapshot, Subscribe};
 use librarian_core::Role;
 use librarian_core::protocol::{
     Access, AuthOk, Hello, PresenceSession, ServerFrame, Status, SyncState, close,
@@ -28,6 +28,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc, watch};
 use uuid::Uuid;
+
+/// The slowest link a large frame is waited for (see `Session::send`).
+const SLOW_LINK_BYTES_PER_S: usize = 64 * 1024;
 
 /// How long a closing session waits to flush its last frames and for the client's close.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -43,6 +46,8 @@ pub struct Session<S> {
     pub access_version: i64,
     /// The version the client says it holds (`?since_version=`).
     pub since_version: Option<i64>,
+    /// The client asked for patch frames (`?patches=1`, DESIGN §10).
+    pub patches: bool,
     /// The session's token: when it ends (replaced by each `auth` frame).
     pub token: TokenLife,
     /// Checks the tokens of `auth` frames.
@@ -54,6 +59,9 @@ pub struct Session<S> {
     pub shutdown: watch::Receiver<bool>,
     /// The connection's socket, to end it together with the session.
     pub socket: Option<crate::connection::ConnSocket>,
+    /// Bytes of the last two text frames sent, which may still be on their way out (the one
+    /// being written and the one waiting in the outbox).
+    pub ahead: [usize; 2],
 }
 
 /// How long the session's token lasts.
@@ -116,6 +124,11 @@ struct Sent {
     receipt: Option<(i64, Instant)>,
     /// The latest version the client said it applied.
     seen: Option<i64>,
+    /// The client asked for the whole library (`resync`): the next frame is a full snapshot.
+    needs_full: bool,
+    /// The version of the last snapshot sent in answer to a `resync`: asking again for the
+    /// same version gets nothing more (a client stuck on a mismatch does not loop).
+    resynced: Option<i64>,
 }
 
 impl<S> Session<S>
@@ -180,7 +193,7 @@ where
             max_frame_bytes: self.config.max_frame_bytes,
             max_frames_per_second: self.config.max_frames_per_second,
             expires_at: Some(self.token.expires_at),
-            patches: false,
+            patches: self.patches,
         }));
         if let Err(end) = self.send_text("hello", hello.into()).await {
             return end;
@@ -293,6 +306,13 @@ where
                     }
                 }
             };
+            let step = match step {
+                Ok(()) if sent.needs_full => {
+                    let view = views.borrow().clone();
+                    self.answer_resync(&view, &mut sent).await
+                }
+                other => other,
+            };
             match step {
                 Ok(()) => {}
                 Err(End::Revoked(why)) => {
@@ -368,6 +388,16 @@ where
             let went_back = sent.generation.is_some_and(|g| g != view.generation);
             sent.generation = Some(view.generation);
             match sent.version {
+                // The database went back and this session skipped the view that said so: what
+                // the client holds may differ at any version, so it is replaced.
+                Some(held) if went_back && snapshot.version >= held => {
+                    self.send_text("snapshot", snapshot.reset_frame()).await?;
+                    sent.version = Some(snapshot.version);
+                    sent.seen = None;
+                    sent.snapshots += 1;
+                    sent.awaiting = None;
+                    sent.needs_full = false;
+                }
                 Some(held) if snapshot.version == held => {}
                 Some(held) if snapshot.version < held => {
                     let settled = sent.awaiting.is_some_and(|seq| view.loaded >= seq);
@@ -380,6 +410,7 @@ where
                         sent.seen = None;
                         sent.snapshots += 1;
                         sent.awaiting = None;
+                        sent.needs_full = false;
                     } else if sent.awaiting.is_none() {
                         // This instance lags (e.g. its notifications are late): load afresh
                         // and hold everything older back meanwhile.
@@ -395,8 +426,12 @@ where
                     }
                 }
                 _ => {
-                    // The frame was serialized once for every session; this shares its bytes.
-                    self.send_text("snapshot", snapshot.frame.clone()).await?;
+                    // Either frame was serialized once for every session; this shares its bytes.
+                    match self.patch_for(snapshot, sent) {
+                        Some(patch) => self.send_text("patch", patch).await?,
+                        None => self.send_text("snapshot", snapshot.frame.clone()).await?,
+                    }
+                    sent.needs_full = false;
                     let metrics = &self.state.metrics;
                     if let Some(since) = snapshot.pending_since {
                         metrics
@@ -450,6 +485,46 @@ where
         Ok(())
     }
 
+    /// The patch from what the client holds to `snapshot`, if it asked for patches and one is
+    /// at hand: the step of this very load, or a span of the history (never across a reset:
+    /// the history starts over at one, and a reset goes out as a full snapshot above).
+    fn patch_for(&self, snapshot: &Snapshot, sent: &Sent) -> Option<ByteString> {
+        if !self.patches || sent.needs_full {
+            return None;
+        }
+        let held = sent.version?;
+        if let Some(step) = snapshot.step.as_ref().filter(|s| s.from_version() == held) {
+            return Some(step.frame.clone());
+        }
+        self.state
+            .sync
+            .history
+            .patch(self.library_id, held, snapshot.version)
+    }
+
+    /// The client asked for the whole library (`resync`): the newest snapshot goes now, even at
+    /// the version it holds; if none can go yet (loading, or older than the client's), the
+    /// next one goes whole.
+    async fn answer_resync(&mut self, view: &LibraryView, sent: &mut Sent) -> Result<(), End> {
+        let Some(snapshot) = &view.snapshot else {
+            return Ok(());
+        };
+        let sendable = sent.version.is_none_or(|held| snapshot.version >= held)
+            && snapshot.role_of(&self.user_id).is_some()
+            && !view.gone
+            && sent.generation.is_none_or(|g| g == view.generation);
+        if !sendable {
+            // `on_view` deals with it (revocation, a reset, or waiting for a newer version).
+            return Ok(());
+        }
+        self.send_text("snapshot", snapshot.frame.clone()).await?;
+        sent.version = Some(snapshot.version);
+        sent.resynced = Some(snapshot.version);
+        sent.snapshots += 1;
+        sent.needs_full = false;
+        Ok(())
+    }
+
     async fn on_incoming(
         &mut self,
         incoming: Result<Incoming, ReadError>,
@@ -463,6 +538,12 @@ where
                 Request::Auth(token) => self.reauthenticate(&token).await,
                 Request::Seen(version) => {
                     self.on_seen(version, sent);
+                    Ok(())
+                }
+                Request::Resync => {
+                    if sent.resynced.is_none() || sent.resynced != sent.version {
+                        sent.needs_full = true;
+                    }
                     Ok(())
                 }
                 Request::Mutate {
@@ -601,19 +682,34 @@ where
     }
 
     async fn send_text(&mut self, kind: &'static str, text: ByteString) -> Result<(), End> {
+        let len = text.len();
         self.send(Message::Text(text)).await?;
+        self.ahead = [self.ahead[1], len];
         self.state.metrics.frame_sent(kind);
         Ok(())
     }
 
-    /// Waits for the outbox slot, at most `send_timeout`: a client that takes no frames for
-    /// that long is closed (4429) instead of buffered.
+    /// Waits for the outbox slot, at most `send_timeout` plus one second per 64 KiB of the
+    /// frames that may still be ahead of this one (the one being written and the one waiting):
+    /// a large snapshot on a slow link gets through (at 64 KiB/s or more) instead of closing
+    /// the session, and a reconnect sending it again, forever. A client that takes no frames
+    /// for that long is closed (4429) instead of buffered.
     async fn send(&mut self, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.config.send_timeout, self.outbox.send(msg)).await {
+        let ahead: usize = self.ahead.iter().sum();
+        let allowance = std::time::Duration::from_secs((ahead / SLOW_LINK_BYTES_PER_S) as u64);
+        let limit = self.config.send_timeout + allowance;
+        match tokio::time::timeout(limit, self.outbox.send(msg)).await {
             Ok(sent) => Ok(sent?),
             Err(_) => Err(End::Close(
                 close::TOO_SLOW,
-                "the client did not take frames for too long".into(),
+                if allowance.is_zero() {
+                    "the client did not take frames for too long".into()
+                } else {
+                    format!(
+                        "the client did not take {ahead} bytes of frames within {} s",
+                        limit.as_secs()
+                    )
+                },
             )),
         }
     }
