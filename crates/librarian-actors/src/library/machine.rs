@@ -507,6 +507,7 @@ mod tests {
             digest: String::new(),
             library: Arc::default(),
             step: None,
+            fragments: Arc::default(),
             items: 0,
             members: Vec::new(),
             pending_since: None,

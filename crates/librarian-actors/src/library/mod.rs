@@ -134,12 +134,24 @@ impl LibraryActor {
             .machine
             .current(library_id)
             .and_then(|v| v.snapshot.as_ref())
-            .map(|s| s.library.clone())
-            .or_else(|| self.history.base(library_id));
+            .map(|s| view::Previous {
+                library: s.library.clone(),
+                fragments: Some(s.fragments.clone()),
+            })
+            .or_else(|| {
+                self.history.base(library_id).map(|library| view::Previous {
+                    library,
+                    fragments: None,
+                })
+            });
         let load = async move {
             let started = Instant::now();
-            let loaded = match previous.clone() {
-                Some(prev) => store.load_library_since(library_id, prev).await,
+            let loaded = match previous.as_ref() {
+                Some(prev) => {
+                    store
+                        .load_library_since(library_id, prev.library.clone())
+                        .await
+                }
                 None => store.load_library(library_id).await,
             };
             let result = match loaded {

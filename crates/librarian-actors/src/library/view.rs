@@ -4,11 +4,14 @@
 
 use super::history::StepFrame;
 use bytestring::ByteString;
-use librarian_core::patch::{Step, digest_of};
+use librarian_core::Timestamp;
+use librarian_core::patch::{Row, Step, digest_of};
 use librarian_core::protocol::{ServerFrame, Status, SyncState};
 use librarian_core::{Error, LibrarySnapshot, MemberRole, Role};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use uuid::Uuid;
 
 /// One loaded version of a library, serialized once as its `snapshot` frame.
 #[derive(Debug)]
@@ -22,6 +25,9 @@ pub struct Snapshot {
     pub library: Arc<LibrarySnapshot>,
     /// The patch from the version loaded before this one, if it was diffed against it.
     pub step: Option<Arc<StepFrame>>,
+    /// Each row's JSON as serialized for this version: the next version reuses those of the
+    /// rows that did not change.
+    pub fragments: Arc<Fragments>,
     /// Number of rows, for metrics and logs.
     pub items: usize,
     /// Who may see this version (sorted by user id): a session whose user is not among them
@@ -103,15 +109,80 @@ impl LibraryView {
     }
 }
 
+/// Each row's serialized JSON, by kind and id, with the stamp of the row it was made from.
+#[derive(Debug, Default)]
+pub struct Fragments {
+    rows: HashMap<(u8, Uuid), Fragment>,
+}
+
+type Fragment = ((i64, Timestamp, Timestamp), Arc<str>);
+
+/// What the next load of a library starts from: the version loaded before it, and that
+/// version's row fragments when this process serialized it.
+pub(crate) struct Previous {
+    pub library: Arc<LibrarySnapshot>,
+    pub fragments: Option<Arc<Fragments>>,
+}
+
+/// The canonical bytes of `library` (exactly `serde_json::to_vec(&library)`), reusing the
+/// fragments of rows whose stamp did not change: an edit of one row of a large library
+/// serializes one row, not all of them. Also answers this version's fragments.
+fn canonical(
+    library: &LibrarySnapshot,
+    cache: Option<&Fragments>,
+    size_hint: usize,
+) -> Result<(Vec<u8>, Fragments), Error> {
+    fn list<T: Row>(
+        out: &mut Vec<u8>,
+        kind: u8,
+        rows: &[T],
+        cache: Option<&Fragments>,
+        next: &mut Fragments,
+    ) -> Result<(), serde_json::Error> {
+        out.push(b'[');
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let key = (kind, row.id());
+            let fragment = match cache.and_then(|c| c.rows.get(&key)) {
+                Some((stamp, json)) if *stamp == row.stamp() => json.clone(),
+                _ => Arc::from(serde_json::to_string(row)?),
+            };
+            out.extend_from_slice(fragment.as_bytes());
+            next.rows.insert(key, (row.stamp(), fragment));
+        }
+        out.push(b']');
+        Ok(())
+    }
+    let fail = |e: serde_json::Error| Error::Internal(format!("cannot serialize snapshot: {e}"));
+    let mut out = Vec::with_capacity(size_hint + 1024);
+    let mut next = Fragments {
+        rows: HashMap::with_capacity(library.len()),
+    };
+    out.extend_from_slice(format!(r#"{{"version":{},"projects":"#, library.version).as_bytes());
+    list(&mut out, 0, &library.projects, cache, &mut next).map_err(fail)?;
+    out.extend_from_slice(br#","context_blocks":"#);
+    list(&mut out, 1, &library.context_blocks, cache, &mut next).map_err(fail)?;
+    out.extend_from_slice(br#","saved_prompts":"#);
+    list(&mut out, 2, &library.saved_prompts, cache, &mut next).map_err(fail)?;
+    out.extend_from_slice(br#","members":"#);
+    serde_json::to_writer(&mut out, &library.members).map_err(fail)?;
+    out.push(b'}');
+    Ok((out, next))
+}
+
 /// Serializes a loaded library into its frame, hashes it, and diffs it against `previous`
 /// (the version loaded before it) into a patch. CPU work: for large libraries it runs off the
 /// actor's thread.
 pub(crate) fn build(
     library: LibrarySnapshot,
-    previous: Option<Arc<LibrarySnapshot>>,
+    previous: Option<Previous>,
 ) -> Result<Snapshot, Error> {
-    let canonical = serde_json::to_vec(&library)
-        .map_err(|e| Error::Internal(format!("cannot serialize snapshot: {e}")))?;
+    let cache = previous.as_ref().and_then(|p| p.fragments.clone());
+    let size_hint = previous.as_ref().map_or(0, |p| p.library.len() * 512);
+    let (canonical, fragments) = canonical(&library, cache.as_deref(), size_hint)?;
+    let previous = previous.map(|p| p.library);
     let digest = digest_of(&canonical);
     let frame = snapshot_frame(&canonical, &digest)?;
     let step = previous
@@ -125,6 +196,7 @@ pub(crate) fn build(
         members: library.members.clone(),
         library: Arc::new(library),
         step,
+        fragments: Arc::new(fragments),
         pending_since: None,
     })
 }
@@ -169,6 +241,50 @@ mod tests {
         };
         assert_eq!(&*snapshot.frame, frame(false).as_str());
         assert_eq!(&*snapshot.reset_frame(), frame(true).as_str());
+    }
+
+    #[test]
+    fn reused_fragments_give_the_bytes_serde_gives() {
+        use librarian_core::{ContextBlock, MemberRole, Role};
+        let block = |n: u128, version: i64, content: &str| ContextBlock {
+            id: Uuid::from_u128(n),
+            project_id: None,
+            title: format!("b{n}"),
+            content: content.into(),
+            tags: vec!["t".into()],
+            version,
+            created_at: Timestamp(n as i64),
+            updated_at: Timestamp(n as i64 + version),
+        };
+        let v1 = LibrarySnapshot {
+            version: 1,
+            context_blocks: vec![block(1, 1, "a"), block(2, 1, "\"q\" \n é")],
+            members: vec![MemberRole {
+                user_id: "alice".into(),
+                role: Role::Owner,
+            }],
+            ..Default::default()
+        };
+        let first = build(v1.clone(), None).unwrap();
+        assert_eq!(first.digest, v1.digest());
+        let mut v2 = v1.clone();
+        v2.version = 2;
+        v2.context_blocks[1] = block(2, 2, "changed");
+        v2.context_blocks.push(block(3, 1, "new"));
+        let second = build(
+            v2.clone(),
+            Some(Previous {
+                library: first.library.clone(),
+                fragments: Some(first.fragments.clone()),
+            }),
+        )
+        .unwrap();
+        assert_eq!(second.digest, v2.digest(), "a stale fragment was reused");
+        assert_eq!(
+            &second.frame[second.frame.find(r#""version""#).unwrap()..],
+            &String::from_utf8(v2.canonical_json()).unwrap()[1..]
+        );
+        assert_eq!(second.step.as_ref().unwrap().from_version(), 1);
     }
 
     #[test]
