@@ -174,8 +174,12 @@ const SLICE_CHARS = 256 * 1024;
  * so that a page verifying a library of several MB stays responsive. The library must not
  * change meanwhile (libraries are replaced, never changed in place).
  */
-export async function digestSliced(library: LibrarySnapshot, pause: () => Promise<void> = macrotask): Promise<string> {
-  const text = canonicalJson(library);
+export function digestSliced(library: LibrarySnapshot, pause: () => Promise<void> = macrotask): Promise<string> {
+  return sha256Sliced(canonicalJson(library), pause);
+}
+
+/** `sha256Digest(text)` in slices, awaiting `pause()` between two. */
+export async function sha256Sliced(text: string, pause: () => Promise<void> = macrotask): Promise<string> {
   const hash = sha256.create();
   for (let at = 0; at < text.length; ) {
     let end = Math.min(text.length, at + SLICE_CHARS);
