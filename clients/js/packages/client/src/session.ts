@@ -107,6 +107,12 @@ const FRAME_RATE_SHARE = 0.8;
 /** Servers before the limits were announced in `hello` had these defaults. */
 const DEFAULT_FRAMES_PER_SECOND = 100;
 const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/**
+ * A `resync` the server has not answered after this long, while other frames came, is asked
+ * again on a new connection (a server answers one resync per version: a client must not wait
+ * for ever on one it ignored).
+ */
+const RESYNC_WAIT_MS = 15_000;
 /** How long `close()` waits for the socket's close before it stops waiting. */
 const CLOSE_WAIT_MS = 2000;
 const OPEN = 1;
@@ -177,6 +183,9 @@ export class Session {
   private digests = false;
   /** A `resync` waiting for the frame rate. */
   private resyncOut = false;
+  /** Frames that came since the last `resync` went out, and the watch on its answer. */
+  private framesSinceResync = 0;
+  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
   /** What the server said last (`hello`, `status`), shown once a resync is answered. */
   private serverSaid: SyncStatus | null = null;
   private readonly onOnline = () => this.online();
@@ -265,6 +274,7 @@ export class Session {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpTimer);
+    clearTimeout(this.resyncTimer);
     this.endRefresh();
     this.replica.close();
     const g = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
@@ -342,6 +352,7 @@ export class Session {
         return;
       }
       if (frame.type === "hello") greeted = true;
+      this.framesSinceResync += 1;
       this.onFrame(frame, ws, event.data.length);
     };
     ws.onclose = (event: { code?: number; reason?: string }) => {
@@ -567,6 +578,7 @@ export class Session {
   /** The replica has a library to show (synchronously, within the frame that brought it). */
   private show(library: LibrarySnapshot, checked: boolean): void {
     const h = this.opts.handlers;
+    clearTimeout(this.resyncTimer);
     h.snapshot(library, checked);
     // A resync answered: what the server said meanwhile stands now.
     if (this.serverSaid !== null && this.lastStatus?.state === "syncing" && !sameStatus(this.lastStatus, this.serverSaid)) {
@@ -586,6 +598,18 @@ export class Session {
     if (this.maxInflight === null) return;
     this.resyncOut = true;
     this.pump();
+  }
+
+  /** Reconnects if the `resync` just sent on `ws` is not answered (see `RESYNC_WAIT_MS`). */
+  private watchResync(ws: WebSocketLike): void {
+    clearTimeout(this.resyncTimer);
+    this.framesSinceResync = 0;
+    this.resyncTimer = setTimeout(() => {
+      if (this.closed || this.ws !== ws || !this.replica.resyncing) return;
+      // Nothing at all came: a large snapshot may still be on its way.
+      if (this.framesSinceResync === 0) this.watchResync(ws);
+      else this.reconnect();
+    }, RESYNC_WAIT_MS);
   }
 
   /** Even the answer to a resync did not match: this client cannot check this server's digests. */
@@ -719,6 +743,7 @@ export class Session {
       const frame: ResyncFrame = { type: "resync" };
       ws.send(JSON.stringify(frame));
       this.resyncOut = false;
+      this.watchResync(ws);
     }
     if (this.seenOut !== null) {
       // A receipt is one small frame; it goes before the mutations (the writer's "on k of n" waits on it).
