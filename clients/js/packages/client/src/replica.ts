@@ -9,10 +9,10 @@
  *   until the snapshot that answers it.
  * - Digest policy. A library whose canonical form is at most `syncMaxBytes` (1 MiB) is checked
  *   before it is shown: a mismatch is never shown, the previous library stays (its status is
- *   `syncing` until the resync's snapshot). Hashing 1 MiB costs a few ms of main thread; a
- *   library of several MB would cost tens of ms per patch, so a larger one is shown at once
- *   (marked not checked: the owner does not cache it) and the newest one is checked in
- *   slices (`digestSliced`, no long task) once no frame came for `idleMs` (200 ms), or at the
+ *   `syncing` until the resync's snapshot). Hashing 1 MiB costs about 14 ms of main thread on
+ *   a slow machine; a library of several MB would cost far more per patch, so a larger one is
+ *   shown at once (marked not checked: the owner does not cache it) and the newest one is
+ *   checked in slices (`sha256Sliced`, no long task) once no patch came for `idleMs` (200 ms), or at the
  *   latest `maxWaitMs` (2 s) after the first one not checked: a steady stream of patches is
  *   checked too. A mismatch found then asks for a `resync` all the same (what is shown stays,
  *   with status `syncing`, until the snapshot replaces it).
