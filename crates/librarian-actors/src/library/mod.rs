@@ -17,10 +17,10 @@ mod messages;
 mod stats;
 mod view;
 
+pub use history::{History, StepFrame};
 pub use messages::{
     ListenerConnected, Refresh, Subscribe, Subscription, VersionSeen, WriteEnded, WriteStarted,
 };
-pub use history::{History, StepFrame};
 pub use stats::{SyncStats, SyncStatsSnapshot};
 pub use view::{LibraryView, Snapshot};
 
