@@ -796,14 +796,14 @@ var sha256 = /* @__PURE__ */ createHasher(
 // packages/client/src/patch.ts
 function applyPatch(held, patch) {
   if (patch.from_version !== held.version) {
-    return { ok: false, reason: `the patch starts at version ${patch.from_version}, the library held is at ${held.version}` };
+    return { ok: false, wrongBase: true, reason: `the patch starts at version ${patch.from_version}, the library held is at ${held.version}` };
   }
   const projects = applyList(held.projects, patch.projects, "project");
-  if (typeof projects === "string") return { ok: false, reason: projects };
+  if (typeof projects === "string") return { ok: false, wrongBase: false, reason: projects };
   const contextBlocks = applyList(held.context_blocks, patch.context_blocks, "context block");
-  if (typeof contextBlocks === "string") return { ok: false, reason: contextBlocks };
+  if (typeof contextBlocks === "string") return { ok: false, wrongBase: false, reason: contextBlocks };
   const savedPrompts = applyList(held.saved_prompts, patch.saved_prompts, "saved prompt");
-  if (typeof savedPrompts === "string") return { ok: false, reason: savedPrompts };
+  if (typeof savedPrompts === "string") return { ok: false, wrongBase: false, reason: savedPrompts };
   return {
     ok: true,
     library: {
@@ -921,6 +921,13 @@ var Replica = class {
     __publicField(this, "library");
     /** A `resync` was asked for and no snapshot has answered it yet. */
     __publicField(this, "resyncing", false);
+    /**
+     * The library held is known not to be the server's at its version (a late check failed, or
+     * a patch deleted a row it lacks): a new connection asks for a `resync` again. Otherwise
+     * (a mismatch never shown, a patch from elsewhere) the library held is right at its version
+     * and a resume from it brings what is newer.
+     */
+    __publicField(this, "suspect", false);
     __publicField(this, "events");
     __publicField(this, "policy");
     /** Check digests (false once even a resync's answer did not match). */
@@ -938,7 +945,13 @@ var Replica = class {
     __publicField(this, "closed", false);
     this.library = held;
     this.events = events2;
-    this.policy = { ...DEFAULT_VERIFY, ...policy };
+    const pick = (n, d) => typeof n === "number" && n >= 0 ? n : d;
+    this.policy = {
+      syncMaxBytes: pick(policy.syncMaxBytes, DEFAULT_VERIFY.syncMaxBytes),
+      idleMs: pick(policy.idleMs, DEFAULT_VERIFY.idleMs),
+      maxWaitMs: pick(policy.maxWaitMs, DEFAULT_VERIFY.maxWaitMs),
+      ...policy.pause ? { pause: policy.pause } : {}
+    };
   }
   get version() {
     return this.library?.version ?? null;
@@ -948,6 +961,7 @@ var Replica = class {
     this.library = null;
     this.size = null;
     this.resyncing = false;
+    this.suspect = false;
     this.forgetUnchecked();
     this.epoch += 1;
   }
@@ -968,7 +982,7 @@ var Replica = class {
       const text = canonicalJson(snapshot);
       if (sha256Digest(text) !== digest) {
         if (!answer) {
-          this.resync(`the snapshot of version ${snapshot.version} does not hash to its digest`, snapshot.version);
+          this.resync(`the snapshot of version ${snapshot.version} does not hash to its digest`, snapshot.version, false);
           return;
         }
         this.distrust(`the snapshot of version ${snapshot.version} that answered a resync does not hash to its digest`);
@@ -984,12 +998,12 @@ var Replica = class {
     if (this.resyncing) return;
     const held = this.library;
     if (held === null) {
-      this.resync("a patch came before any library", patch.version);
+      this.resync("a patch came before any library", patch.version, false);
       return;
     }
     const applied = applyPatch(held, patch);
     if (!applied.ok) {
-      this.resync(applied.reason, patch.version);
+      this.resync(applied.reason, patch.version, !applied.wrongBase);
       return;
     }
     const library = applied.library;
@@ -1002,7 +1016,7 @@ var Replica = class {
     if (this.size + bytes <= this.policy.syncMaxBytes) {
       const text = canonicalJson(library);
       if (sha256Digest(text) !== patch.digest) {
-        this.resync(`the library at version ${patch.version} does not hash to the patch's digest`, patch.version);
+        this.resync(`the library at version ${patch.version} does not hash to the patch's digest`, patch.version, false);
         return;
       }
       this.hold(library, text.length);
@@ -1017,6 +1031,7 @@ var Replica = class {
   /** A snapshot replaces what is held (a new epoch: checks of the old one are moot). */
   take(snapshot, size, checked) {
     this.resyncing = false;
+    this.suspect = false;
     this.epoch += 1;
     this.forgetUnchecked();
     this.hold(snapshot, size);
@@ -1026,8 +1041,9 @@ var Replica = class {
     this.library = library;
     this.size = size;
   }
-  resync(reason, version) {
+  resync(reason, version, suspect) {
     this.resyncing = true;
+    this.suspect = suspect;
     this.epoch += 1;
     this.forgetUnchecked();
     this.events.resync(reason, version);
@@ -1075,7 +1091,7 @@ var Replica = class {
         if (target.answer) {
           this.distrust(`the snapshot of version ${target.library.version} that answered a resync does not hash to its digest`);
         } else {
-          this.resync(`the library at version ${target.library.version} does not hash to its digest`, target.library.version);
+          this.resync(`the library at version ${target.library.version} does not hash to its digest`, target.library.version, true);
         }
         return;
       }
@@ -1426,7 +1442,7 @@ var Session = class {
         this.everGreeted = true;
         this.patching = frame.patches === true;
         if (this.replica.resyncing) {
-          if (this.patching || this.digests) {
+          if (this.replica.suspect && (this.patching || this.digests)) {
             this.resyncOut = true;
             this.status({ state: "syncing", targetVersion: this.held ?? 0 });
           } else {

@@ -25,8 +25,11 @@ import type { ContextBlock, LibrarySnapshot, MemberRole, PatchFrame, Project, Sa
 /** A `patch` frame without its `type` (the HTTP answer to `since_version` has the same fields). */
 export type PatchBody = Omit<PatchFrame, "type">;
 
-/** Either the library at `patch.version`, or why the patch cannot be applied to what is held. */
-export type Applied = { ok: true; library: LibrarySnapshot } | { ok: false; reason: string };
+/**
+ * Either the library at `patch.version`, or why the patch cannot be applied to what is held:
+ * `wrongBase` when it starts at another version (what is held may be right, only elsewhere).
+ */
+export type Applied = { ok: true; library: LibrarySnapshot } | { ok: false; reason: string; wrongBase: boolean };
 
 type Row = { id: string; created_at: string };
 type Changes<T> = { upsert: T[]; delete: string[] };
@@ -34,14 +37,14 @@ type Changes<T> = { upsert: T[]; delete: string[] };
 /** Applies `patch` to `held` (which must be at `patch.from_version`); `held` itself is left as it was. */
 export function applyPatch(held: LibrarySnapshot, patch: PatchBody): Applied {
   if (patch.from_version !== held.version) {
-    return { ok: false, reason: `the patch starts at version ${patch.from_version}, the library held is at ${held.version}` };
+    return { ok: false, wrongBase: true, reason: `the patch starts at version ${patch.from_version}, the library held is at ${held.version}` };
   }
   const projects = applyList(held.projects, patch.projects, "project");
-  if (typeof projects === "string") return { ok: false, reason: projects };
+  if (typeof projects === "string") return { ok: false, wrongBase: false, reason: projects };
   const contextBlocks = applyList(held.context_blocks, patch.context_blocks, "context block");
-  if (typeof contextBlocks === "string") return { ok: false, reason: contextBlocks };
+  if (typeof contextBlocks === "string") return { ok: false, wrongBase: false, reason: contextBlocks };
   const savedPrompts = applyList(held.saved_prompts, patch.saved_prompts, "saved prompt");
-  if (typeof savedPrompts === "string") return { ok: false, reason: savedPrompts };
+  if (typeof savedPrompts === "string") return { ok: false, wrongBase: false, reason: savedPrompts };
   return {
     ok: true,
     library: {

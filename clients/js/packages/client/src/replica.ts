@@ -70,6 +70,13 @@ export class Replica {
   library: LibrarySnapshot | null;
   /** A `resync` was asked for and no snapshot has answered it yet. */
   resyncing = false;
+  /**
+   * The library held is known not to be the server's at its version (a late check failed, or
+   * a patch deleted a row it lacks): a new connection asks for a `resync` again. Otherwise
+   * (a mismatch never shown, a patch from elsewhere) the library held is right at its version
+   * and a resume from it brings what is newer.
+   */
+  suspect = false;
   private readonly events: ReplicaEvents;
   private readonly policy: VerifyPolicy;
   /** Check digests (false once even a resync's answer did not match). */
@@ -89,7 +96,13 @@ export class Replica {
   constructor(held: LibrarySnapshot | null, events: ReplicaEvents, policy: Partial<VerifyPolicy> = {}) {
     this.library = held;
     this.events = events;
-    this.policy = { ...DEFAULT_VERIFY, ...policy };
+    const pick = (n: number | undefined, d: number) => (typeof n === "number" && n >= 0 ? n : d);
+    this.policy = {
+      syncMaxBytes: pick(policy.syncMaxBytes, DEFAULT_VERIFY.syncMaxBytes),
+      idleMs: pick(policy.idleMs, DEFAULT_VERIFY.idleMs),
+      maxWaitMs: pick(policy.maxWaitMs, DEFAULT_VERIFY.maxWaitMs),
+      ...(policy.pause ? { pause: policy.pause } : {}),
+    };
   }
 
   get version(): number | null {
@@ -101,6 +114,7 @@ export class Replica {
     this.library = null;
     this.size = null;
     this.resyncing = false;
+    this.suspect = false;
     this.forgetUnchecked();
     this.epoch += 1;
   }
@@ -124,7 +138,7 @@ export class Replica {
       if (sha256Digest(text) !== digest) {
         if (!answer) {
           // Not shown: the server's answer replaces it.
-          this.resync(`the snapshot of version ${snapshot.version} does not hash to its digest`, snapshot.version);
+          this.resync(`the snapshot of version ${snapshot.version} does not hash to its digest`, snapshot.version, false);
           return;
         }
         this.distrust(`the snapshot of version ${snapshot.version} that answered a resync does not hash to its digest`);
@@ -142,12 +156,12 @@ export class Replica {
     if (this.resyncing) return;
     const held = this.library;
     if (held === null) {
-      this.resync("a patch came before any library", patch.version);
+      this.resync("a patch came before any library", patch.version, false);
       return;
     }
     const applied = applyPatch(held, patch);
     if (!applied.ok) {
-      this.resync(applied.reason, patch.version);
+      this.resync(applied.reason, patch.version, !applied.wrongBase);
       return;
     }
     const library = applied.library;
@@ -161,7 +175,7 @@ export class Replica {
     if (this.size + bytes <= this.policy.syncMaxBytes) {
       const text = canonicalJson(library);
       if (sha256Digest(text) !== patch.digest) {
-        this.resync(`the library at version ${patch.version} does not hash to the patch's digest`, patch.version);
+        this.resync(`the library at version ${patch.version} does not hash to the patch's digest`, patch.version, false);
         return;
       }
       this.hold(library, text.length);
@@ -178,6 +192,7 @@ export class Replica {
   /** A snapshot replaces what is held (a new epoch: checks of the old one are moot). */
   private take(snapshot: LibrarySnapshot, size: number, checked: boolean): void {
     this.resyncing = false;
+    this.suspect = false;
     this.epoch += 1;
     this.forgetUnchecked();
     this.hold(snapshot, size);
@@ -189,8 +204,9 @@ export class Replica {
     this.size = size;
   }
 
-  private resync(reason: string, version: number): void {
+  private resync(reason: string, version: number, suspect: boolean): void {
     this.resyncing = true;
+    this.suspect = suspect;
     this.epoch += 1;
     this.forgetUnchecked();
     this.events.resync(reason, version);
@@ -245,7 +261,7 @@ export class Replica {
         if (target.answer) {
           this.distrust(`the snapshot of version ${target.library.version} that answered a resync does not hash to its digest`);
         } else {
-          this.resync(`the library at version ${target.library.version} does not hash to its digest`, target.library.version);
+          this.resync(`the library at version ${target.library.version} does not hash to its digest`, target.library.version, true);
         }
         return;
       }

@@ -481,9 +481,10 @@ export class Session {
         this.everGreeted = true;
         this.patching = frame.patches === true;
         if (this.replica.resyncing) {
-          // Asked on the last connection and not answered: ask this one (a server that sent
-          // digests takes `resync`); otherwise the resume itself brings what is newer.
-          if (this.patching || this.digests) {
+          // Asked on the last connection and not answered. If what is held is wrong at its
+          // version, ask this one (a server that sent digests takes `resync`); otherwise the
+          // resume from it brings what is newer (a patch, checked in turn).
+          if (this.replica.suspect && (this.patching || this.digests)) {
             this.resyncOut = true;
             this.status({ state: "syncing", targetVersion: this.held ?? 0 });
           } else {

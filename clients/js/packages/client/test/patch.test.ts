@@ -154,14 +154,14 @@ describe("applyPatch", () => {
   it("cannot apply from another version, nor delete a row not held", () => {
     const held = parse(V9);
     const wrongBase = applyPatch(held, { ...patchOf(PATCH) });
-    expect(wrongBase).toEqual({ ok: false, reason: "the patch starts at version 5, the library held is at 9" });
+    expect(wrongBase).toEqual({ ok: false, wrongBase: true, reason: "the patch starts at version 5, the library held is at 9" });
     const missing = applyPatch(held, {
       from_version: 9,
       version: 10,
       digest: "",
       projects: { upsert: [], delete: ["01a24260-349c-7134-8277-593fba9ee52b"] },
     });
-    expect(missing.ok).toBe(false);
+    expect(missing).toMatchObject({ ok: false, wrongBase: false });
     if (!missing.ok) expect(missing.reason).toContain("01a24260-349c-7134-8277-593fba9ee52b");
   });
 });

@@ -265,6 +265,59 @@ describe("patch frames", () => {
     expect(types(conn.clientFrames).filter((t) => t === "resync")).toHaveLength(1);
   });
 
+  for (const large of [false, true]) {
+    it(`a resync lost with its connection: the next one resumes from the library shown (${large ? "large: shown, so it asks again" : "small: never shown, a patch from there"})`, async () => {
+      logsOnFailure(() => server);
+      const token = await server.token(user("resyncagain"));
+      const c = client({ url: proxy.url, getToken: () => token, ...(large ? { verify: { syncMaxBytes: 0, idleMs: 20, maxWaitMs: 200 } } : {}) });
+      await live(c);
+      const block = await c.createContextBlock({ title: "original" });
+      const before = c.getState().version!;
+      const first = proxy.last()!;
+      let tampered = false;
+      let cut = false;
+      const stop = proxy.onFrame((on, dir, text) => {
+        if (on !== first) return;
+        const f = parse(text) as Frame & { context_blocks?: { upsert: Array<{ title: string }> } };
+        if (dir === "server" && !tampered && f.type === "patch") {
+          const row = f.context_blocks?.upsert.find((b) => b.title === "renamed");
+          if (!row) return;
+          row.title = "tampered";
+          tampered = true;
+          on.inject(JSON.stringify(f));
+          return "drop";
+        }
+        if (dir === "client" && f.type === "resync" && !cut) {
+          // The resync never reaches the server: the connection drops with it.
+          cut = true;
+          on.cut();
+          return "drop";
+        }
+      });
+      const states = recordStates(c);
+      await c.updateContextBlock(block.id, { title: "renamed" });
+      await until(() => cut, "the resync sent, and lost");
+      stop();
+      const s = await sameAsServer(c, token, "on the next connection");
+      states.stop();
+      expect(s.contextBlocks.map((b) => b.title)).toEqual(["renamed"]);
+      expect(states.states.some((x) => x.contextBlocks.some((b) => b.title === "tampered"))).toBe(large);
+      const next = proxy.connections.filter((x) => x.responseStatus === 101).at(-1)!;
+      expect(next).not.toBe(first);
+      if (large) {
+        // It showed the tampered library at the new version: it resumes from there and asks again.
+        expect(next.url?.searchParams.get("since_version")).toBe(String(s.version));
+        expect(types(next.clientFrames)).toContain("resync");
+        expect(libraryFrames(next).some((f) => f.type === "snapshot" && f.version === s.version)).toBe(true);
+      } else {
+        // It still showed the library before: right at its version, so the resume brings a patch.
+        expect(next.url?.searchParams.get("since_version")).toBe(String(before));
+        expect(types(next.clientFrames)).not.toContain("resync");
+        expect(libraryFrames(next)[0]).toMatchObject({ type: "patch", from_version: before });
+      }
+    });
+  }
+
   it("a patch that cannot apply (another from_version, a delete of a row not held) asks for the whole library", async () => {
     logsOnFailure(() => server);
     const token = await server.token(user("cannot"));
