@@ -1181,6 +1181,8 @@ var Session = class {
     __publicField(this, "digests", false);
     /** A `resync` waiting for the frame rate. */
     __publicField(this, "resyncOut", false);
+    /** A resync was wanted on this connection before its `hello`: the `hello` asks. */
+    __publicField(this, "resyncAtHello", false);
     /** Frames that came since the last `resync` went out, and the watch on its answer. */
     __publicField(this, "framesSinceResync", 0);
     __publicField(this, "resyncTimer");
@@ -1327,6 +1329,7 @@ var Session = class {
     this.seenLast = null;
     this.patching = false;
     this.resyncOut = false;
+    this.resyncAtHello = false;
     this.serverSaid = null;
     let greeted = false;
     ws.onmessage = (event) => {
@@ -1442,7 +1445,7 @@ var Session = class {
         this.everGreeted = true;
         this.patching = frame.patches === true;
         if (this.replica.resyncing) {
-          if (this.replica.suspect && (this.patching || this.digests)) {
+          if ((this.replica.suspect || this.resyncAtHello) && (this.patching || this.digests)) {
             this.resyncOut = true;
             this.status({ state: "syncing", targetVersion: this.held ?? 0 });
           } else {
@@ -1537,7 +1540,10 @@ var Session = class {
   askResync(_reason, version) {
     if (this.ws === null) return;
     this.status({ state: "syncing", targetVersion: Math.max(version, this.held ?? version) });
-    if (this.maxInflight === null) return;
+    if (this.maxInflight === null) {
+      this.resyncAtHello = true;
+      return;
+    }
     this.resyncOut = true;
     this.pump();
   }

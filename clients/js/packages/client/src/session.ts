@@ -183,6 +183,8 @@ export class Session {
   private digests = false;
   /** A `resync` waiting for the frame rate. */
   private resyncOut = false;
+  /** A resync was wanted on this connection before its `hello`: the `hello` asks. */
+  private resyncAtHello = false;
   /** Frames that came since the last `resync` went out, and the watch on its answer. */
   private framesSinceResync = 0;
   private resyncTimer: ReturnType<typeof setTimeout> | undefined;
@@ -341,6 +343,7 @@ export class Session {
     this.seenLast = null;
     this.patching = false;
     this.resyncOut = false;
+    this.resyncAtHello = false;
     this.serverSaid = null;
     let greeted = false;
     ws.onmessage = (event: { data: unknown }) => {
@@ -484,7 +487,7 @@ export class Session {
           // Asked on the last connection and not answered. If what is held is wrong at its
           // version, ask this one (a server that sent digests takes `resync`); otherwise the
           // resume from it brings what is newer (a patch, checked in turn).
-          if (this.replica.suspect && (this.patching || this.digests)) {
+          if ((this.replica.suspect || this.resyncAtHello) && (this.patching || this.digests)) {
             this.resyncOut = true;
             this.status({ state: "syncing", targetVersion: this.held ?? 0 });
           } else {
@@ -596,7 +599,10 @@ export class Session {
     // What is shown is not (or not yet) the server's newest: not `live`.
     this.status({ state: "syncing", targetVersion: Math.max(version, this.held ?? version) });
     // Before `hello`, the `hello` asks.
-    if (this.maxInflight === null) return;
+    if (this.maxInflight === null) {
+      this.resyncAtHello = true;
+      return;
+    }
     this.resyncOut = true;
     this.pump();
   }

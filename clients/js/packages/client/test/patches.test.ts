@@ -6,7 +6,7 @@
  */
 
 import { IDBFactory } from "fake-indexeddb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { LibraryClient, LibrarySnapshot, LibraryState } from "../src/index.js";
 import { SnapshotCache, cacheKey } from "../src/cache.js";
 import { canonicalJson, digestOf } from "../src/patch.js";
@@ -317,6 +317,39 @@ describe("patch frames", () => {
       }
     });
   }
+
+  it("when even the snapshot answering a resync does not match, the client warns, takes it, and goes on without patches", async () => {
+    logsOnFailure(() => server);
+    const token = await server.token(user("distrust"));
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    try {
+      // Every digest on the first connection is wrong, as if this client's canonical form were not the server's.
+      const n = proxy.connections.length;
+      const stop = proxy.onFrame((on, dir, text) => {
+        if (on !== proxy.connections[n] || dir !== "server") return;
+        const f = parse(text);
+        if (f.type !== "snapshot" && f.type !== "patch") return;
+        f.digest = `sha256:${"1".repeat(64)}`;
+        on.inject(JSON.stringify(f));
+        return "drop";
+      });
+      const c = client({ url: proxy.url, getToken: () => token });
+      const sockets = () => proxy.connections.slice(n).filter((x) => x.responseStatus === 101);
+      await until(() => sockets().length >= 2, "a new connection");
+      stop();
+      const first = proxy.connections[n]!;
+      expect(first.url?.searchParams.get("patches")).toBe("1");
+      expect(types(first.clientFrames)).toContain("resync");
+      const second = sockets().at(-1)!;
+      expect(second.url?.searchParams.get("patches")).toBeNull();
+      await c.createContextBlock({ title: "after" });
+      await sameAsServer(c, token, "without patches");
+      expect(libraryFrames(second).every((f) => f.type === "snapshot")).toBe(true);
+      expect(warn.mock.calls.filter(([m]) => String(m).includes("patch frames are turned off"))).toHaveLength(1);
+    } finally {
+      warn.mockRestore();
+    }
+  });
 
   it("a patch that cannot apply (another from_version, a delete of a row not held) asks for the whole library", async () => {
     logsOnFailure(() => server);
