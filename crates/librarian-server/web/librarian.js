@@ -1528,9 +1528,8 @@ var Session = class {
   // ---- the library held ----------------------------------------------------------------------
   /** The replica has a library to show (synchronously, within the frame that brought it). */
   show(library, checked) {
-    const h = this.opts.handlers;
     clearTimeout(this.resyncTimer);
-    h.snapshot(library, checked);
+    this.opts.handlers.snapshot(library, checked);
     if (this.serverSaid !== null && this.lastStatus?.state === "syncing" && !sameStatus(this.lastStatus, this.serverSaid)) {
       this.status(this.serverSaid);
     }
@@ -1562,7 +1561,7 @@ var Session = class {
     console.warn(`librarian: ${reason}; patch frames are turned off for this client`);
     if (this.patchesOff) return;
     this.patchesOff = true;
-    if (this.patching) queueMicrotask(() => this.reconnect());
+    if (this.patching && this.ws !== null) queueMicrotask(() => this.reconnect());
   }
   /** A status from the server: shown, unless a resync is outstanding (then once it is answered). */
   serverStatus(status) {
@@ -2244,6 +2243,7 @@ var LibraryClient = class {
     if (this.snapshot?.version !== version || !this.unchecked) return;
     this.unchecked = false;
     this.writeCache();
+    this.relay(false);
   }
   onServerStatus(status) {
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
@@ -2339,10 +2339,9 @@ var LibraryClient = class {
       this.showSnapshot(m.snapshot, m.cached);
       this.libraryId = m.libraryId;
       this.unchecked = m.unchecked === true;
-    } else if (m.unchecked === false && m.version !== null && m.version === held) {
-      this.unchecked = false;
-    } else if (m.version !== null && m.version === held && !m.cached) {
-      this.cached = false;
+    } else if (m.version !== null && m.version === held) {
+      if (!m.cached) this.cached = false;
+      if (m.unchecked !== true) this.unchecked = false;
     }
     this.setSync(m.status);
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {

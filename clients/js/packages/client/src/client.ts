@@ -528,6 +528,7 @@ export class LibraryClient {
     if (this.snapshot?.version !== version || !this.unchecked) return;
     this.unchecked = false;
     this.writeCache();
+    this.relay(false);
   }
 
   private onServerStatus(status: SyncStatus): void {
@@ -636,10 +637,9 @@ export class LibraryClient {
       this.libraryId = m.libraryId;
       // (Should this tab lead later, it does not cache what the leader had not checked.)
       this.unchecked = m.unchecked === true;
-    } else if (m.unchecked === false && m.version !== null && m.version === held) {
-      this.unchecked = false;
-    } else if (m.version !== null && m.version === held && !m.cached) {
-      this.cached = false;
+    } else if (m.version !== null && m.version === held) {
+      if (!m.cached) this.cached = false;
+      if (m.unchecked !== true) this.unchecked = false;
     }
     this.setSync(m.status);
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {

@@ -24,8 +24,9 @@
  * Patch frames (DESIGN §10): it asks for them (`?patches=1`, unless `patches: false`); its
  * `Replica` holds the library, applies each `patch`, checks digests and says when to send
  * `resync` (`replica.ts` has the policy). While a resync is outstanding the status is
- * `syncing` (what the server says meanwhile is shown once the snapshot came), and after a
- * reconnect the resync is asked again. `seen` goes after each library shown, patched or whole.
+ * `syncing` (what the server says meanwhile is shown once the snapshot came); after a
+ * reconnect it is asked again if what is held is known wrong (else the resume's patch brings
+ * it up to date). `seen` goes after each library shown, patched or whole.
  *
  * It knows nothing of React, temporary blocks, the cache or tabs: it reports accepted
  * libraries, statuses and the final answer of each mutation to its owner (`client.ts`).
@@ -581,9 +582,8 @@ export class Session {
 
   /** The replica has a library to show (synchronously, within the frame that brought it). */
   private show(library: LibrarySnapshot, checked: boolean): void {
-    const h = this.opts.handlers;
     clearTimeout(this.resyncTimer);
-    h.snapshot(library, checked);
+    this.opts.handlers.snapshot(library, checked);
     // A resync answered: what the server said meanwhile stands now.
     if (this.serverSaid !== null && this.lastStatus?.state === "syncing" && !sameStatus(this.lastStatus, this.serverSaid)) {
       this.status(this.serverSaid);
@@ -625,7 +625,7 @@ export class Session {
     if (this.patchesOff) return;
     this.patchesOff = true;
     // The session on this connection sends patches: a new one without them (from what is held).
-    if (this.patching) queueMicrotask(() => this.reconnect());
+    if (this.patching && this.ws !== null) queueMicrotask(() => this.reconnect());
   }
 
   /** A status from the server: shown, unless a resync is outstanding (then once it is answered). */
