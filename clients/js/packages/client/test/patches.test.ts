@@ -463,4 +463,32 @@ describe("patch frames", () => {
     expect(libraryFrames(resumed)[0]).toMatchObject({ type: "patch", from_version: version });
     expect(types(resumed.clientFrames)).not.toContain("resync");
   });
+
+  it("tabs and the cache: a follower shown the leader's cached copy is unmarked once the server confirms it", async () => {
+    logsOnFailure(() => server);
+    const indexedDB = new IDBFactory();
+    const token = await server.token(user("tabcache"));
+    const first = client({ url: proxy.url, getToken: () => token, cache: "indexeddb", indexedDB });
+    await live(first);
+    await first.createContextBlock({ title: "cached" });
+    const version = first.getState().version!;
+    await within(first.close(), "the first client closes (with its cache write)");
+
+    // The server is out of reach while the tabs start: both show the cached copy.
+    proxy.refuse(true);
+    const locks = new MemoryLocks();
+    const a = client({ url: proxy.url, getToken: () => token, cache: "indexeddb", indexedDB, shareAcrossTabs: true, locks });
+    await waitForState(a, (s) => s.version === version && s.status.cached, "a shows the cached copy");
+    const b = client({ url: proxy.url, getToken: () => token, cache: "indexeddb", indexedDB, shareAcrossTabs: true, locks });
+    await waitForState(b, (s) => s.version === version && s.status.cached, "b shows the cached copy");
+    proxy.refuse(false);
+    // Nothing newer on the server: the leader's resume is `live` at the cached version, and both are unmarked.
+    const [sa, sb] = await Promise.all([
+      waitForState(a, (s) => s.status.state === "live" && !s.status.cached, "a confirmed"),
+      waitForState(b, (s) => s.status.state === "live" && !s.status.cached, "b confirmed"),
+    ]);
+    expect(sa.version).toBe(version);
+    expect(sb.version).toBe(version);
+    expect(sb.contextBlocks).toEqual(sa.contextBlocks);
+  });
 });
