@@ -7,7 +7,9 @@
  *   `since_version`) and, once upgraded to a WebSocket, every text frame each way.
  * - `inject(text)` sends a text frame to the client as if the server had sent it (e.g. a stale
  *   snapshot, to prove the client ignores it). Server bytes are forwarded frame by frame, so
- *   an injected frame never lands inside one of the server's.
+ *   an injected frame never lands inside one of the server's; injected from an `onFrame`
+ *   listener of a server frame, it goes where that frame stands (before it, or instead of it
+ *   when the listener drops it: a frame changed in transit).
  *
  * ```ts
  * const proxy = await startProxy(server.port);
@@ -79,10 +81,9 @@ class FrameReader {
    * Feeds bytes; returns the bytes of the whole frames now complete (to forward) and calls
    * `onText`/`onClose` for what they carry.
    */
-  push(chunk: Buffer, onText: (text: string) => boolean, onClose: (code: number | null) => void): Buffer {
+  push(chunk: Buffer, onText: (text: string) => boolean, onClose: (code: number | null) => void, out: Buffer[] = []): Buffer {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk;
     let start = 0;
-    const out: Buffer[] = [];
     for (;;) {
       const frame = parseFrame(this.#buf, start);
       if (!frame) break;
@@ -181,6 +182,8 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     #open = true;
     readonly #client: Socket;
     readonly #upstream: Socket;
+    /** While a chunk of server frames is read: what goes to the client, in order (`inject` adds to it). */
+    #toClient: Buffer[] | null = null;
 
     constructor(client: Socket) {
       this.#client = client;
@@ -256,6 +259,18 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     }
 
     #readServer(reader: FrameReader, bytes: Buffer): Buffer {
+      // A frame injected by a listener goes where the frame it was called for stands (before
+      // it, or instead of it when dropped), after the frames of the chunk read before.
+      const out: Buffer[] = [];
+      this.#toClient = out;
+      try {
+        return this.#readServerInto(reader, bytes, out);
+      } finally {
+        this.#toClient = null;
+      }
+    }
+
+    #readServerInto(reader: FrameReader, bytes: Buffer, out: Buffer[]): Buffer {
       return reader.push(
         bytes,
         (text) => {
@@ -265,6 +280,7 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
           return keep;
         },
         (code) => this.closes.push({ from: "server", code }),
+        out,
       );
     }
 
@@ -275,7 +291,8 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     inject(text: string): void {
       if (!this.#open) throw new Error(`proxy connection ${this.id} is closed`);
       this.serverFrames.push(text);
-      this.#client.write(textFrame(text));
+      if (this.#toClient) this.#toClient.push(textFrame(text));
+      else this.#client.write(textFrame(text));
     }
 
     cut(): void {

@@ -346,13 +346,13 @@ var Pending = class {
 
 // packages/client/src/rows.ts
 function shareRows(prev, next) {
-  if (prev.length === 0 && next.length === 0) return prev;
+  if (prev === next || prev.length === 0 && next.length === 0) return prev;
   const held = /* @__PURE__ */ new Map();
   for (const row of prev) held.set(row.id, row);
   let same = prev.length === next.length;
   const out = next.map((row, i) => {
     const old = held.get(row.id);
-    if (old !== void 0 && sameRow(old, row)) {
+    if (old !== void 0 && (old === row || sameRow(old, row))) {
       if (prev[i] !== old) same = false;
       return old;
     }
@@ -403,6 +403,709 @@ function parseExpiry(value) {
   return Number.isFinite(ms) ? ms : null;
 }
 
+// node_modules/@noble/hashes/_u64.js
+var fromNumH = (n) => n / 2 ** 32 | 0;
+var fromNumL = (n) => n >>> 0;
+function setU64FromNum(view, byteOffset, n, isLE) {
+  const h = fromNumH(n);
+  const l = fromNumL(n);
+  view.setUint32(byteOffset, isLE ? l : h, isLE);
+  view.setUint32(byteOffset + 4, isLE ? h : l, isLE);
+}
+
+// node_modules/@noble/hashes/utils.js
+function isBytes(a) {
+  return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a && a.BYTES_PER_ELEMENT === 1;
+}
+var atitle = (title) => title ? `"${title}" ` : "";
+function anumber(n, title = "") {
+  if (typeof n !== "number")
+    throw new TypeError(atitle(title) + "expected number, got " + typeof n);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(atitle(title) + "expected integer >= 0, got " + n);
+  return n;
+}
+function abytes(value, length, title = "") {
+  if (isBytes(value) && (length === void 0 || value.length === length))
+    return value;
+  if (length !== void 0)
+    anumber(length, "length");
+  const bytes = isBytes(value);
+  const ofLen = length !== void 0 ? ` of length ${length}` : "";
+  const got = bytes ? `length=${value.length}` : `type=${typeof value}`;
+  const message2 = atitle(title) + "expected Uint8Array" + ofLen + ", got " + got;
+  if (!bytes)
+    throw new TypeError(message2);
+  throw new RangeError(message2);
+}
+var aobject = (value, label) => {
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new TypeError((label === "object" ? "" : `"${label}" `) + "expected object, got type=" + typeof value);
+};
+var aopts = (value, label) => {
+  aobject(value, label);
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null)
+    throw new TypeError(`"${label}" expected plain object`);
+  if (Object.hasOwn(value, "__proto__"))
+    throw new TypeError(`"${label}.__proto__" is not allowed`);
+};
+function aexists(instance, checkFinished = true) {
+  if (instance.destroyed)
+    throw new Error("hash was destroyed");
+  if (checkFinished && instance.finished)
+    throw new Error("digest() was already called");
+}
+function aoutput(out, instance) {
+  abytes(out, void 0, "output");
+  const min = instance.outputLen;
+  if (!(out.length >= min)) {
+    throw new RangeError('"output" expected length >= ' + min);
+  }
+}
+function clean(...arrays) {
+  for (let i = 0; i < arrays.length; i++) {
+    arrays[i].fill(0);
+  }
+}
+function createView(arr) {
+  return new DataView(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+function rotr(word, shift) {
+  return word << 32 - shift | word >>> shift;
+}
+var hasHexBuiltin = /* @__PURE__ */ (() => (
+  // @ts-ignore
+  typeof Uint8Array.from([]).toHex === "function" && typeof Uint8Array.fromHex === "function"
+))();
+var hexes = /* @__PURE__ */ Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function bytesToHex(bytes) {
+  abytes(bytes);
+  if (hasHexBuiltin)
+    return bytes.toHex();
+  let hex = "";
+  for (let i = 0; i < bytes.length; i++) {
+    hex += hexes[bytes[i]];
+  }
+  return hex;
+}
+function checkOpts(defaults, opts, title = "opts") {
+  aopts(defaults, "defaults");
+  if (opts !== void 0)
+    aopts(opts, title);
+  const merged = Object.assign(/* @__PURE__ */ Object.create(null), defaults, opts);
+  return merged;
+}
+function createHasher(hashCons, info = {}) {
+  if (typeof hashCons !== "function")
+    throw new TypeError('"hashCons" expected function, got type=' + typeof hashCons);
+  info = checkOpts({}, info, "info");
+  const hashC = (msg, opts) => hashCons(opts).update(msg).digest();
+  const tmp = hashCons(void 0);
+  hashC.outputLen = tmp.outputLen;
+  hashC.blockLen = tmp.blockLen;
+  hashC.canXOF = tmp.canXOF;
+  hashC.create = (opts) => hashCons(opts);
+  Object.assign(hashC, info);
+  return Object.freeze(hashC);
+}
+var oidNist = (suffix) => ({
+  // Current NIST hashAlgs suffixes used here fit in one DER subidentifier octet.
+  // Larger suffix values would need base-128 OID encoding and a different length byte.
+  oid: Uint8Array.from([6, 9, 96, 134, 72, 1, 101, 3, 4, 2, suffix])
+});
+
+// node_modules/@noble/hashes/_md.js
+function Chi(a, b, c) {
+  return a & b ^ ~a & c;
+}
+function Maj(a, b, c) {
+  return a & b ^ a & c ^ b & c;
+}
+var HashMD = class {
+  constructor(blockLen, outputLen, padOffset, isLE) {
+    __publicField(this, "blockLen");
+    __publicField(this, "outputLen");
+    __publicField(this, "canXOF", false);
+    __publicField(this, "padOffset");
+    __publicField(this, "isLE");
+    // For partial updates less than block size
+    __publicField(this, "buffer");
+    __publicField(this, "view");
+    __publicField(this, "finished", false);
+    __publicField(this, "length", 0);
+    __publicField(this, "pos", 0);
+    __publicField(this, "destroyed", false);
+    this.blockLen = blockLen;
+    this.outputLen = outputLen;
+    this.padOffset = padOffset;
+    this.isLE = isLE;
+    this.buffer = new Uint8Array(blockLen);
+    this.view = createView(this.buffer);
+  }
+  update(data) {
+    aexists(this);
+    abytes(data);
+    const { view, buffer, blockLen } = this;
+    const len = data.length;
+    let processed = false;
+    for (let pos = 0; pos < len; ) {
+      const take = Math.min(blockLen - this.pos, len - pos);
+      if (take === blockLen) {
+        const dataView = createView(data);
+        for (; blockLen <= len - pos; pos += blockLen)
+          this.process(dataView, pos);
+        processed = true;
+        continue;
+      }
+      buffer.set(pos === 0 && take === len ? data : data.subarray(pos, pos + take), this.pos);
+      this.pos += take;
+      pos += take;
+      if (this.pos === blockLen) {
+        this.process(view, 0);
+        this.pos = 0;
+        processed = true;
+      }
+    }
+    this.length += data.length;
+    if (processed)
+      this.roundClean();
+    return this;
+  }
+  digestInto(out) {
+    aexists(this);
+    aoutput(out, this);
+    this.finished = true;
+    const { buffer, view, blockLen, isLE } = this;
+    let { pos } = this;
+    buffer[pos++] = 128;
+    buffer.fill(0, pos);
+    if (this.padOffset > blockLen - pos) {
+      this.process(view, 0);
+      buffer.fill(0);
+    }
+    setU64FromNum(view, blockLen - 8, this.length * 8, isLE);
+    this.process(view, 0);
+    this.roundClean();
+    const oview = out === buffer ? view : createView(out);
+    const len = this.outputLen;
+    const outLen = len / 4;
+    const state = this.get();
+    if (len % 4 || outLen > state.length)
+      throw new Error("invalid outputLen");
+    for (let i = 0; i < outLen; i++)
+      oview.setUint32(4 * i, state[i], isLE);
+  }
+  digest() {
+    const { buffer, outputLen } = this;
+    this.digestInto(buffer);
+    const res = buffer.slice(0, outputLen);
+    this.destroy();
+    return res;
+  }
+  _cloneIntoMeta(to) {
+    const { buffer, length, finished, destroyed, pos } = this;
+    to.destroyed = destroyed;
+    to.finished = finished;
+    to.length = length;
+    to.pos = pos;
+    if (pos)
+      to.buffer.set(buffer);
+    return to;
+  }
+  clone() {
+    return this._cloneInto();
+  }
+};
+var SHA256_IV = /* @__PURE__ */ Uint32Array.from([
+  1779033703,
+  3144134277,
+  1013904242,
+  2773480762,
+  1359893119,
+  2600822924,
+  528734635,
+  1541459225
+]);
+
+// node_modules/@noble/hashes/sha2.js
+var SHA256_K = /* @__PURE__ */ Uint32Array.from([
+  1116352408,
+  1899447441,
+  3049323471,
+  3921009573,
+  961987163,
+  1508970993,
+  2453635748,
+  2870763221,
+  3624381080,
+  310598401,
+  607225278,
+  1426881987,
+  1925078388,
+  2162078206,
+  2614888103,
+  3248222580,
+  3835390401,
+  4022224774,
+  264347078,
+  604807628,
+  770255983,
+  1249150122,
+  1555081692,
+  1996064986,
+  2554220882,
+  2821834349,
+  2952996808,
+  3210313671,
+  3336571891,
+  3584528711,
+  113926993,
+  338241895,
+  666307205,
+  773529912,
+  1294757372,
+  1396182291,
+  1695183700,
+  1986661051,
+  2177026350,
+  2456956037,
+  2730485921,
+  2820302411,
+  3259730800,
+  3345764771,
+  3516065817,
+  3600352804,
+  4094571909,
+  275423344,
+  430227734,
+  506948616,
+  659060556,
+  883997877,
+  958139571,
+  1322822218,
+  1537002063,
+  1747873779,
+  1955562222,
+  2024104815,
+  2227730452,
+  2361852424,
+  2428436474,
+  2756734187,
+  3204031479,
+  3329325298
+]);
+var SHA256_W = /* @__PURE__ */ new Uint32Array(64);
+var SHA2_32B = class extends HashMD {
+  constructor(outputLen, IV) {
+    super(64, outputLen, 8, false);
+    // We cannot use array here since array allows indexing by variable
+    // which means optimizer/compiler cannot use registers.
+    // Numeric initializers matter: starting the fields as `undefined` changes
+    // V8's field representation and makes sha256 3x slower (measured).
+    __publicField(this, "A", 0);
+    __publicField(this, "B", 0);
+    __publicField(this, "C", 0);
+    __publicField(this, "D", 0);
+    __publicField(this, "E", 0);
+    __publicField(this, "F", 0);
+    __publicField(this, "G", 0);
+    __publicField(this, "H", 0);
+    this.A = IV[0] | 0;
+    this.B = IV[1] | 0;
+    this.C = IV[2] | 0;
+    this.D = IV[3] | 0;
+    this.E = IV[4] | 0;
+    this.F = IV[5] | 0;
+    this.G = IV[6] | 0;
+    this.H = IV[7] | 0;
+  }
+  get() {
+    const { A, B, C, D, E, F, G, H } = this;
+    return [A, B, C, D, E, F, G, H];
+  }
+  // prettier-ignore
+  set(A, B, C, D, E, F, G, H) {
+    this.A = A | 0;
+    this.B = B | 0;
+    this.C = C | 0;
+    this.D = D | 0;
+    this.E = E | 0;
+    this.F = F | 0;
+    this.G = G | 0;
+    this.H = H | 0;
+  }
+  _cloneInto(to) {
+    (to || (to = new this.constructor())).set(...this.get());
+    return this._cloneIntoMeta(to);
+  }
+  process(view, offset) {
+    for (let i = 0; i < 16; i++, offset += 4)
+      SHA256_W[i] = view.getUint32(offset, false);
+    for (let i = 16; i < 64; i++) {
+      const W15 = SHA256_W[i - 15];
+      const W2 = SHA256_W[i - 2];
+      const s0 = rotr(W15, 7) ^ rotr(W15, 18) ^ W15 >>> 3;
+      const s1 = rotr(W2, 17) ^ rotr(W2, 19) ^ W2 >>> 10;
+      SHA256_W[i] = s1 + SHA256_W[i - 7] + s0 + SHA256_W[i - 16] | 0;
+    }
+    let { A, B, C, D, E, F, G, H } = this;
+    for (let i = 0; i < 64; i++) {
+      const sigma1 = rotr(E, 6) ^ rotr(E, 11) ^ rotr(E, 25);
+      const T1 = H + sigma1 + Chi(E, F, G) + SHA256_K[i] + SHA256_W[i] | 0;
+      const sigma0 = rotr(A, 2) ^ rotr(A, 13) ^ rotr(A, 22);
+      const T2 = sigma0 + Maj(A, B, C) | 0;
+      H = G;
+      G = F;
+      F = E;
+      E = D + T1 | 0;
+      D = C;
+      C = B;
+      B = A;
+      A = T1 + T2 | 0;
+    }
+    A = A + this.A | 0;
+    B = B + this.B | 0;
+    C = C + this.C | 0;
+    D = D + this.D | 0;
+    E = E + this.E | 0;
+    F = F + this.F | 0;
+    G = G + this.G | 0;
+    H = H + this.H | 0;
+    this.set(A, B, C, D, E, F, G, H);
+  }
+  roundClean() {
+    clean(SHA256_W);
+  }
+  destroy() {
+    this.destroyed = true;
+    this.set(0, 0, 0, 0, 0, 0, 0, 0);
+    clean(this.buffer);
+  }
+};
+var _SHA256 = class extends SHA2_32B {
+  constructor() {
+    super(32, SHA256_IV);
+  }
+};
+var sha256 = /* @__PURE__ */ createHasher(
+  () => new _SHA256(),
+  /* @__PURE__ */ oidNist(1)
+);
+
+// packages/client/src/patch.ts
+function applyPatch(held, patch) {
+  if (patch.from_version !== held.version) {
+    return { ok: false, wrongBase: true, reason: `the patch starts at version ${patch.from_version}, the library held is at ${held.version}` };
+  }
+  const projects = applyList(held.projects, patch.projects, "project");
+  if (typeof projects === "string") return { ok: false, wrongBase: false, reason: projects };
+  const contextBlocks = applyList(held.context_blocks, patch.context_blocks, "context block");
+  if (typeof contextBlocks === "string") return { ok: false, wrongBase: false, reason: contextBlocks };
+  const savedPrompts = applyList(held.saved_prompts, patch.saved_prompts, "saved prompt");
+  if (typeof savedPrompts === "string") return { ok: false, wrongBase: false, reason: savedPrompts };
+  return {
+    ok: true,
+    library: {
+      version: patch.version,
+      projects,
+      context_blocks: contextBlocks,
+      saved_prompts: savedPrompts,
+      members: patch.members ?? held.members ?? []
+    }
+  };
+}
+function compareRows(a, b) {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  if (a.id !== b.id) return a.id < b.id ? -1 : 1;
+  return 0;
+}
+function applyList(list, changes, kind) {
+  if (!changes || changes.upsert.length === 0 && changes.delete.length === 0) return list;
+  if (changes.delete.length > 0) {
+    const held = new Set(list.map((r) => r.id));
+    const missing = changes.delete.find((id) => !held.has(id));
+    if (missing !== void 0) return `the patch deletes ${kind} ${missing}, which the library does not hold`;
+  }
+  const gone = new Set(changes.delete);
+  for (const row of changes.upsert) gone.add(row.id);
+  const kept = list.filter((r) => !gone.has(r.id));
+  if (changes.upsert.length === 0) return kept;
+  const added = [...changes.upsert].sort(compareRows);
+  const out = new Array(kept.length + added.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < kept.length && j < added.length) {
+    out[k++] = compareRows(kept[i], added[j]) <= 0 ? kept[i++] : added[j++];
+  }
+  while (i < kept.length) out[k++] = kept[i++];
+  while (j < added.length) out[k++] = added[j++];
+  return out;
+}
+var rowText = /* @__PURE__ */ new WeakMap();
+function cached(row, text) {
+  let s = rowText.get(row);
+  if (s === void 0) {
+    s = text(row);
+    rowText.set(row, s);
+  }
+  return s;
+}
+var projectText = (p) => JSON.stringify({
+  id: p.id,
+  parent_id: p.parent_id,
+  name: p.name,
+  description: p.description,
+  version: p.version,
+  created_at: p.created_at,
+  updated_at: p.updated_at
+});
+var blockText = (b) => JSON.stringify({
+  id: b.id,
+  project_id: b.project_id,
+  title: b.title,
+  content: b.content,
+  tags: b.tags,
+  version: b.version,
+  created_at: b.created_at,
+  updated_at: b.updated_at
+});
+var promptText = (p) => JSON.stringify({
+  id: p.id,
+  project_id: p.project_id,
+  title: p.title,
+  content: p.content,
+  tags: p.tags,
+  context_block_ids: p.context_block_ids,
+  version: p.version,
+  created_at: p.created_at,
+  updated_at: p.updated_at
+});
+var memberText = (m) => JSON.stringify({ user_id: m.user_id, role: m.role });
+function canonicalJson(library) {
+  const projects = library.projects.map((p) => cached(p, projectText)).join(",");
+  const blocks = library.context_blocks.map((b) => cached(b, blockText)).join(",");
+  const prompts = library.saved_prompts.map((p) => cached(p, promptText)).join(",");
+  const members = (library.members ?? []).map(memberText).join(",");
+  return `{"version":${JSON.stringify(library.version)},"projects":[${projects}],"context_blocks":[${blocks}],"saved_prompts":[${prompts}],"members":[${members}]}`;
+}
+var encoder = new TextEncoder();
+function sha256Digest(text) {
+  return `sha256:${bytesToHex(sha256(encoder.encode(text)))}`;
+}
+var SLICE_CHARS = 256 * 1024;
+async function sha256Sliced(text, pause = macrotask) {
+  const hash = sha256.create();
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + SLICE_CHARS);
+    if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end += 1;
+    hash.update(encoder.encode(text.slice(at, end)));
+    at = end;
+    if (at < text.length) await pause();
+  }
+  return `sha256:${bytesToHex(hash.digest())}`;
+}
+function isHighSurrogate(code) {
+  return code >= 55296 && code <= 56319;
+}
+function macrotask() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+// packages/client/src/replica.ts
+var DEFAULT_VERIFY = { syncMaxBytes: 1024 * 1024, idleMs: 200, maxWaitMs: 2e3 };
+var Replica = class {
+  constructor(held, events2, policy = {}) {
+    /** The library held (and shown), null before the first. */
+    __publicField(this, "library");
+    /** A `resync` was asked for and no snapshot has answered it yet. */
+    __publicField(this, "resyncing", false);
+    /**
+     * The library held is known not to be the server's at its version (a late check failed, or
+     * a patch deleted a row it lacks): a new connection asks for a `resync` again. Otherwise
+     * (a mismatch never shown, a patch from elsewhere) the library held is right at its version
+     * and a resume from it brings what is newer.
+     */
+    __publicField(this, "suspect", false);
+    __publicField(this, "events");
+    __publicField(this, "policy");
+    /** Check digests (false once even a resync's answer did not match). */
+    __publicField(this, "trust", true);
+    /** The size of the library held (canonical JSON, UTF-16 units), exact or estimated; null: not known. */
+    __publicField(this, "size", null);
+    /** The newest library shown but not checked yet (a large one). */
+    __publicField(this, "unchecked", null);
+    /** When the first library not checked yet was shown (`maxWaitMs` counts from it). */
+    __publicField(this, "firstUncheckedAt", null);
+    __publicField(this, "timer");
+    __publicField(this, "checking", false);
+    /** Moves with every snapshot taken and every resync: a check of an older epoch is moot. */
+    __publicField(this, "epoch", 0);
+    __publicField(this, "closed", false);
+    this.library = held;
+    this.events = events2;
+    const pick = (n, d) => typeof n === "number" && n >= 0 ? n : d;
+    this.policy = {
+      syncMaxBytes: pick(policy.syncMaxBytes, DEFAULT_VERIFY.syncMaxBytes),
+      idleMs: pick(policy.idleMs, DEFAULT_VERIFY.idleMs),
+      maxWaitMs: pick(policy.maxWaitMs, DEFAULT_VERIFY.maxWaitMs),
+      ...policy.pause ? { pause: policy.pause } : {}
+    };
+  }
+  get version() {
+    return this.library?.version ?? null;
+  }
+  /** Forgets the library held (the next connection loads it whole). */
+  drop() {
+    this.library = null;
+    this.size = null;
+    this.resyncing = false;
+    this.suspect = false;
+    this.forgetUnchecked();
+    this.epoch += 1;
+  }
+  close() {
+    this.closed = true;
+    this.forgetUnchecked();
+  }
+  /**
+   * A `snapshot` frame (`bytes`: its length). Returns whether it was taken (shown, or held back
+   * for a resync because it did not match).
+   */
+  snapshot(snapshot, opts) {
+    const held = this.version;
+    const answer = this.resyncing;
+    if (!(opts.reset || held === null || snapshot.version > held || answer && snapshot.version >= held)) return;
+    const digest = this.trust && typeof opts.digest === "string" ? opts.digest : null;
+    if (digest !== null && opts.bytes <= this.policy.syncMaxBytes) {
+      const text = canonicalJson(snapshot);
+      if (sha256Digest(text) !== digest) {
+        if (!answer) {
+          this.resync(`the snapshot of version ${snapshot.version} does not hash to its digest`, snapshot.version, false);
+          return;
+        }
+        this.distrust(`the snapshot of version ${snapshot.version} that answered a resync does not hash to its digest`);
+      }
+      this.take(snapshot, text.length, true);
+      return;
+    }
+    this.take(snapshot, opts.bytes, digest === null);
+    if (digest !== null) this.awaitCheck({ library: snapshot, digest, answer, epoch: this.epoch });
+  }
+  /** A `patch` frame (`bytes`: its length). */
+  patch(patch, bytes) {
+    if (this.resyncing) return;
+    const held = this.library;
+    if (held === null) {
+      this.resync("a patch came before any library", patch.version, false);
+      return;
+    }
+    const applied = applyPatch(held, patch);
+    if (!applied.ok) {
+      this.resync(applied.reason, patch.version, !applied.wrongBase);
+      return;
+    }
+    const library = applied.library;
+    if (!this.trust) {
+      this.hold(library, (this.size ?? 0) + bytes);
+      this.events.show(library, true);
+      return;
+    }
+    this.size ?? (this.size = canonicalJson(held).length);
+    if (this.size + bytes <= this.policy.syncMaxBytes) {
+      const text = canonicalJson(library);
+      if (sha256Digest(text) !== patch.digest) {
+        this.resync(`the library at version ${patch.version} does not hash to the patch's digest`, patch.version, false);
+        return;
+      }
+      this.hold(library, text.length);
+      this.events.show(library, true);
+      return;
+    }
+    this.hold(library, this.size + bytes);
+    this.events.show(library, false);
+    this.awaitCheck({ library, digest: patch.digest, answer: false, epoch: this.epoch });
+  }
+  // ---- internals ---------------------------------------------------------------------------
+  /** A snapshot replaces what is held (a new epoch: checks of the old one are moot). */
+  take(snapshot, size, checked) {
+    this.resyncing = false;
+    this.suspect = false;
+    this.epoch += 1;
+    this.forgetUnchecked();
+    this.hold(snapshot, size);
+    this.events.show(snapshot, checked);
+  }
+  hold(library, size) {
+    this.library = library;
+    this.size = size;
+  }
+  resync(reason, version, suspect) {
+    this.resyncing = true;
+    this.suspect = suspect;
+    this.epoch += 1;
+    this.forgetUnchecked();
+    this.events.resync(reason, version);
+  }
+  distrust(reason) {
+    this.trust = false;
+    this.forgetUnchecked();
+    this.events.distrust(reason);
+  }
+  forgetUnchecked() {
+    this.unchecked = null;
+    this.firstUncheckedAt = null;
+    clearTimeout(this.timer);
+    this.timer = void 0;
+  }
+  /** `u` is shown and not checked: check the newest such library when idle (or at the latest after `maxWaitMs`). */
+  awaitCheck(u) {
+    this.unchecked = u;
+    this.firstUncheckedAt ?? (this.firstUncheckedAt = Date.now());
+    this.scheduleCheck();
+  }
+  scheduleCheck() {
+    clearTimeout(this.timer);
+    this.timer = void 0;
+    if (this.closed || this.unchecked === null || this.checking) return;
+    const deadline = (this.firstUncheckedAt ?? Date.now()) + this.policy.maxWaitMs;
+    const delay = Math.max(0, Math.min(this.policy.idleMs, deadline - Date.now()));
+    this.timer = setTimeout(() => void this.check(), delay);
+  }
+  async check() {
+    const target = this.unchecked;
+    if (this.closed || target === null || this.checking) return;
+    this.checking = true;
+    let actual;
+    const text = canonicalJson(target.library);
+    try {
+      actual = await sha256Sliced(text, this.policy.pause);
+    } finally {
+      this.checking = false;
+    }
+    if (this.closed) return;
+    if (target.epoch === this.epoch) {
+      if (this.library === target.library) this.size = text.length;
+      if (actual !== target.digest) {
+        if (target.answer) {
+          this.distrust(`the snapshot of version ${target.library.version} that answered a resync does not hash to its digest`);
+        } else {
+          this.resync(`the library at version ${target.library.version} does not hash to its digest`, target.library.version, true);
+        }
+        return;
+      }
+      this.events.checked(target.library.version);
+      if (this.unchecked === target) {
+        this.unchecked = null;
+        this.firstUncheckedAt = null;
+        return;
+      }
+    }
+    this.scheduleCheck();
+  }
+};
+
 // packages/client/src/wire.ts
 var CloseCode = {
   GoingAway: 1001,
@@ -421,12 +1124,13 @@ var DEFAULT_MAX_INFLIGHT = 32;
 var FRAME_RATE_SHARE = 0.8;
 var DEFAULT_FRAMES_PER_SECOND = 100;
 var DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+var RESYNC_WAIT_MS = 15e3;
 var CLOSE_WAIT_MS = 2e3;
 var OPEN = 1;
 var Session = class {
   constructor(opts) {
-    /** The version of the snapshot held; the next connection resumes from it. */
-    __publicField(this, "held");
+    /** The library held; the next connection resumes from its version. */
+    __publicField(this, "replica");
     __publicField(this, "opts");
     __publicField(this, "ws", null);
     /** In the order issued, which is the order they are sent in. */
@@ -469,11 +1173,39 @@ var Session = class {
     __publicField(this, "everGreeted", false);
     /** The status before an `offline` event, shown again if the socket outlives it. */
     __publicField(this, "beforeOffline", null);
+    /** No `?patches=1` any more: even a resync's answer did not match its digest (`replica.ts`). */
+    __publicField(this, "patchesOff", false);
+    /** This connection's `hello` said `patches: true`. */
+    __publicField(this, "patching", false);
+    /** This server sent a digest (it takes `resync`). */
+    __publicField(this, "digests", false);
+    /** A `resync` waiting for the frame rate. */
+    __publicField(this, "resyncOut", false);
+    /** A resync was wanted on this connection before its `hello`: the `hello` asks. */
+    __publicField(this, "resyncAtHello", false);
+    /** Frames that came since the last `resync` went out, and the watch on its answer. */
+    __publicField(this, "framesSinceResync", 0);
+    __publicField(this, "resyncTimer");
+    /** What the server said last (`hello`, `status`), shown once a resync is answered. */
+    __publicField(this, "serverSaid", null);
     __publicField(this, "onOnline", () => this.online());
     __publicField(this, "onOffline", () => this.offline());
     this.opts = opts;
-    this.held = opts.held;
     this.spareToken = opts.token;
+    this.replica = new Replica(
+      opts.held,
+      {
+        show: (library, checked) => this.show(library, checked),
+        checked: (version) => this.opts.handlers.checked(version),
+        resync: (reason, version) => this.askResync(reason, version),
+        distrust: (reason) => this.distrust(reason)
+      },
+      opts.verify
+    );
+  }
+  /** The version of the library held; the next connection resumes from it. */
+  get held() {
+    return this.replica.version;
   }
   start() {
     const g = globalThis;
@@ -521,7 +1253,7 @@ var Session = class {
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
   reconnect(opts = {}) {
     if (this.closed) return;
-    if (opts.dropHeld) this.held = null;
+    if (opts.dropHeld) this.replica.drop();
     this.failures = 0;
     this.detach()?.close(1e3);
     this.status({ state: "connecting" });
@@ -533,7 +1265,9 @@ var Session = class {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpTimer);
+    clearTimeout(this.resyncTimer);
     this.endRefresh();
+    this.replica.close();
     const g = globalThis;
     g.removeEventListener?.("online", this.onOnline);
     g.removeEventListener?.("offline", this.onOffline);
@@ -593,6 +1327,10 @@ var Session = class {
     this.receipts = false;
     this.seenOut = null;
     this.seenLast = null;
+    this.patching = false;
+    this.resyncOut = false;
+    this.resyncAtHello = false;
+    this.serverSaid = null;
     let greeted = false;
     ws.onmessage = (event) => {
       if (this.ws !== ws || typeof event.data !== "string") return;
@@ -603,7 +1341,8 @@ var Session = class {
         return;
       }
       if (frame.type === "hello") greeted = true;
-      this.onFrame(frame, ws);
+      this.framesSinceResync += 1;
+      this.onFrame(frame, ws, event.data.length);
     };
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
@@ -622,6 +1361,7 @@ var Session = class {
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("access_token", token);
     if (this.held !== null) url.searchParams.set("since_version", String(this.held));
+    if (this.opts.patches && !this.patchesOff) url.searchParams.set("patches", "1");
     if (this.opts.library) url.searchParams.set("library", this.opts.library);
     return url.toString();
   }
@@ -690,7 +1430,7 @@ var Session = class {
     this.opts.handlers.status(status);
   }
   // ---- frames ------------------------------------------------------------------------------
-  onFrame(frame, ws) {
+  onFrame(frame, ws, frameBytes) {
     const h = this.opts.handlers;
     if (this.lastError?.code === "access_revoked") return;
     switch (frame.type) {
@@ -703,7 +1443,16 @@ var Session = class {
         for (const [id, q] of [...this.queue]) if (q.bytes > this.maxFrameBytes) this.tooLarge(id, q.bytes);
         this.receipts = frame.role !== void 0;
         this.everGreeted = true;
-        this.status({ state: "loading" });
+        this.patching = frame.patches === true;
+        if (this.replica.resyncing) {
+          if ((this.replica.suspect || this.resyncAtHello) && (this.patching || this.digests)) {
+            this.resyncOut = true;
+            this.status({ state: "syncing", targetVersion: this.held ?? 0 });
+          } else {
+            this.replica.resyncing = false;
+          }
+        }
+        this.serverStatus({ state: "loading" });
         const expiresAt = parseExpiry(frame.expires_at);
         if (expiresAt !== null) this.scheduleRefresh(ws, expiresAt);
         h.hello(frame);
@@ -711,28 +1460,31 @@ var Session = class {
         break;
       }
       case "snapshot": {
-        const { type: _type, reset, ...snapshot } = frame;
-        if (reset || this.held === null || snapshot.version > this.held) {
-          this.held = snapshot.version;
-          h.snapshot(snapshot);
-          if (this.ws === ws) this.seen(snapshot.version);
-        }
+        const { type: _type, reset, digest, ...snapshot } = frame;
+        if (typeof digest === "string") this.digests = true;
+        this.replica.snapshot(snapshot, { reset: reset === true, digest, bytes: frameBytes });
+        break;
+      }
+      case "patch": {
+        const { type: _type, ...patch } = frame;
+        this.digests = true;
+        this.replica.patch(patch, frameBytes);
         break;
       }
       case "status":
         switch (frame.state) {
           case "live":
-            this.status({ state: "live" });
-            if (this.ws === ws && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
+            this.serverStatus({ state: "live" });
+            if (this.ws === ws && !this.replica.resyncing && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
             break;
           case "loading":
-            this.status({ state: "loading" });
+            this.serverStatus({ state: "loading" });
             break;
           case "syncing":
-            this.status({ state: "syncing", targetVersion: frame.target_version });
+            this.serverStatus({ state: "syncing", targetVersion: frame.target_version });
             break;
           case "error":
-            this.status({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
+            this.serverStatus({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
             break;
         }
         break;
@@ -772,6 +1524,50 @@ var Session = class {
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
+  }
+  // ---- the library held ----------------------------------------------------------------------
+  /** The replica has a library to show (synchronously, within the frame that brought it). */
+  show(library, checked) {
+    clearTimeout(this.resyncTimer);
+    this.opts.handlers.snapshot(library, checked);
+    if (this.serverSaid !== null && this.lastStatus?.state === "syncing" && !sameStatus(this.lastStatus, this.serverSaid)) {
+      this.status(this.serverSaid);
+    }
+    if (this.ws !== null) this.seen(library.version);
+  }
+  /** The replica wants the whole library: `resync` on this connection (or the next one's `hello`). */
+  askResync(_reason, version) {
+    if (this.ws === null) return;
+    this.status({ state: "syncing", targetVersion: Math.max(version, this.held ?? version) });
+    if (this.maxInflight === null) {
+      this.resyncAtHello = true;
+      return;
+    }
+    this.resyncOut = true;
+    this.pump();
+  }
+  /** Reconnects if the `resync` just sent on `ws` is not answered (see `RESYNC_WAIT_MS`). */
+  watchResync(ws) {
+    clearTimeout(this.resyncTimer);
+    this.framesSinceResync = 0;
+    this.resyncTimer = setTimeout(() => {
+      if (this.closed || this.ws !== ws || !this.replica.resyncing) return;
+      if (this.framesSinceResync === 0) this.watchResync(ws);
+      else this.reconnect();
+    }, RESYNC_WAIT_MS);
+  }
+  /** Even the answer to a resync did not match: this client cannot check this server's digests. */
+  distrust(reason) {
+    console.warn(`librarian: ${reason}; patch frames are turned off for this client`);
+    if (this.patchesOff) return;
+    this.patchesOff = true;
+    if (this.patching && this.ws !== null) queueMicrotask(() => this.reconnect());
+  }
+  /** A status from the server: shown, unless a resync is outstanding (then once it is answered). */
+  serverStatus(status) {
+    this.serverSaid = status;
+    if (this.replica.resyncing && status.state !== "error") return;
+    this.status(status);
   }
   // ---- token refresh -----------------------------------------------------------------------
   /** The session on `ws` expires at `expiresAt`: refresh ahead of it (`refresh.ts`). */
@@ -860,6 +1656,17 @@ var Session = class {
       ws.send(this.authOut.text);
       this.authOut = null;
     }
+    if (this.resyncOut) {
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil((1 - this.tokens) * 1e3 / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      const frame = { type: "resync" };
+      ws.send(JSON.stringify(frame));
+      this.resyncOut = false;
+      this.watchResync(ws);
+    }
     if (this.seenOut !== null) {
       if (this.tokens < 1) {
         this.pumpTimer = setTimeout(() => this.pump(), Math.ceil((1 - this.tokens) * 1e3 / this.rate));
@@ -892,6 +1699,10 @@ var Session = class {
     if (wake !== Infinity) this.pumpTimer = setTimeout(() => this.pump(), Math.max(0, wake - now));
   }
 };
+function sameStatus(a, b) {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
 function isOffline() {
   const nav = globalThis.navigator;
   return nav?.onLine === false;
@@ -1034,6 +1845,11 @@ var LibraryClient = class {
     __publicField(this, "sync", { state: "connecting" });
     /** What is shown is the IndexedDB copy, not yet confirmed by the server in this run. */
     __publicField(this, "cached", false);
+    /**
+     * What is shown is a large library whose digest is still being checked (`replica.ts`): not
+     * cached until it is (a mismatch asks for the whole library, which replaces it).
+     */
+    __publicField(this, "unchecked", false);
     __publicField(this, "temporary", EMPTY);
     __publicField(this, "lastSyncedAt", null);
     /** The library of what is shown (from the cache entry, `hello`, or the leader). */
@@ -1333,11 +2149,14 @@ var LibraryClient = class {
       library: this.options.library,
       getToken: this.options.getToken,
       WebSocket: this.WebSocket,
-      held: this.snapshot?.version ?? null,
+      held: this.snapshot,
+      patches: this.options.patches !== false,
+      ...this.options.verify ? { verify: this.options.verify } : {},
       token,
       handlers: {
         hello: (frame) => this.onHello(frame),
-        snapshot: (snapshot) => this.onServerSnapshot(snapshot),
+        snapshot: (snapshot, checked) => this.onServerSnapshot(snapshot, checked),
+        checked: (version) => this.onChecked(version),
         status: (status) => this.onServerStatus(status),
         result: (id, result) => this.onResult(id, result),
         access: (role) => this.onAccess(role),
@@ -1409,14 +2228,22 @@ var LibraryClient = class {
     if (sessions.length === 0) this.sessionId = null;
     if (this.commit()) this.relay(false);
   }
-  onServerSnapshot(snapshot) {
+  onServerSnapshot(snapshot, checked) {
     const before = this.snapshot?.version ?? null;
     this.showSnapshot(snapshot, false);
+    this.unchecked = !checked;
     if (this.sync.state === "live") this.lastSyncedAt = Date.now();
     this.commit();
     this.settle();
     this.relay(before === null || snapshot.version <= before);
     this.writeCache();
+  }
+  /** The large library shown at `version` matched its digest: it may be cached now. */
+  onChecked(version) {
+    if (this.snapshot?.version !== version || !this.unchecked) return;
+    this.unchecked = false;
+    this.writeCache();
+    this.relay(false);
   }
   onServerStatus(status) {
     const becameLive = status.state === "live" && (this.sync.state !== "live" || this.cached);
@@ -1460,7 +2287,7 @@ var LibraryClient = class {
     });
   }
   writeCache() {
-    if (!this.cache || !this.snapshot || this.cached) return;
+    if (!this.cache || !this.snapshot || this.cached || this.unchecked) return;
     this.cache.write({
       snapshot: this.snapshot,
       libraryId: this.libraryId,
@@ -1511,8 +2338,10 @@ var LibraryClient = class {
     if (m.snapshot && (m.force || held === null || m.snapshot.version > held)) {
       this.showSnapshot(m.snapshot, m.cached);
       this.libraryId = m.libraryId;
-    } else if (m.version !== null && m.version === held && !m.cached) {
-      this.cached = false;
+      this.unchecked = m.unchecked === true;
+    } else if (m.version !== null && m.version === held) {
+      if (!m.cached) this.cached = false;
+      if (m.unchecked !== true) this.unchecked = false;
     }
     this.setSync(m.status);
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
@@ -1543,6 +2372,7 @@ var LibraryClient = class {
       libraryId: this.libraryId,
       status: this.sync,
       cached: this.cached,
+      unchecked: this.unchecked,
       lastSyncedAt: this.lastSyncedAt,
       role: this.role,
       sessionId: this.sessionId,
@@ -1627,8 +2457,8 @@ var LibraryClient = class {
     if (this.closed) return false;
     const s = this.state;
     const snap = this.snapshot;
-    const cached = this.cached && snap !== null;
-    const status = s.status.cached === cached && sameShallowExcept(s.status, this.sync, "cached") ? s.status : { ...this.sync, cached };
+    const cached2 = this.cached && snap !== null;
+    const status = s.status.cached === cached2 && sameShallowExcept(s.status, this.sync, "cached") ? s.status : { ...this.sync, cached: cached2 };
     const next = {
       version: snap?.version ?? null,
       projects: snap?.projects ?? EMPTY,

@@ -37,12 +37,13 @@ function SignedIn({ session, onSignedOut }: { session: Session; onSignedOut: () 
   const libraries = useLibraries({ url: location.origin, getToken: () => session.token, pollIntervalMs: 3000 });
 
   const options = useMemo<LibraryClientOptions>(() => {
-    const { shareAcrossTabs, cache } = urlOptions();
+    const { shareAcrossTabs, cache, patches } = urlOptions();
     return {
       url: location.origin,
       getToken: () => session.token,
       ...(library ? { library } : {}),
       shareAcrossTabs,
+      patches,
       ...(cache ? { cache: "indexeddb" as const } : {}),
     };
   }, [session, library]);

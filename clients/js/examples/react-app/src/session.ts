@@ -67,8 +67,9 @@ export async function devSignIn(user: string): Promise<Session> {
 }
 
 /** Client options from the URL: `?share=1` (one socket across tabs), `?cache=1` (IndexedDB). */
-export function urlOptions(search = location.search): { shareAcrossTabs: boolean; cache: boolean } {
+export function urlOptions(search = location.search): { shareAcrossTabs: boolean; cache: boolean; patches: boolean } {
   const params = new URLSearchParams(search);
   const on = (name: string) => ["1", "true", "yes", "on"].includes(params.get(name) ?? "");
-  return { shareAcrossTabs: on("share"), cache: on("cache") };
+  const off = (name: string) => ["0", "false", "no", "off"].includes(params.get(name) ?? "");
+  return { shareAcrossTabs: on("share"), cache: on("cache"), patches: !off("patches") };
 }

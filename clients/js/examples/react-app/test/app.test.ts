@@ -95,6 +95,13 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
   it("two pages of one user converge on create, edit and delete", async () => {
     const name = user("converge");
     const [a, b] = [await page(), await page()];
+    // B's socket: it asks for patch frames and gets them (and never needs a resync).
+    const socket = { urls: [] as string[], received: [] as string[], sent: [] as string[] };
+    b.on("websocket", (ws) => {
+      socket.urls.push(ws.url());
+      ws.on("framereceived", (f) => socket.received.push(typeof f.payload === "string" ? f.payload : ""));
+      ws.on("framesent", (f) => socket.sent.push(typeof f.payload === "string" ? f.payload : ""));
+    });
     await signIn(a, env, name);
     await signIn(b, env, name);
 
@@ -127,6 +134,12 @@ describe.skipIf(!haveChromium)("the example app in Chromium", () => {
     // Its child moves up to the top level (nothing is lost).
     await b.locator('ul.tree > [data-testid="project-item"][data-name="Letters"]').waitFor();
     await project(b, "Writing").waitFor({ state: "detached" });
+
+    expect(socket.urls.length).toBeGreaterThan(0);
+    expect(socket.urls.every((u) => new URL(u).searchParams.get("patches") === "1")).toBe(true);
+    const kinds = (texts: string[]) => texts.filter(Boolean).map((t) => (JSON.parse(t) as { type: string }).type);
+    expect(kinds(socket.received)).toContain("patch");
+    expect(kinds(socket.sent)).not.toContain("resync");
   });
 
   it("a prompt's blocks follow a block's deletion", async () => {

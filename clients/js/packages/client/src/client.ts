@@ -79,6 +79,11 @@ export class LibraryClient {
   private sync: SyncStatus = { state: "connecting" };
   /** What is shown is the IndexedDB copy, not yet confirmed by the server in this run. */
   private cached = false;
+  /**
+   * What is shown is a large library whose digest is still being checked (`replica.ts`): not
+   * cached until it is (a mismatch asks for the whole library, which replaces it).
+   */
+  private unchecked = false;
   private temporary: TemporaryBlock[] = EMPTY;
   private lastSyncedAt: number | null = null;
   /** The library of what is shown (from the cache entry, `hello`, or the leader). */
@@ -412,11 +417,14 @@ export class LibraryClient {
       library: this.options.library,
       getToken: this.options.getToken,
       WebSocket: this.WebSocket,
-      held: this.snapshot?.version ?? null,
+      held: this.snapshot,
+      patches: this.options.patches !== false,
+      ...(this.options.verify ? { verify: this.options.verify } : {}),
       token,
       handlers: {
         hello: (frame) => this.onHello(frame),
-        snapshot: (snapshot) => this.onServerSnapshot(snapshot),
+        snapshot: (snapshot, checked) => this.onServerSnapshot(snapshot, checked),
+        checked: (version) => this.onChecked(version),
         status: (status) => this.onServerStatus(status),
         result: (id, result) => this.onResult(id, result),
         access: (role) => this.onAccess(role),
@@ -503,15 +511,24 @@ export class LibraryClient {
     if (this.commit()) this.relay(false);
   }
 
-  private onServerSnapshot(snapshot: LibrarySnapshot): void {
+  private onServerSnapshot(snapshot: LibrarySnapshot, checked: boolean): void {
     const before = this.snapshot?.version ?? null;
     this.showSnapshot(snapshot, false);
+    this.unchecked = !checked;
     if (this.sync.state === "live") this.lastSyncedAt = Date.now();
     this.commit();
     this.settle();
     // The session accepted it, so it is right even if not newer (reset): followers must take it too.
     this.relay(before === null || snapshot.version <= before);
     this.writeCache();
+  }
+
+  /** The large library shown at `version` matched its digest: it may be cached now. */
+  private onChecked(version: number): void {
+    if (this.snapshot?.version !== version || !this.unchecked) return;
+    this.unchecked = false;
+    this.writeCache();
+    this.relay(false);
   }
 
   private onServerStatus(status: SyncStatus): void {
@@ -561,7 +578,7 @@ export class LibraryClient {
   }
 
   private writeCache(): void {
-    if (!this.cache || !this.snapshot || this.cached) return;
+    if (!this.cache || !this.snapshot || this.cached || this.unchecked) return;
     this.cache.write({
       snapshot: this.snapshot,
       libraryId: this.libraryId,
@@ -618,8 +635,11 @@ export class LibraryClient {
     if (m.snapshot && (m.force || held === null || m.snapshot.version > held)) {
       this.showSnapshot(m.snapshot, m.cached);
       this.libraryId = m.libraryId;
-    } else if (m.version !== null && m.version === held && !m.cached) {
-      this.cached = false;
+      // (Should this tab lead later, it does not cache what the leader had not checked.)
+      this.unchecked = m.unchecked === true;
+    } else if (m.version !== null && m.version === held) {
+      if (!m.cached) this.cached = false;
+      if (m.unchecked !== true) this.unchecked = false;
     }
     this.setSync(m.status);
     if (m.lastSyncedAt !== null && (this.lastSyncedAt === null || m.lastSyncedAt > this.lastSyncedAt)) {
@@ -653,6 +673,7 @@ export class LibraryClient {
       libraryId: this.libraryId,
       status: this.sync,
       cached: this.cached,
+      unchecked: this.unchecked,
       lastSyncedAt: this.lastSyncedAt,
       role: this.role,
       sessionId: this.sessionId,

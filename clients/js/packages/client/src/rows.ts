@@ -8,13 +8,13 @@ type Row = { id: string };
 
 /** `next`, with every row equal to one in `prev` replaced by that object; `prev` itself if nothing changed. */
 export function shareRows<T extends Row>(prev: readonly T[], next: T[]): T[] {
-  if (prev.length === 0 && next.length === 0) return prev as T[];
+  if (prev === next || (prev.length === 0 && next.length === 0)) return prev as T[];
   const held = new Map<string, T>();
   for (const row of prev) held.set(row.id, row);
   let same = prev.length === next.length;
   const out = next.map((row, i) => {
     const old = held.get(row.id);
-    if (old !== undefined && sameRow(old, row)) {
+    if (old !== undefined && (old === row || sameRow(old, row))) {
       if (prev[i] !== old) same = false;
       return old;
     }

@@ -21,13 +21,21 @@
  * refused before the upgrade is checked over HTTP (`libraryGone`): a library the user is not
  * a member of (any more) stops the session the same way instead of retrying for ever.
  *
+ * Patch frames (DESIGN §10): it asks for them (`?patches=1`, unless `patches: false`); its
+ * `Replica` holds the library, applies each `patch`, checks digests and says when to send
+ * `resync` (`replica.ts` has the policy). While a resync is outstanding the status is
+ * `syncing` (what the server says meanwhile is shown once the snapshot came); after a
+ * reconnect it is asked again if what is held is known wrong (else the resume's patch brings
+ * it up to date). `seen` goes after each library shown, patched or whole.
+ *
  * It knows nothing of React, temporary blocks, the cache or tabs: it reports accepted
- * snapshots, statuses and the final answer of each mutation to its owner (`client.ts`).
+ * libraries, statuses and the final answer of each mutation to its owner (`client.ts`).
  */
 
 import { retryDelay, retryable } from "./backoff.js";
 import { toProblem } from "./errors.js";
 import { MAX_TIMER_MS, parseExpiry, refreshAt } from "./refresh.js";
+import { Replica, type VerifyPolicy } from "./replica.js";
 import type { SyncStatus, WebSocketConstructor, WebSocketLike } from "./types.js";
 import {
   CloseCode,
@@ -38,6 +46,7 @@ import {
   type MutateFrame,
   type PresenceSession,
   type Problem,
+  type ResyncFrame,
   type Role,
   type SeenFrame,
   type ServerFrame,
@@ -50,8 +59,14 @@ export type MutationResult =
 
 export interface SessionHandlers {
   hello(frame: HelloFrame): void;
-  /** A snapshot newer than the one held (or marked `reset`): show it. */
-  snapshot(snapshot: LibrarySnapshot): void;
+  /**
+   * The library to show: a snapshot newer than the one held (or marked `reset`, or answering
+   * a `resync`), or the one held with a patch applied. `checked`: it matched its digest (or
+   * had none); false for a large library whose check comes later (`checked(version)`).
+   */
+  snapshot(snapshot: LibrarySnapshot, checked: boolean): void;
+  /** The library shown at `version`, shown not checked, matched its digest. */
+  checked(version: number): void;
   status(status: SyncStatus): void;
   result(mutationId: string, result: MutationResult): void;
   /** The user's role changed (`access`), sent before the snapshot of that version. */
@@ -66,8 +81,12 @@ export interface SessionOptions {
   library?: string;
   getToken: () => string | Promise<string>;
   WebSocket: WebSocketConstructor;
-  /** The version already held (from the cache, or relayed by the previous tab leader). */
-  held: number | null;
+  /** The library already held (from the cache, or relayed by the previous tab leader). */
+  held: LibrarySnapshot | null;
+  /** Ask for patch frames (`?patches=1`). */
+  patches: boolean;
+  /** The digest policy (tests make "large" small); default `DEFAULT_VERIFY`. */
+  verify?: Partial<VerifyPolicy>;
   /** A token just fetched by the owner, used for the first attempt instead of a new call. */
   token?: string;
   handlers: SessionHandlers;
@@ -89,6 +108,12 @@ const FRAME_RATE_SHARE = 0.8;
 /** Servers before the limits were announced in `hello` had these defaults. */
 const DEFAULT_FRAMES_PER_SECOND = 100;
 const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/**
+ * A `resync` the server has not answered after this long, while other frames came, is asked
+ * again on a new connection (a server answers one resync per version: a client must not wait
+ * for ever on one it ignored).
+ */
+const RESYNC_WAIT_MS = 15_000;
 /** How long `close()` waits for the socket's close before it stops waiting. */
 const CLOSE_WAIT_MS = 2000;
 const OPEN = 1;
@@ -107,8 +132,8 @@ interface Queued {
 }
 
 export class Session {
-  /** The version of the snapshot held; the next connection resumes from it. */
-  held: number | null;
+  /** The library held; the next connection resumes from its version. */
+  private readonly replica: Replica;
   private readonly opts: SessionOptions;
   private ws: WebSocketLike | null = null;
   /** In the order issued, which is the order they are sent in. */
@@ -151,13 +176,42 @@ export class Session {
   private everGreeted = false;
   /** The status before an `offline` event, shown again if the socket outlives it. */
   private beforeOffline: SyncStatus | null = null;
+  /** No `?patches=1` any more: even a resync's answer did not match its digest (`replica.ts`). */
+  private patchesOff = false;
+  /** This connection's `hello` said `patches: true`. */
+  private patching = false;
+  /** This server sent a digest (it takes `resync`). */
+  private digests = false;
+  /** A `resync` waiting for the frame rate. */
+  private resyncOut = false;
+  /** A resync was wanted on this connection before its `hello`: the `hello` asks. */
+  private resyncAtHello = false;
+  /** Frames that came since the last `resync` went out, and the watch on its answer. */
+  private framesSinceResync = 0;
+  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the server said last (`hello`, `status`), shown once a resync is answered. */
+  private serverSaid: SyncStatus | null = null;
   private readonly onOnline = () => this.online();
   private readonly onOffline = () => this.offline();
 
   constructor(opts: SessionOptions) {
     this.opts = opts;
-    this.held = opts.held;
     this.spareToken = opts.token;
+    this.replica = new Replica(
+      opts.held,
+      {
+        show: (library, checked) => this.show(library, checked),
+        checked: (version) => this.opts.handlers.checked(version),
+        resync: (reason, version) => this.askResync(reason, version),
+        distrust: (reason) => this.distrust(reason),
+      },
+      opts.verify,
+    );
+  }
+
+  /** The version of the library held; the next connection resumes from it. */
+  get held(): number | null {
+    return this.replica.version;
   }
 
   start(): void {
@@ -210,7 +264,7 @@ export class Session {
   /** Drops the connection and connects again now; `dropHeld`: without `since_version` (shows nothing held). */
   reconnect(opts: { dropHeld?: boolean } = {}): void {
     if (this.closed) return;
-    if (opts.dropHeld) this.held = null;
+    if (opts.dropHeld) this.replica.drop();
     this.failures = 0;
     this.detach()?.close(1000);
     this.status({ state: "connecting" });
@@ -223,7 +277,9 @@ export class Session {
     this.closed = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pumpTimer);
+    clearTimeout(this.resyncTimer);
     this.endRefresh();
+    this.replica.close();
     const g = globalThis as { removeEventListener?: (type: string, fn: () => void) => void };
     g.removeEventListener?.("online", this.onOnline);
     g.removeEventListener?.("offline", this.onOffline);
@@ -286,6 +342,10 @@ export class Session {
     this.receipts = false;
     this.seenOut = null;
     this.seenLast = null;
+    this.patching = false;
+    this.resyncOut = false;
+    this.resyncAtHello = false;
+    this.serverSaid = null;
     let greeted = false;
     ws.onmessage = (event: { data: unknown }) => {
       if (this.ws !== ws || typeof event.data !== "string") return;
@@ -296,7 +356,8 @@ export class Session {
         return;
       }
       if (frame.type === "hello") greeted = true;
-      this.onFrame(frame, ws);
+      this.framesSinceResync += 1;
+      this.onFrame(frame, ws, event.data.length);
     };
     ws.onclose = (event: { code?: number; reason?: string }) => {
       if (this.ws !== ws) return;
@@ -317,6 +378,7 @@ export class Session {
     // Browsers cannot set headers on a WebSocket: the token goes in the query.
     url.searchParams.set("access_token", token);
     if (this.held !== null) url.searchParams.set("since_version", String(this.held));
+    if (this.opts.patches && !this.patchesOff) url.searchParams.set("patches", "1");
     if (this.opts.library) url.searchParams.set("library", this.opts.library);
     return url.toString();
   }
@@ -405,7 +467,7 @@ export class Session {
 
   // ---- frames ------------------------------------------------------------------------------
 
-  private onFrame(frame: ServerFrame, ws: WebSocketLike): void {
+  private onFrame(frame: ServerFrame, ws: WebSocketLike, frameBytes: number): void {
     const h = this.opts.handlers;
     // After `error access_revoked` only the close may follow: nothing else is shown.
     if (this.lastError?.code === "access_revoked") return;
@@ -421,7 +483,19 @@ export class Session {
         // A server that knows shared libraries says the role, and takes delivery receipts.
         this.receipts = frame.role !== undefined;
         this.everGreeted = true;
-        this.status({ state: "loading" });
+        this.patching = frame.patches === true;
+        if (this.replica.resyncing) {
+          // Asked on the last connection and not answered. If what is held is wrong at its
+          // version, ask this one (a server that sent digests takes `resync`); otherwise the
+          // resume from it brings what is newer (a patch, checked in turn).
+          if ((this.replica.suspect || this.resyncAtHello) && (this.patching || this.digests)) {
+            this.resyncOut = true;
+            this.status({ state: "syncing", targetVersion: this.held ?? 0 });
+          } else {
+            this.replica.resyncing = false;
+          }
+        }
+        this.serverStatus({ state: "loading" });
         // A server that does not announce the expiry (before issue 14) gets no `auth` frames;
         // its 4401 at expiry reconnects with a new token.
         const expiresAt = parseExpiry(frame.expires_at);
@@ -432,31 +506,34 @@ export class Session {
         break;
       }
       case "snapshot": {
-        const { type: _type, reset, ...snapshot } = frame;
-        // Never a step back (G9), unless the server says its library went back (a restore).
-        if (reset || this.held === null || snapshot.version > this.held) {
-          this.held = snapshot.version;
-          h.snapshot(snapshot);
-          // Applied (the owner shows it synchronously): the delivery receipt.
-          if (this.ws === ws) this.seen(snapshot.version);
-        }
+        const { type: _type, reset, digest, ...snapshot } = frame;
+        if (typeof digest === "string") this.digests = true;
+        // Never a step back (G9), unless the server says its library went back (a restore)
+        // or it answers a resync (the replica decides; it calls `show`).
+        this.replica.snapshot(snapshot, { reset: reset === true, digest, bytes: frameBytes });
+        break;
+      }
+      case "patch": {
+        const { type: _type, ...patch } = frame;
+        this.digests = true;
+        this.replica.patch(patch, frameBytes);
         break;
       }
       case "status":
         switch (frame.state) {
           case "live":
-            this.status({ state: "live" });
+            this.serverStatus({ state: "live" });
             // A resume at the version held gets no snapshot: say it is held all the same.
-            if (this.ws === ws && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
+            if (this.ws === ws && !this.replica.resyncing && this.held !== null && this.seenLast !== this.held) this.seen(this.held);
             break;
           case "loading":
-            this.status({ state: "loading" });
+            this.serverStatus({ state: "loading" });
             break;
           case "syncing":
-            this.status({ state: "syncing", targetVersion: frame.target_version });
+            this.serverStatus({ state: "syncing", targetVersion: frame.target_version });
             break;
           case "error":
-            this.status({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
+            this.serverStatus({ state: "error", code: frame.code, message: frame.message, retryAt: Date.now() + frame.retry_in_ms });
             break;
         }
         break;
@@ -499,6 +576,63 @@ export class Session {
         console.warn(`librarian: the server refused a frame: ${frame.code}: ${frame.message}`);
         break;
     }
+  }
+
+  // ---- the library held ----------------------------------------------------------------------
+
+  /** The replica has a library to show (synchronously, within the frame that brought it). */
+  private show(library: LibrarySnapshot, checked: boolean): void {
+    clearTimeout(this.resyncTimer);
+    this.opts.handlers.snapshot(library, checked);
+    // A resync answered: what the server said meanwhile stands now.
+    if (this.serverSaid !== null && this.lastStatus?.state === "syncing" && !sameStatus(this.lastStatus, this.serverSaid)) {
+      this.status(this.serverSaid);
+    }
+    // Applied (the owner shows it synchronously): the delivery receipt.
+    if (this.ws !== null) this.seen(library.version);
+  }
+
+  /** The replica wants the whole library: `resync` on this connection (or the next one's `hello`). */
+  private askResync(_reason: string, version: number): void {
+    // Not connected (a late check): the next `hello` asks, and says `syncing` then.
+    if (this.ws === null) return;
+    // What is shown is not (or not yet) the server's newest: not `live`.
+    this.status({ state: "syncing", targetVersion: Math.max(version, this.held ?? version) });
+    // Before `hello`, the `hello` asks.
+    if (this.maxInflight === null) {
+      this.resyncAtHello = true;
+      return;
+    }
+    this.resyncOut = true;
+    this.pump();
+  }
+
+  /** Reconnects if the `resync` just sent on `ws` is not answered (see `RESYNC_WAIT_MS`). */
+  private watchResync(ws: WebSocketLike): void {
+    clearTimeout(this.resyncTimer);
+    this.framesSinceResync = 0;
+    this.resyncTimer = setTimeout(() => {
+      if (this.closed || this.ws !== ws || !this.replica.resyncing) return;
+      // Nothing at all came: a large snapshot may still be on its way.
+      if (this.framesSinceResync === 0) this.watchResync(ws);
+      else this.reconnect();
+    }, RESYNC_WAIT_MS);
+  }
+
+  /** Even the answer to a resync did not match: this client cannot check this server's digests. */
+  private distrust(reason: string): void {
+    console.warn(`librarian: ${reason}; patch frames are turned off for this client`);
+    if (this.patchesOff) return;
+    this.patchesOff = true;
+    // The session on this connection sends patches: a new one without them (from what is held).
+    if (this.patching && this.ws !== null) queueMicrotask(() => this.reconnect());
+  }
+
+  /** A status from the server: shown, unless a resync is outstanding (then once it is answered). */
+  private serverStatus(status: SyncStatus): void {
+    this.serverSaid = status;
+    if (this.replica.resyncing && status.state !== "error") return;
+    this.status(status);
   }
 
   // ---- token refresh -----------------------------------------------------------------------
@@ -606,6 +740,18 @@ export class Session {
       ws.send(this.authOut.text);
       this.authOut = null;
     }
+    if (this.resyncOut) {
+      // What is held is wrong: nothing else matters as much.
+      if (this.tokens < 1) {
+        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) * 1000) / this.rate));
+        return;
+      }
+      this.tokens -= 1;
+      const frame: ResyncFrame = { type: "resync" };
+      ws.send(JSON.stringify(frame));
+      this.resyncOut = false;
+      this.watchResync(ws);
+    }
     if (this.seenOut !== null) {
       // A receipt is one small frame; it goes before the mutations (the writer's "on k of n" waits on it).
       if (this.tokens < 1) {
@@ -639,6 +785,11 @@ export class Session {
     }
     if (wake !== Infinity) this.pumpTimer = setTimeout(() => this.pump(), Math.max(0, wake - now));
   }
+}
+
+function sameStatus(a: SyncStatus, b: SyncStatus): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => (a as never)[k] === (b as never)[k]);
 }
 
 function isOffline(): boolean {

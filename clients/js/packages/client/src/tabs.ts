@@ -32,6 +32,8 @@ export type TabMessage =
       status: SyncStatus;
       /** The leader's copy is its IndexedDB one, not yet confirmed by the server. */
       cached: boolean;
+      /** The leader's library is a large one whose digest it is still checking (absent from older builds). */
+      unchecked?: boolean;
       lastSyncedAt: number | null;
       /** The user's role in the library (`hello` / `access`), null before or after access ended. */
       role: Role | null;

@@ -154,6 +154,20 @@ export interface LibraryClientOptions {
   locks?: LockManagerLike;
   /** The BroadcastChannel constructor (default the global one). */
   BroadcastChannel?: BroadcastChannelConstructor;
+  /**
+   * Ask for patch frames (`?patches=1`, DESIGN §10): after the first snapshot the server sends
+   * only what changed, and the client checks what it holds against each frame's digest
+   * (asking for the whole library on a mismatch). On by default; `false` gets a whole
+   * snapshot per version, as before. The state the app sees is the same either way.
+   */
+  patches?: boolean;
+  /**
+   * How digests are checked (the defaults suit browsers): a library up to `syncMaxBytes`
+   * (1 MiB of canonical JSON) is checked before it is shown; a larger one is shown at once and
+   * the newest one is checked in slices once no frame came for `idleMs` (200 ms), or at the
+   * latest `maxWaitMs` (2 s) after the first one not checked.
+   */
+  verify?: { syncMaxBytes?: number; idleMs?: number; maxWaitMs?: number };
 }
 
 /** `{ifVersion}`: the row version last seen; a mismatch rejects with 412 and `error.current`. */

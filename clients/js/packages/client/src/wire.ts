@@ -84,6 +84,11 @@ export type AuthOkFrame = Extract<ServerFrame, { type: "auth_ok" }>;
 export type AccessFrame = Extract<ServerFrame, { type: "access" }>;
 /** Every session open on the library (all instances); sent when the list changes. */
 export type PresenceFrame = Extract<ServerFrame, { type: "presence" }>;
+/**
+ * With `?patches=1` (and `hello.patches`): what changed from the library at exactly
+ * `from_version` to `version`, whose canonical snapshot hashes to `digest` (DESIGN §10).
+ */
+export type PatchFrame = Extract<ServerFrame, { type: "patch" }>;
 
 // ---- client -> server ----------------------------------------------------------------------
 
@@ -93,6 +98,8 @@ export type MutateFrame = Extract<ClientFrame, { type: "mutate" }>;
 export type AuthFrame = Extract<ClientFrame, { type: "auth" }>;
 /** `seen`: a delivery receipt, sent after applying the snapshot of `version`. */
 export type SeenFrame = Extract<ClientFrame, { type: "seen" }>;
+/** `resync`: what the client holds does not match a digest (or a patch cannot apply): send the whole library. */
+export type ResyncFrame = Extract<ClientFrame, { type: "resync" }>;
 
 /** Close codes (docs/PROTOCOL.md). */
 export const CloseCode = {

@@ -294,8 +294,12 @@ describe("shared libraries", () => {
     for (const who of [a, b]) {
       expect(frames(who.conn().clientFrames)).toContainEqual({ type: "seen", version: v });
     }
-    // Each seen follows a snapshot of that version, never above what was sent.
-    const snapshots = new Set(frames(b.conn().serverFrames).filter((f) => f.type === "snapshot").map((f) => f.version));
+    // Each seen follows a snapshot (or a patch) of that version, never above what was sent.
+    const snapshots = new Set(
+      frames(b.conn().serverFrames)
+        .filter((f) => f.type === "snapshot" || f.type === "patch")
+        .map((f) => f.version),
+    );
     for (const f of frames(b.conn().clientFrames).filter((f) => f.type === "seen")) expect(snapshots.has(f.version)).toBe(true);
 
     // Bob leaves: alice's presence drops to one.

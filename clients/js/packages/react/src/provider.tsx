@@ -45,13 +45,23 @@ interface Owned {
   closeTimer: ReturnType<typeof setTimeout> | null;
 }
 
-/** Every option but `getToken`, by name: a change in any of them means a new client. */
+/**
+ * Every option but `getToken`, by name: a change in any of them means a new client. A plain
+ * object (`verify`) counts by its fields, so that an inline literal is the same option.
+ */
 function optionsKey(options: LibraryClientOptions): unknown[] {
   const record = options as unknown as Record<string, unknown>;
   return Object.keys(record)
     .filter((name) => name !== "getToken" && record[name] !== undefined)
     .sort()
-    .flatMap((name) => [name, record[name]]);
+    .flatMap((name) => [name, ...valueKey(record[name])]);
+}
+
+function valueKey(value: unknown): unknown[] {
+  if (value === null || typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) return [value];
+  const fields = value as Record<string, unknown>;
+  const names = Object.keys(fields).sort();
+  return ["{", names.length, ...names.flatMap((name) => [name, fields[name]]), "}"];
 }
 
 function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {

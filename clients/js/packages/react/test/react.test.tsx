@@ -268,7 +268,9 @@ describe("LibraryProvider with options", () => {
     function App({ n }: { n: number }) {
       return (
         <StrictMode>
-          <LibraryProvider options={{ url: server.url, getToken: () => token, WebSocket: CountingWebSocket as never }}>
+          <LibraryProvider
+            options={{ url: server.url, getToken: () => token, WebSocket: CountingWebSocket as never, patches: true, verify: { syncMaxBytes: 1 << 20 } }}
+          >
             <Own />
             <span>{n}</span>
           </LibraryProvider>

@@ -481,6 +481,57 @@ export type components = {
         AuthOk: {
             expires_at: components["schemas"]["Timestamp"];
         };
+        /** @description The change to one list: rows to insert or replace (canonical order), ids to remove (sorted). */
+        Changes_ContextBlock: {
+            delete: string[];
+            upsert: {
+                content: string;
+                created_at: components["schemas"]["Timestamp"];
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                project_id: string | null;
+                tags: string[];
+                title: string;
+                updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                version: number;
+            }[];
+        };
+        /** @description The change to one list: rows to insert or replace (canonical order), ids to remove (sorted). */
+        Changes_Project: {
+            delete: string[];
+            upsert: {
+                created_at: components["schemas"]["Timestamp"];
+                description: string;
+                /** Format: uuid */
+                id: string;
+                name: string;
+                /** Format: uuid */
+                parent_id: string | null;
+                updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                version: number;
+            }[];
+        };
+        /** @description The change to one list: rows to insert or replace (canonical order), ids to remove (sorted). */
+        Changes_SavedPrompt: {
+            delete: string[];
+            upsert: {
+                content: string;
+                context_block_ids: string[];
+                created_at: components["schemas"]["Timestamp"];
+                /** Format: uuid */
+                id: string;
+                /** Format: uuid */
+                project_id: string | null;
+                tags: string[];
+                title: string;
+                updated_at: components["schemas"]["Timestamp"];
+                /** Format: int64 */
+                version: number;
+            }[];
+        };
         /** @description Every frame a client sends. */
         ClientFrame: (components["schemas"]["MutateFrame"] & {
             /** @enum {string} */
@@ -491,7 +542,10 @@ export type components = {
         }) | (components["schemas"]["SeenFrame"] & {
             /** @enum {string} */
             type: "seen";
-        });
+        }) | {
+            /** @enum {string} */
+            type: "resync";
+        };
         /** @description A reusable text snippet. */
         ContextBlock: {
             content: string;
@@ -555,6 +609,11 @@ export type components = {
              *     before it was announced (clients then assume 32).
              */
             max_inflight_mutations?: number;
+            /**
+             * @description The session asked for patch frames (`?patches=1`) and will get them (DESIGN §10).
+             *     Absent (false) from servers before patch frames.
+             */
+            patches?: boolean;
             /** Format: int32 */
             protocol: number;
             /**
@@ -586,6 +645,11 @@ export type components = {
             /** @description 1 to 200 characters. */
             name: string;
         };
+        /**
+         * @description The `200` of the snapshot routes, for the API description: the whole library, or with
+         *     `since_version` a patch from there.
+         */
+        LibraryOrPatch: components["schemas"]["LibrarySnapshot"] | components["schemas"]["PatchObject"];
         LibraryReply: {
             data: components["schemas"]["LibraryInfo"];
         };
@@ -691,6 +755,28 @@ export type components = {
          * @enum {string}
          */
         Op: "project.create" | "project.update" | "project.delete" | "context_block.create" | "context_block.update" | "context_block.delete" | "saved_prompt.create" | "saved_prompt.update" | "saved_prompt.delete";
+        /**
+         * @description `patch`: applied to the snapshot at exactly `from_version`, gives the one at `version`,
+         *     whose canonical bytes hash to `digest`. A list is absent when it did not change; `members`
+         *     is the whole new list, present only when it changed.
+         */
+        Patch: {
+            context_blocks?: null | components["schemas"]["Changes_ContextBlock"];
+            digest: string;
+            /** Format: int64 */
+            from_version: number;
+            members?: components["schemas"]["MemberRole"][] | null;
+            projects?: null | components["schemas"]["Changes_Project"];
+            saved_prompts?: null | components["schemas"]["Changes_SavedPrompt"];
+            /** Format: int64 */
+            version: number;
+        };
+        /** @description A patch as HTTP answers it: the `patch` frame, `type` included. */
+        PatchObject: components["schemas"]["Patch"] & {
+            type: components["schemas"]["PatchTag"];
+        };
+        /** @enum {string} */
+        PatchTag: "patch";
         /**
          * @description `presence`: every session open on the library, on every instance, ordered by
          *     `(connected_at, session_id)`. Sent when the list changes, at most every 100 ms per library.
@@ -808,6 +894,9 @@ export type components = {
         }) | (components["schemas"]["Presence"] & {
             /** @enum {string} */
             type: "presence";
+        }) | (components["schemas"]["Patch"] & {
+            /** @enum {string} */
+            type: "patch";
         });
         /**
          * @description `snapshot`: the whole library at `version`.
@@ -817,6 +906,11 @@ export type components = {
          *     a snapshot older than what it holds (G9); with it the client replaces its state.
          */
         SnapshotFrame: components["schemas"]["LibrarySnapshot"] & {
+            /**
+             * @description `"sha256:<hex>"` of the canonical snapshot (DESIGN §10): what a client re-serializing
+             *     the library must hash to. Absent from servers before patch frames.
+             */
+            digest?: string | null;
             reset?: boolean;
         };
         /** @description `status`: where the session stands; `version` is the snapshot it holds (if any). */
@@ -3016,7 +3110,10 @@ export interface operations {
     };
     libraries_snapshot: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the version held: answer a patch from there if the server keeps that history (DESIGN §10) */
+                since_version?: number;
+            };
             header?: {
                 /** @description the version held, e.g. "7" */
                 "If-None-Match"?: string | null;
@@ -3029,13 +3126,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the whole library; `ETag` is its version */
+            /** @description the whole library, or a patch from `since_version`; `ETag` is its version, `Library-Digest` the digest of the whole library at it */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LibrarySnapshot"];
+                    "application/json": components["schemas"]["LibraryOrPatch"];
                 };
             };
             /** @description the version in If-None-Match is current */
@@ -3085,7 +3182,10 @@ export interface operations {
     };
     library_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the version held: answer a patch from there if the server keeps that history (DESIGN §10) */
+                since_version?: number;
+            };
             header?: {
                 /** @description the version held, e.g. "7" */
                 "If-None-Match"?: string | null;
@@ -3095,13 +3195,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the whole library; `ETag` is its version */
+            /** @description the whole library, or a patch from `since_version`; `ETag` is its version, `Library-Digest` the digest of the whole library at it */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LibrarySnapshot"];
+                    "application/json": components["schemas"]["LibraryOrPatch"];
                 };
             };
             /** @description the version in If-None-Match is current */
@@ -3110,6 +3210,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description a bad since_version */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description no or bad token */
             401: {
@@ -3908,6 +4017,8 @@ export interface operations {
                 access_token?: string;
                 /** @description the version held: resume without a resend */
                 since_version?: number;
+                /** @description `1`: send `patch` frames after the first snapshot (DESIGN §10) */
+                patches?: string;
                 /** @description the library to open (default: the caller's own) */
                 library?: string;
             };
@@ -3924,7 +4035,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description not a WebSocket request, or a bad since_version */
+            /** @description not a WebSocket request, or a bad since_version or patches */
             400: {
                 headers: {
                     [name: string]: unknown;
