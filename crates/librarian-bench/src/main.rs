@@ -123,7 +123,7 @@ impl Sizes {
                 poll_pollers: 5,
                 poll_writes: 6,
                 mixed: (10, 1000, Duration::from_secs(1)),
-                w6_items: vec![300, 3000],
+                w6_items: vec![300, 1000],
                 w6_sessions: 10,
                 w6_edits: 10,
                 w6_resume: (9, 50, 1),
@@ -227,7 +227,7 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
         return Ok((md, json!({ "mixed": mixed })));
     }
     if cli.w6_only {
-        let (md, json) = run_w6(&librarian, s).await?;
+        let (md, json) = run_w6(&librarian, s, true).await?;
         let server = stats::proc_sample(librarian.pids()[0]);
         let md = format!(
             "\n## {backend}\n{md}\nLibrarian server process after the run: {:.1} s CPU, {} KiB RSS.\n",
@@ -282,8 +282,9 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
         );
     }
     eprintln!("mixed tenants");
-    let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false]).await?;
-    let (w6_md, w6_json) = run_w6(&librarian, s).await?;
+    let mixed =
+        workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false, true]).await?;
+    let (w6_md, w6_json) = run_w6(&librarian, s, false).await?;
     let mut two = None;
     if backend == "postgres" {
         eprintln!("two instances");
@@ -483,8 +484,13 @@ fn mixed_table(mixed: &[workloads::Mixed]) -> String {
     md
 }
 
-/// W6, its resume and mixed tenants with patches; markdown and JSON.
-async fn run_w6(librarian: &Target, s: &Sizes) -> anyhow::Result<(String, Value)> {
+/// W6, its resume and (with `with_mixed`) mixed tenants with and without patches; markdown and
+/// JSON.
+async fn run_w6(
+    librarian: &Target,
+    s: &Sizes,
+    with_mixed: bool,
+) -> anyhow::Result<(String, Value)> {
     use w6::Mode;
     eprintln!("W6");
     let modes = [Mode::Snapshots, Mode::PatchesVerified, Mode::PatchesApplied];
@@ -496,9 +502,12 @@ async fn run_w6(librarian: &Target, s: &Sizes) -> anyhow::Result<(String, Value)
         resumes.extend(w6::resume(librarian, lib, others, missed, attempts).await?);
     }
     drop(filled);
-    eprintln!("W6 mixed tenants, snapshots and patches");
-    let mixed =
-        workloads::mixed(librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false, true]).await?;
+    let mut mixed = Vec::new();
+    if with_mixed {
+        eprintln!("W6 mixed tenants, snapshots and patches");
+        mixed =
+            workloads::mixed(librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false, true]).await?;
+    }
     let history = librarian.metric("librarian_patch_history_bytes").await;
 
     let mut md = String::new();
@@ -555,7 +564,7 @@ async fn run_w6(librarian: &Target, s: &Sizes) -> anyhow::Result<(String, Value)
     let _ = writeln!(
         md,
         "\nDigest mismatches or patches that could not be applied: {bad}. Row size: {} bytes.\n",
-        rows.first().map_or(0, |r| r.row_bytes)
+        rows.iter().map(|r| r.row_bytes).max().unwrap_or(0)
     );
     let find = |items: usize, mode: Mode| rows.iter().find(|r| r.items == items && r.mode == mode);
     let (small, large) = (
@@ -639,7 +648,11 @@ async fn run_w6(librarian: &Target, s: &Sizes) -> anyhow::Result<(String, Value)
             range(&r.time_to_live_ms),
         );
     }
-    md.push_str(&mixed_table(&mixed));
+    if with_mixed {
+        md.push_str(&mixed_table(&mixed));
+    } else {
+        md.push_str("\nMixed tenants with patches: the rows \"patches\" of the mixed tenants table above.\n");
+    }
     let largest = rows.iter().max_by_key(|r| r.snapshot_bytes);
     let _ = writeln!(
         md,
