@@ -560,6 +560,23 @@ async fn run_w6(
             },
         );
     }
+    md.push_str("\nWhere an edit's time goes, per row: the server's mean library reload (`librarian_reload_seconds`: database read, then serializing, hashing and diffing the whole library), its mean commit → frame handed to the socket per session (`librarian_ws_commit_to_frame_seconds`), and the build's parts timed in the bench's process on the same library with the same code (median of 5; parse: a client parsing the full snapshot).\n\n| items | mode | p50 | reload ms | commit → frame ms | serialize ms | hash ms | diff ms | parse ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        let opt = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            r.items,
+            r.mode.label(),
+            r.latency.p50_ms,
+            opt(r.reload_ms),
+            opt(r.commit_to_frame_ms),
+            opt(r.build.map(|b| b.serialize_ms)),
+            opt(r.build.map(|b| b.hash_ms)),
+            opt(r.build.map(|b| b.diff_ms)),
+            opt(r.build.map(|b| b.parse_ms)),
+        );
+    }
     let bad: u64 = rows.iter().map(|r| r.mismatches + r.failures).sum();
     let _ = writeln!(
         md,

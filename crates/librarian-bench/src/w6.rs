@@ -91,6 +91,74 @@ pub struct W6 {
     pub failures: u64,
     /// The server's resident memory after this row.
     pub server_rss_kib: u64,
+    /// Mean library reload during the edits (`librarian_reload_seconds`: the database read,
+    /// then serializing, hashing and diffing the whole library), ms.
+    pub reload_ms: Option<f64>,
+    /// Mean per session: from the server hearing of a commit to handing the frame to the
+    /// socket (`librarian_ws_commit_to_frame_seconds`), ms.
+    pub commit_to_frame_ms: Option<f64>,
+    /// What the server's per-load build costs at this size, timed in the bench's process with
+    /// the same library code (median of 5): serializing the canonical snapshot, hashing it,
+    /// diffing two versions.
+    pub build: Option<BuildCost>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BuildCost {
+    pub serialize_ms: f64,
+    pub hash_ms: f64,
+    pub diff_ms: f64,
+    /// Parsing the canonical snapshot back (what a client taking a full snapshot does).
+    pub parse_ms: f64,
+}
+
+/// Times the parts of the server's per-load build on `library` (see [`W6::build`]).
+pub fn build_cost(library: &librarian_core::LibrarySnapshot) -> BuildCost {
+    let mut next = library.clone();
+    next.version += 1;
+    if let Some(b) = next.context_blocks.first_mut() {
+        b.version += 1;
+        b.content.push('.');
+    }
+    let (mut ser, mut hash, mut diff, mut parse) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let bytes = library.canonical_json();
+        ser.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let digest = librarian_core::patch::digest_of(&bytes);
+        hash.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let step = librarian_core::patch::Step::between(library, &next, digest);
+        diff.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(step);
+        let t = Instant::now();
+        let back: Result<librarian_core::LibrarySnapshot, _> = serde_json::from_slice(&bytes);
+        parse.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(back);
+    }
+    BuildCost {
+        serialize_ms: median(&ser).unwrap_or(0.0),
+        hash_ms: median(&hash).unwrap_or(0.0),
+        diff_ms: median(&diff).unwrap_or(0.0),
+        parse_ms: median(&parse).unwrap_or(0.0),
+    }
+}
+
+/// The mean of a Prometheus histogram between two reads of its `_sum` and `_count`, in ms.
+async fn histogram_mean(t: &Target, name: &str, before: (Option<f64>, Option<f64>)) -> Option<f64> {
+    let (s0, c0) = before;
+    let s1 = t.metric(&format!("{name}_sum")).await?;
+    let c1 = t.metric(&format!("{name}_count")).await?;
+    let n = c1 - c0?;
+    (n > 0.0).then(|| (s1 - s0.unwrap_or(0.0)) / n * 1e3)
+}
+
+async fn histogram_read(t: &Target, name: &str) -> (Option<f64>, Option<f64>) {
+    (
+        t.metric(&format!("{name}_sum")).await,
+        t.metric(&format!("{name}_count")).await,
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -201,6 +269,8 @@ pub async fn w6(
                 c.verify_now();
             }
             let before = totals(&conns);
+            let reload0 = histogram_read(t, "librarian_reload_seconds").await;
+            let frame0 = histogram_read(t, "librarian_ws_commit_to_frame_seconds").await;
             let (server0, self0) = (proc_sample(pid).cpu_seconds, cpu_self());
             let mut lat = Latencies::new()?;
             for _ in 0..edits {
@@ -222,6 +292,13 @@ pub async fn w6(
             }
             let (server1, self1) = (proc_sample(pid).cpu_seconds, cpu_self());
             let after = totals(&conns);
+            let reload_ms = histogram_mean(t, "librarian_reload_seconds", reload0).await;
+            let commit_to_frame_ms =
+                histogram_mean(t, "librarian_ws_commit_to_frame_seconds", frame0).await;
+            let build = match mode {
+                Mode::PatchesApplied => conns[0].held().map(|h| build_cost(&h.library)),
+                _ => None,
+            };
             let per = (sessions * edits).max(1) as f64;
             let row_bytes = conns[0]
                 .held()
@@ -266,6 +343,9 @@ pub async fn w6(
                 mismatches: after.mismatches - before.mismatches,
                 failures: after.failures - before.failures,
                 server_rss_kib: proc_sample(pid).rss_kib,
+                reload_ms,
+                commit_to_frame_ms,
+                build,
             });
             if let Some(r) = rows.last() {
                 eprintln!(
