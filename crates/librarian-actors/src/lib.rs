@@ -17,8 +17,8 @@ mod write;
 
 pub use event::Mutated;
 pub use library::{
-    History, LibraryActor, StepFrame, LibraryView, ListenerConnected, Refresh, Snapshot, Subscribe, Subscription,
-    SyncStats, SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
+    History, LibraryActor, LibraryView, ListenerConnected, Refresh, Snapshot, StepFrame, Subscribe,
+    Subscription, SyncStats, SyncStatsSnapshot, VersionSeen, WriteEnded, WriteStarted,
 };
 pub use write::{
     ContextActor, ProjectActor, PromptActor, WriteContextBlock, WriteProject, WriteSavedPrompt,

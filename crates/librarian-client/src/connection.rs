@@ -150,6 +150,9 @@ pub(crate) struct Connection {
     pending: Vec<Pending>,
     /// Version of the snapshot this client holds.
     held: Option<i64>,
+    /// What this client holds did not match a digest (or a patch could not be applied): ask
+    /// for the whole library once, and take the next snapshot even at the version held.
+    resync: Resync,
     /// The user of the first session: this handle's snapshot and mutations are theirs.
     user_id: Option<String>,
     /// Set by a frame after which the session must end for good (another user's `hello`).
@@ -171,6 +174,16 @@ pub(crate) struct Connection {
     /// The server's `Retry-After` on the last refused connection attempt (a 503), if longer
     /// than the backoff.
     retry_after: Option<Duration>,
+}
+
+/// Where a `resync` (DESIGN §10) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resync {
+    Idle,
+    /// To be sent.
+    Wanted,
+    /// Sent: patches are ignored until the snapshot it asked for.
+    Sent,
 }
 
 enum Outcome {
@@ -210,6 +223,7 @@ impl Connection {
             commands,
             pending: Vec::new(),
             held: None,
+            resync: Resync::Idle,
             user_id: None,
             refused: None,
             revoked: None,
@@ -378,10 +392,13 @@ impl Connection {
 
     async fn session(&mut self, token: String) -> Outcome {
         let sep = if self.url.contains('?') { '&' } else { '?' };
+        // Patch frames: O(change) on the wire, each checked against the digest (DESIGN §10).
         let url = match self.held {
-            Some(v) => format!("{}{sep}since_version={v}", self.url),
-            None => self.url.clone(),
+            Some(v) => format!("{}{sep}patches=1&since_version={v}", self.url),
+            None => format!("{}{sep}patches=1", self.url),
         };
+        // A new session starts from a snapshot or a patch from what is held.
+        self.resync = Resync::Idle;
         let mut request = match url.into_client_request() {
             Ok(r) => r,
             Err(e) => return Outcome::Dropped(e.to_string()),
@@ -477,6 +494,14 @@ impl Connection {
                         if let Some(message) = self.refused.take() {
                             let _ = ws.close(None).await;
                             return Outcome::Unauthorized(message);
+                        }
+                        if self.resync == Resync::Wanted {
+                            self.resync = Resync::Sent;
+                            self.budget.spend(Instant::now());
+                            let text = serde_json::to_string(&ClientFrame::Resync).unwrap_or_default();
+                            if let Err(e) = ws.send(Message::Text(text.into())).await {
+                                return Outcome::Dropped(e.to_string());
+                            }
                         }
                         // A delivery receipt for what this client now holds (it goes at
                         // once, and counts against the budget).
@@ -582,6 +607,38 @@ impl Connection {
             .min()
     }
 
+    /// Applies a `patch` to the snapshot held, if it starts there and the result matches its
+    /// digest; otherwise asks for the whole library (`resync`) and keeps what it holds.
+    fn on_patch(&mut self, patch: &librarian_core::patch::Patch) {
+        if self.resync != Resync::Idle || self.held.is_some_and(|h| patch.version <= h) {
+            return;
+        }
+        let current = self.snapshot.borrow().clone();
+        let applied = match current {
+            Some(held) if Some(held.version) == self.held => {
+                let mut next = LibrarySnapshot::clone(&held);
+                next.apply(patch)
+                    .and_then(|()| next.verify(&patch.digest))
+                    .map(|()| next)
+            }
+            _ => Err(librarian_core::patch::PatchError::WrongBase {
+                from: patch.from_version,
+                held: self.held.unwrap_or(-1),
+            }),
+        };
+        match applied {
+            Ok(next) => {
+                self.held = Some(next.version);
+                self.snapshot.send_replace(Some(Arc::new(next)));
+                self.resolve_visible();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot apply a patch; asking for the whole library");
+                self.resync = Resync::Wanted;
+            }
+        }
+    }
+
     fn on_frame(&mut self, text: &str) {
         let frame: ServerFrame = match serde_json::from_str(text) {
             Ok(f) => f,
@@ -621,14 +678,21 @@ impl Connection {
                 // Never a step back (G9): an older snapshot than the one held is ignored,
                 // unless the server says its library went back (restored from a backup).
                 let snapshot = frame.library;
-                if frame.reset || self.held.is_none_or(|h| snapshot.version > h) {
+                let asked = self.resync == Resync::Sent;
+                if frame.reset || asked || self.held.is_none_or(|h| snapshot.version > h) {
+                    if let Some(digest) = &frame.digest
+                        && let Err(e) = snapshot.verify(digest)
+                    {
+                        // Asking again would bring the same bytes: taken, and said.
+                        tracing::warn!(error = %e, "a snapshot does not match its digest");
+                    }
+                    self.resync = Resync::Idle;
                     self.held = Some(snapshot.version);
                     self.snapshot.send_replace(Some(Arc::new(snapshot)));
                     self.resolve_visible();
                 }
             }
-            // Not asked for yet (`?patches=1`).
-            ServerFrame::Patch(_) => {}
+            ServerFrame::Patch(patch) => self.on_patch(&patch),
             ServerFrame::Status(status) => {
                 let status = match status.state {
                     SyncState::Loading => SyncStatus::Loading,

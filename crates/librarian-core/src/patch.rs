@@ -288,8 +288,16 @@ impl Step {
         let patch = diff(old, new, digest);
         let mut created = HashSet::new();
         mark_created(&mut created, &old.projects, patch.projects.as_ref());
-        mark_created(&mut created, &old.context_blocks, patch.context_blocks.as_ref());
-        mark_created(&mut created, &old.saved_prompts, patch.saved_prompts.as_ref());
+        mark_created(
+            &mut created,
+            &old.context_blocks,
+            patch.context_blocks.as_ref(),
+        );
+        mark_created(
+            &mut created,
+            &old.saved_prompts,
+            patch.saved_prompts.as_ref(),
+        );
         Step { patch, created }
     }
 }
@@ -343,7 +351,10 @@ fn compose_list<T: Row>(
 ) -> Option<Changes<T>> {
     enum Fate<T> {
         /// The row's state at the end; `existed`: the first snapshot held the id.
-        Upsert { row: T, existed: bool },
+        Upsert {
+            row: T,
+            existed: bool,
+        },
         Delete,
     }
     let mut fates: HashMap<Uuid, Fate<T>> = HashMap::new();
@@ -426,8 +437,14 @@ mod tests {
 
     #[test]
     fn applying_the_diff_gives_the_new_snapshot_byte_for_byte() {
-        let old = library(1, vec![block(1, 1, "a"), block(2, 1, "b"), block(3, 1, "c")]);
-        let mut new = library(4, vec![block(1, 2, "a2"), block(3, 1, "c"), block(4, 1, "d")]);
+        let old = library(
+            1,
+            vec![block(1, 1, "a"), block(2, 1, "b"), block(3, 1, "c")],
+        );
+        let mut new = library(
+            4,
+            vec![block(1, 2, "a2"), block(3, 1, "c"), block(4, 1, "d")],
+        );
         new.members.push(MemberRole {
             user_id: "bob".into(),
             role: Role::Viewer,
@@ -500,7 +517,12 @@ mod tests {
         // Updates 1, creates 3 and 4.
         let v2 = library(
             2,
-            vec![block(1, 2, "a2"), block(2, 1, "b"), block(3, 1, "c"), block(4, 1, "d")],
+            vec![
+                block(1, 2, "a2"),
+                block(2, 1, "b"),
+                block(3, 1, "c"),
+                block(4, 1, "d"),
+            ],
         );
         // Deletes 2 (held by v1) and 3 (created in between), updates 4.
         let v3 = library(3, vec![block(1, 2, "a2"), block(4, 2, "d2")]);

@@ -590,6 +590,37 @@ impl Store {
         self.load(library_id, None).await
     }
 
+    /// [`Store::load_library`] reading whole rows only where `prev` (an earlier load of the
+    /// library) differs: every row's stamp first, then the changed rows, in one transaction.
+    /// What the sync core reloads with, so that an edit of one row of a large library does not
+    /// read all of it.
+    pub async fn load_library_since(
+        &self,
+        library_id: Uuid,
+        prev: std::sync::Arc<LibrarySnapshot>,
+    ) -> Result<LibrarySnapshot, Error> {
+        let lib = library_id.to_string();
+        db_run!(self,
+            postgres(pool) => {
+                let mut conn = pool.get().await.map_err(pool_error)?;
+                conn.build_transaction()
+                    .repeatable_read()
+                    .read_only()
+                    .run(async move |c| ops::pg::load_since(c, &lib, &prev).await)
+                    .await
+                    .map_err(TxError::into_error)
+            },
+            sqlite(pool) => {
+                let conn = pool.get().await.map_err(pool_error)?;
+                sqlite_blocking(conn, move |c| {
+                    c.transaction(|c| ops::sqlite::load_since(c, &lib, &prev))
+                })
+                .await
+                .map_err(TxError::into_error)
+            },
+        )
+    }
+
     /// [`Store::load_library`] for `user`: `NoSuchLibrary` unless a member, checked in the
     /// same read transaction.
     pub async fn load_library_as(

@@ -295,14 +295,20 @@ mod tests {
         })
     }
 
-    fn record(h: &History, lib: Uuid, prev: Option<&Arc<LibrarySnapshot>>, new: &Arc<LibrarySnapshot>) {
+    fn record(
+        h: &History,
+        lib: Uuid,
+        prev: Option<&Arc<LibrarySnapshot>>,
+        new: &Arc<LibrarySnapshot>,
+    ) {
         let digest = new.digest();
         let step = prev.map(|p| Arc::new(StepFrame::new(Step::between(p, new, digest.clone()))));
         h.record(lib, new, &digest, step.as_ref(), new.canonical_json().len());
     }
 
     fn apply(from: &LibrarySnapshot, frame: &str) -> LibrarySnapshot {
-        let librarian_core::protocol::ServerFrame::Patch(patch) = serde_json::from_str(frame).unwrap()
+        let librarian_core::protocol::ServerFrame::Patch(patch) =
+            serde_json::from_str(frame).unwrap()
         else {
             panic!("not a patch")
         };
@@ -337,7 +343,11 @@ mod tests {
     fn a_gap_or_a_step_back_starts_the_history_over() {
         let h = History::new(1 << 20);
         let lib = Uuid::from_u128(7);
-        let (v1, v2, v5) = (library(1, &[]), library(2, &[(1, 1)]), library(5, &[(2, 1)]));
+        let (v1, v2, v5) = (
+            library(1, &[]),
+            library(2, &[(1, 1)]),
+            library(5, &[(2, 1)]),
+        );
         record(&h, lib, None, &v1);
         record(&h, lib, Some(&v1), &v2);
         // Diffed against something else than the recorded version 2: no patch across.

@@ -17,10 +17,10 @@ mod messages;
 mod stats;
 mod view;
 
+pub use history::{History, StepFrame};
 pub use messages::{
     ListenerConnected, Refresh, Subscribe, Subscription, VersionSeen, WriteEnded, WriteStarted,
 };
-pub use history::{History, StepFrame};
 pub use stats::{SyncStats, SyncStatsSnapshot};
 pub use view::{LibraryView, Snapshot};
 
@@ -138,7 +138,11 @@ impl LibraryActor {
             .or_else(|| self.history.base(library_id));
         let load = async move {
             let started = Instant::now();
-            let result = match store.load_library(library_id).await {
+            let loaded = match previous.clone() {
+                Some(prev) => store.load_library_since(library_id, prev).await,
+                None => store.load_library(library_id).await,
+            };
+            let result = match loaded {
                 Ok(library) if library.len() > SERIALIZE_OFF_THREAD_ITEMS => {
                     tokio::task::spawn_blocking(move || view::build(library, previous))
                         .await

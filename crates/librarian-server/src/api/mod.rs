@@ -7,8 +7,8 @@ mod headers;
 pub mod libraries;
 pub mod library;
 mod meta;
-pub mod snapshot;
 pub mod openapi;
+pub mod snapshot;
 
 pub(crate) use meta::track;
 

@@ -11,11 +11,11 @@ use super::libraries::{
 use crate::problem::Problem;
 use actix_web::HttpResponse;
 use librarian_core::mutation::Op;
+use librarian_core::patch::{Changes, Patch};
 use librarian_core::protocol::{
     Access, Ack, AuthFrame, AuthOk, ClientFrame, ErrorFrame, Hello, MutateFrame, Presence,
     PresenceSession, Reject, SeenFrame, ServerFrame, SnapshotFrame, Status, SyncState,
 };
-use librarian_core::patch::{Changes, Patch};
 use librarian_core::{LibraryInfo, Member, MemberRole, Role};
 use std::sync::OnceLock;
 use utoipa::OpenApi;
@@ -147,7 +147,11 @@ mod tests {
                 .map(|v| {
                     // A frame with fields is `allOf` its schema and the tag; one without
                     // (`resync`) is the tag alone.
-                    let tag = if v["allOf"].is_array() { &v["allOf"][1] } else { v };
+                    let tag = if v["allOf"].is_array() {
+                        &v["allOf"][1]
+                    } else {
+                        v
+                    };
                     tag["properties"]["type"]["enum"][0]
                         .as_str()
                         .unwrap()

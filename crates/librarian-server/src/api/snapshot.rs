@@ -68,7 +68,9 @@ where
     let since = since_version(req)?;
     // Answer a poll for the current version without loading anything.
     if if_none_match(req, version) {
-        return Ok(HttpResponse::NotModified().insert_header(etag(version)).finish());
+        return Ok(HttpResponse::NotModified()
+            .insert_header(etag(version))
+            .finish());
     }
     let history = &state.sync.history;
     if let Some(from) = since.filter(|n| *n <= version)

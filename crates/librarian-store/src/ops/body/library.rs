@@ -17,7 +17,7 @@ use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
     parse_role,
 };
-use crate::ops::replayed;
+use crate::ops::{FETCH_CHUNK, Reuse, Stamp, replayed};
 use crate::schema::{
     context_blocks, idempotency_keys, libraries, library_members, projects, saved_prompt_blocks,
     saved_prompts,
@@ -166,11 +166,7 @@ pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxErro
         .first(conn))
     .optional()?
     .ok_or_else(|| no_library(lib))?;
-    let member_rows: Vec<(String, String)> = run!(library_members::table
-        .filter(library_members::library_id.eq(lib))
-        .order(library_members::user_id)
-        .select((library_members::user_id, library_members::role))
-        .load(conn))?;
+    let members = run!(load_members(conn, lib))?;
     let project_rows: Vec<ProjectRow> = run!(projects::table
         .filter(projects::library_id.eq(lib))
         .order((projects::created_at, projects::id))
@@ -210,12 +206,7 @@ pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxErro
             .iter()
             .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
             .collect::<Result<_, _>>()?,
-        members: member_rows
-            .into_iter()
-            .map(|(user_id, role)| {
-                Ok(librarian_core::MemberRole { role: parse_role(&role)?, user_id })
-            })
-            .collect::<Result<_, Error>>()?,
+        members,
     })
 }
 }
@@ -225,6 +216,111 @@ maybe_async! {
 pub(crate) fn load_as(conn: &mut Conn, lib: &str, user: &str) -> Result<LibrarySnapshot, TxError> {
     run!(require_member(conn, lib, user))?;
     run!(load(conn, lib))
+}
+}
+
+maybe_async! {
+/// The library at its current version like [`load`], reading whole rows only where `prev` (an
+/// earlier load of it) differs: first every row's stamp (id, version, timestamps; every change
+/// to a row moves its version), then the rows whose stamp is new; the others are `prev`'s.
+/// Most rows changed: a plain [`load`], in the same transaction.
+pub(crate) fn load_since(conn: &mut Conn, lib: &str, prev: &LibrarySnapshot) -> Result<LibrarySnapshot, TxError> {
+    let version: i64 = run!(libraries::table
+        .find(lib)
+        .select(libraries::version)
+        .first(conn))
+    .optional()?
+    .ok_or_else(|| no_library(lib))?;
+    let project_stamps: Vec<Stamp> = run!(projects::table
+        .filter(projects::library_id.eq(lib))
+        .order((projects::created_at, projects::id))
+        .select((projects::id, projects::version, projects::updated_at, projects::created_at))
+        .load(conn))?;
+    let block_stamps: Vec<Stamp> = run!(context_blocks::table
+        .filter(context_blocks::library_id.eq(lib))
+        .order((context_blocks::created_at, context_blocks::id))
+        .select((context_blocks::id, context_blocks::version, context_blocks::updated_at, context_blocks::created_at))
+        .load(conn))?;
+    let prompt_stamps: Vec<Stamp> = run!(saved_prompts::table
+        .filter(saved_prompts::library_id.eq(lib))
+        .order((saved_prompts::created_at, saved_prompts::id))
+        .select((saved_prompts::id, saved_prompts::version, saved_prompts::updated_at, saved_prompts::created_at))
+        .load(conn))?;
+    let projects = Reuse::new(&prev.projects, &project_stamps)?;
+    let blocks = Reuse::new(&prev.context_blocks, &block_stamps)?;
+    let prompts = Reuse::new(&prev.saved_prompts, &prompt_stamps)?;
+    let changed = projects.fetch.len() + blocks.fetch.len() + prompts.fetch.len();
+    let total = project_stamps.len() + block_stamps.len() + prompt_stamps.len();
+    if changed * 2 > total {
+        return run!(load(conn, lib));
+    }
+    let mut project_rows: Vec<ProjectRow> = Vec::with_capacity(projects.fetch.len());
+    for chunk in projects.fetch.chunks(FETCH_CHUNK) {
+        project_rows.extend(run!(projects::table
+            .filter(projects::library_id.eq(lib))
+            .filter(projects::id.eq_any(chunk))
+            .select(ProjectRow::as_select())
+            .load(conn))?);
+    }
+    let mut block_rows: Vec<ContextBlockRow> = Vec::with_capacity(blocks.fetch.len());
+    for chunk in blocks.fetch.chunks(FETCH_CHUNK) {
+        block_rows.extend(run!(context_blocks::table
+            .filter(context_blocks::library_id.eq(lib))
+            .filter(context_blocks::id.eq_any(chunk))
+            .select(ContextBlockRow::as_select())
+            .load(conn))?);
+    }
+    let mut prompt_rows: Vec<SavedPromptRow> = Vec::with_capacity(prompts.fetch.len());
+    let mut by_prompt: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for chunk in prompts.fetch.chunks(FETCH_CHUNK) {
+        prompt_rows.extend(run!(saved_prompts::table
+            .filter(saved_prompts::library_id.eq(lib))
+            .filter(saved_prompts::id.eq_any(chunk))
+            .select(SavedPromptRow::as_select())
+            .load(conn))?);
+        let refs: Vec<(String, String)> = run!(saved_prompt_blocks::table
+            .filter(saved_prompt_blocks::library_id.eq(lib))
+            .filter(saved_prompt_blocks::prompt_id.eq_any(chunk))
+            .order((saved_prompt_blocks::prompt_id, saved_prompt_blocks::position))
+            .select((saved_prompt_blocks::prompt_id, saved_prompt_blocks::block_id))
+            .load(conn))?;
+        for (prompt_id, block_id) in refs {
+            by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
+        }
+    }
+    Ok(LibrarySnapshot {
+        version,
+        projects: projects.assemble(
+            project_rows.iter().map(ProjectRow::to_entity).collect::<Result<_, _>>()?,
+        )?,
+        context_blocks: blocks.assemble(
+            block_rows.iter().map(ContextBlockRow::to_entity).collect::<Result<_, _>>()?,
+        )?,
+        saved_prompts: prompts.assemble(
+            prompt_rows
+                .iter()
+                .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
+                .collect::<Result<_, _>>()?,
+        )?,
+        members: run!(load_members(conn, lib))?,
+    })
+}
+}
+
+maybe_async! {
+/// The library's members, by user id.
+fn load_members(conn: &mut Conn, lib: &str) -> Result<Vec<librarian_core::MemberRole>, TxError> {
+    let member_rows: Vec<(String, String)> = run!(library_members::table
+        .filter(library_members::library_id.eq(lib))
+        .order(library_members::user_id)
+        .select((library_members::user_id, library_members::role))
+        .load(conn))?;
+    Ok(member_rows
+        .into_iter()
+        .map(|(user_id, role)| {
+            Ok(librarian_core::MemberRole { role: parse_role(&role)?, user_id })
+        })
+        .collect::<Result<_, Error>>()?)
 }
 }
 
