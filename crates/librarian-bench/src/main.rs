@@ -8,6 +8,7 @@ mod floor;
 mod session;
 mod stats;
 mod target;
+mod w6;
 mod workloads;
 
 use anyhow::Context;
@@ -38,6 +39,12 @@ snapshot with its version):
   Mixed tenants: 100 small libraries (30 items, 1 session each) edited by 4 writers, alone
       and while one 10 000-item library (2 sessions) is edited back to back: small libraries'
       latency with and without the big one.
+  W6  large libraries and patch frames (Librarian only): libraries of 300, 3 000 and 10 000
+      items, 10 sessions, single-row edits (a ~500-byte block content) one at a time, with
+      full snapshots and with ?patches=1: bytes per session per edit, largest frame, visible
+      latency, server CPU per edit; a session that missed 50 versions resuming with and
+      without patches (bytes, time to live); mixed tenants again with every session on
+      patches.
   Polling: clients polling GET /library with If-None-Match every 100 ms and 1 s; latency and
       the database queries per second they cost.
 The floor commits, reloads in one read transaction, serializes once and writes to raw
@@ -67,6 +74,9 @@ struct Cli {
     /// Only the mixed-tenants workload (e.g. to compare two builds via LIBRARIAN_BIN).
     #[arg(long)]
     mixed_only: bool,
+    /// Only W6 (patch frames on large libraries: edits, resume, mixed tenants with patches).
+    #[arg(long)]
+    w6_only: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,6 +100,11 @@ struct Sizes {
     poll_writes: usize,
     /// Mixed tenants: small libraries, the big one's items, how long each half runs.
     mixed: (usize, usize, Duration),
+    w6_items: Vec<usize>,
+    w6_sessions: usize,
+    w6_edits: usize,
+    /// Resume: sessions staying on the library, versions missed, attempts.
+    w6_resume: (usize, usize, usize),
 }
 
 impl Sizes {
@@ -108,6 +123,10 @@ impl Sizes {
                 poll_pollers: 5,
                 poll_writes: 6,
                 mixed: (10, 1000, Duration::from_secs(1)),
+                w6_items: vec![300, 1000],
+                w6_sessions: 10,
+                w6_edits: 10,
+                w6_resume: (9, 50, 1),
             }
         } else {
             Sizes {
@@ -123,6 +142,10 @@ impl Sizes {
                 poll_pollers: 10,
                 poll_writes: 20,
                 mixed: (100, 10_000, Duration::from_secs(5)),
+                w6_items: vec![300, 3000, 10_000],
+                w6_sessions: 10,
+                w6_edits: 40,
+                w6_resume: (9, 50, 3),
             }
         }
     }
@@ -199,9 +222,18 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
     let librarian = Arc::new(Target::librarian(start_server(&lib_db, &secret, &[]), None));
     if cli.mixed_only {
         eprintln!("mixed tenants");
-        let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2).await?;
+        let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false]).await?;
         let md = format!("\n## {backend}\n{}", mixed_table(&mixed));
         return Ok((md, json!({ "mixed": mixed })));
+    }
+    if cli.w6_only {
+        let (md, json) = run_w6(&librarian, s, true).await?;
+        let server = stats::proc_sample(librarian.pids()[0]);
+        let md = format!(
+            "\n## {backend}\n{md}\nLibrarian server process after the run: {:.1} s CPU, {} KiB RSS.\n",
+            server.cpu_seconds, server.rss_kib
+        );
+        return Ok((md, json));
     }
     let floor = Arc::new(Target::floor(floor_db.store().await).await?);
 
@@ -250,7 +282,9 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
         );
     }
     eprintln!("mixed tenants");
-    let mixed = workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2).await?;
+    let mixed =
+        workloads::mixed(&librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false, true]).await?;
+    let (w6_md, w6_json) = run_w6(&librarian, s, false).await?;
     let mut two = None;
     if backend == "postgres" {
         eprintln!("two instances");
@@ -391,6 +425,7 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
         );
     }
     md.push_str(&mixed_table(&mixed));
+    md.push_str(&w6_md);
     let _ = writeln!(
         md,
         "\nLibrarian server process after the run: {:.1} s CPU, {} KiB RSS.",
@@ -398,7 +433,7 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
     );
     let json = json!({
         "w1": w1, "w1_floor": w1_floor, "w2": w2, "w2_floor": w2_floor, "w3": w3, "w4": w4, "w5": w5,
-        "polling": polls, "mixed": mixed, "server": server_cpu,
+        "polling": polls, "mixed": mixed, "w6": w6_json, "server": server_cpu,
     });
     drop(two);
     Ok((md, json))
@@ -406,13 +441,14 @@ async fn run_backend(backend: &str, cli: &Cli, s: &Sizes) -> anyhow::Result<(Str
 
 fn mixed_table(mixed: &[workloads::Mixed]) -> String {
     let mut md = String::new();
-    md.push_str("\n### Mixed tenants: small libraries edited alone, then beside one big library\n\n| small libraries | big library items | big edited | small p50 | small p99 | small max | big p50 | big p99 |\n|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n### Mixed tenants: small libraries edited alone, then beside one big library\n\n| small libraries | big library items | sessions on | big edited | small p50 | small p99 | small max | big p50 | big p99 |\n|---:|---:|---|---|---:|---:|---:|---:|---:|\n");
     for m in mixed {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
             m.small_libraries,
             m.big_items,
+            if m.patches { "patches" } else { "snapshots" },
             if m.with_big { "yes" } else { "no" },
             m.small.p50_ms,
             m.small.p99_ms,
@@ -421,14 +457,233 @@ fn mixed_table(mixed: &[workloads::Mixed]) -> String {
             m.big.map_or("–".into(), |b| format!("{:.1}", b.p99_ms)),
         );
     }
-    if let [alone, beside] = mixed {
-        let _ = writeln!(
-            md,
-            "\nSmall libraries' p99 beside the big one ÷ alone: {:.2}.",
-            beside.small.p99_ms / alone.small.p99_ms.max(0.001)
-        );
+    md.push('\n');
+    for patches in [false, true] {
+        let alone = mixed.iter().find(|m| m.patches == patches && !m.with_big);
+        let beside = mixed.iter().find(|m| m.patches == patches && m.with_big);
+        if let (Some(alone), Some(beside)) = (alone, beside) {
+            let ratio = beside.small.p99_ms / alone.small.p99_ms.max(0.001);
+            let _ = writeln!(
+                md,
+                "Small libraries' p99 beside the big one ÷ alone, {}: {:.2}{} (p50: {:.2}).",
+                if patches { "patches" } else { "snapshots" },
+                ratio,
+                if patches {
+                    if ratio <= 1.5 {
+                        " (target ≤ 1.5: met)"
+                    } else {
+                        " (target ≤ 1.5: not met)"
+                    }
+                } else {
+                    ""
+                },
+                beside.small.p50_ms / alone.small.p50_ms.max(0.001)
+            );
+        }
     }
     md
+}
+
+/// W6, its resume and (with `with_mixed`) mixed tenants with and without patches; markdown and
+/// JSON.
+async fn run_w6(
+    librarian: &Target,
+    s: &Sizes,
+    with_mixed: bool,
+) -> anyhow::Result<(String, Value)> {
+    use w6::Mode;
+    eprintln!("W6");
+    let modes = [Mode::Snapshots, Mode::PatchesVerified, Mode::PatchesApplied];
+    let (rows, filled) = w6::w6(librarian, &s.w6_items, s.w6_sessions, s.w6_edits, &modes).await?;
+    eprintln!("W6 resume");
+    let mut resumes = Vec::new();
+    let (others, missed, attempts) = s.w6_resume;
+    for lib in &filled {
+        resumes.extend(w6::resume(librarian, lib, others, missed, attempts).await?);
+    }
+    drop(filled);
+    let mut mixed = Vec::new();
+    if with_mixed {
+        eprintln!("W6 mixed tenants, snapshots and patches");
+        mixed =
+            workloads::mixed(librarian, s.mixed.0, s.mixed.1, s.mixed.2, &[false, true]).await?;
+    }
+    let history = librarian.metric("librarian_patch_history_bytes").await;
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\n### W6: large libraries, full snapshots vs patch frames ({} sessions, single-row edits one at a time)\n\n\
+         Each edit replaces one context block's content (~500 bytes). Latency in ms: send → the last \
+         session holds the version. \"Snapshots\": no `?patches=1`, a full snapshot per version, of \
+         which the session reads only the version (no parsing, as in W1). \"Applied + digest \
+         checked\": `?patches=1`, each patch parsed and applied to the library the session holds, \
+         and the whole library re-serialized and hashed against the patch's digest before the \
+         version counts (what the SDKs do; all {} clients share the bench's 2 threads). \"Applied \
+         (digest checked after)\": the version counts once applied; the digest is checked after \
+         the edit's latency was taken, for every edit. Bytes: text frame payloads a session \
+         received per edit (all frames, incl. `presence` and `status`; then `snapshot`/`patch` \
+         only). Frame − row: the largest patch frame minus the upserted rows' JSON.\n",
+        s.w6_sessions, s.w6_sessions
+    );
+    md.push_str("| items | snapshot bytes | mode | p50 | p99 | max | bytes/session/edit | of which snapshot/patch | largest frame | frame − row | server CPU ms/edit | bench CPU ms/edit | apply ms | digest check ms |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        let patched = r.mode != Mode::Snapshots;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {} | {:.2} | {:.2} | {} | {} |",
+            r.items,
+            r.snapshot_bytes,
+            r.mode.label(),
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.latency.max_ms,
+            r.bytes_per_session_per_edit,
+            r.library_bytes_per_session_per_edit,
+            r.max_library_frame,
+            if patched {
+                r.max_patch_overhead.to_string()
+            } else {
+                "–".into()
+            },
+            r.server_cpu_ms_per_edit,
+            r.bench_cpu_ms_per_edit,
+            if patched {
+                format!("{:.3}", r.apply_ms)
+            } else {
+                "–".into()
+            },
+            if patched {
+                format!("{:.2}", r.verify_ms)
+            } else {
+                "–".into()
+            },
+        );
+    }
+    md.push_str("\nWhere an edit's time goes, per row: the server's mean library reload (`librarian_reload_seconds`: database read, then serializing, hashing and diffing the whole library), its mean commit → frame handed to the socket per session (`librarian_ws_commit_to_frame_seconds`), and the build's parts timed in the bench's process on the same library with the same code (median of 5; parse: a client parsing the full snapshot).\n\n| items | mode | p50 | reload ms | commit → frame ms | serialize ms | hash ms | diff ms | parse ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        let opt = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            r.items,
+            r.mode.label(),
+            r.latency.p50_ms,
+            opt(r.reload_ms),
+            opt(r.commit_to_frame_ms),
+            opt(r.build.map(|b| b.serialize_ms)),
+            opt(r.build.map(|b| b.hash_ms)),
+            opt(r.build.map(|b| b.diff_ms)),
+            opt(r.build.map(|b| b.parse_ms)),
+        );
+    }
+    let bad: u64 = rows.iter().map(|r| r.mismatches + r.failures).sum();
+    let _ = writeln!(
+        md,
+        "\nDigest mismatches or patches that could not be applied: {bad}. Row size: {} bytes.\n",
+        rows.iter().map(|r| r.row_bytes).max().unwrap_or(0)
+    );
+    let find = |items: usize, mode: Mode| rows.iter().find(|r| r.items == items && r.mode == mode);
+    let (small, large) = (
+        s.w6_items.first().copied().unwrap_or(0),
+        s.w6_items.last().copied().unwrap_or(0),
+    );
+    for mode in modes {
+        if let (Some(a), Some(b)) = (find(small, mode), find(large, mode)) {
+            let ratio = b.latency.p50_ms / a.latency.p50_ms.max(0.001);
+            let _ = writeln!(
+                md,
+                "- p50 at {large} items ÷ p50 at {small}, {}: {ratio:.2}{}",
+                mode.label(),
+                if mode == Mode::Snapshots {
+                    String::new()
+                } else {
+                    format!(
+                        " (target ≤ 3: {})",
+                        if ratio <= 3.0 { "met" } else { "not met" }
+                    )
+                }
+            );
+        }
+    }
+    for &items in &s.w6_items {
+        if let (Some(full), Some(p)) = (
+            find(items, Mode::Snapshots),
+            find(items, Mode::PatchesVerified),
+        ) {
+            let row_limit = 2048 + p.row_bytes;
+            let _ = writeln!(
+                md,
+                "- {items} items: bytes with patches ÷ without {:.4} (all frames), {:.4} (snapshot/patch frames); largest patch frame {} B vs 2 KB + the row = {} B ({})",
+                p.bytes_per_session_per_edit / full.bytes_per_session_per_edit.max(1.0),
+                p.library_bytes_per_session_per_edit
+                    / full.library_bytes_per_session_per_edit.max(1.0),
+                p.max_library_frame,
+                row_limit,
+                if p.max_library_frame <= row_limit {
+                    "met"
+                } else {
+                    "not met"
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n#### W6: resume after {missed} missed versions (`?since_version=v`, with and without `&patches=1`)\n\n\
+         A session holding version v leaves; {missed} edits commit, with {others} other sessions on the library \
+         or with nobody on it; it comes back. Bytes: everything it received until it held the latest \
+         version; time: from starting to connect to holding it, applied and digest-checked (the snapshot \
+         parsed and checked too). Median of {attempts} (min–max).\n"
+    );
+    md.push_str("| items | meanwhile | resume | answered with | bytes | of which snapshot/patch | time to live ms |\n|---:|---|---|---|---:|---:|---:|\n");
+    for r in &resumes {
+        let range = |xs: &[f64]| {
+            let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = xs.iter().copied().fold(0.0, f64::max);
+            format!("{:.1} ({min:.1}–{max:.1})", w6::median(xs).unwrap_or(0.0))
+        };
+        let mut answered = r.answered_with.clone();
+        answered.dedup();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.items,
+            if r.others_connected {
+                format!("{others} sessions on it")
+            } else {
+                "nobody on it".into()
+            },
+            if r.patches {
+                "since_version + patches"
+            } else {
+                "since_version"
+            },
+            answered.join(", "),
+            w6::median(&r.bytes).unwrap_or(0),
+            w6::median(&r.library_bytes).unwrap_or(0),
+            range(&r.time_to_live_ms),
+        );
+    }
+    if with_mixed {
+        md.push_str(&mixed_table(&mixed));
+    } else {
+        md.push_str("\nMixed tenants with patches: the rows \"patches\" of the mixed tenants table above.\n");
+    }
+    let largest = rows.iter().max_by_key(|r| r.snapshot_bytes);
+    let _ = writeln!(
+        md,
+        "\nLargest library run: {} items, {} bytes per full snapshot frame. Patch history: {}.",
+        largest.map_or(0, |r| r.items),
+        largest.map_or(0, |r| r.snapshot_bytes),
+        history.map_or(
+            "not exposed in /metrics (server RSS after each W6 row is in the JSON)".into(),
+            |b| format!("{b:.0} bytes held (librarian_patch_history_bytes)")
+        )
+    );
+    let json =
+        json!({ "edits": rows, "resume": resumes, "mixed": mixed, "patch_history_bytes": history });
+    Ok((md, json))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -2,7 +2,7 @@
 //! offer the same four things: a session for a user, filling a library, editing a block (one
 //! write, answered with its library version), and the server's process ids.
 
-use crate::session::Session;
+use crate::session::{Held, Options, Session};
 use futures_util::{SinkExt, StreamExt};
 use librarian_core::{Mutation, MutationOptions, NewContextBlock, NewProject, NewSavedPrompt};
 use librarian_store::Store;
@@ -151,17 +151,35 @@ impl Target {
     /// A new session of `user`.
     pub async fn session(&self, user: &str) -> anyhow::Result<Session> {
         match self {
-            Target::Librarian { write, read, .. } => {
-                let server = read.as_ref().unwrap_or(write);
-                let token = self.token(user).await?;
-                let base = server.base_url.replace("http://", "ws://");
-                Session::connect(&format!("{base}/api/v1/ws?access_token={token}"), true).await
-            }
+            Target::Librarian { .. } => self.session_with(user, "", Options::VERSIONS, None).await,
             Target::Floor { addr, .. } => {
                 let lib = self.floor_library(user).await?;
                 Session::connect(&format!("ws://{addr}/sub/{lib}"), false).await
             }
         }
+    }
+
+    /// A new Librarian session of `user` with `query` added to the URL (e.g. `&patches=1`),
+    /// `options`, and `held` to resume from.
+    pub async fn session_with(
+        &self,
+        user: &str,
+        query: &str,
+        options: Options,
+        held: Option<Held>,
+    ) -> anyhow::Result<Session> {
+        let Target::Librarian { write, read, .. } = self else {
+            anyhow::bail!("the floor has no such sessions");
+        };
+        let server = read.as_ref().unwrap_or(write);
+        let token = self.token(user).await?;
+        let base = server.base_url.replace("http://", "ws://");
+        Session::connect_with(
+            &format!("{base}/api/v1/ws?access_token={token}{query}"),
+            options,
+            held,
+        )
+        .await
     }
 
     /// Fills `user`'s library with `items` rows (a third each of projects, blocks and prompts
@@ -272,6 +290,49 @@ impl Target {
                 Ok(v)
             }
         }
+    }
+
+    /// One write of any fields of `block` (Librarian only); returns the library version it
+    /// committed.
+    pub async fn update_block(
+        &self,
+        user: &str,
+        block: Uuid,
+        fields: &Value,
+    ) -> anyhow::Result<i64> {
+        let Target::Librarian { write, http, .. } = self else {
+            anyhow::bail!("update_block is Librarian's");
+        };
+        let token = self.token(user).await?;
+        let r: Value = http
+            .patch(write.url(&format!("/api/v1/context-blocks/{block}")))
+            .bearer_auth(token)
+            .json(fields)
+            .send()
+            .await?
+            .json()
+            .await?;
+        r["library_version"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("write refused: {r}"))
+    }
+
+    /// A counter or gauge of the (writing) server's `/metrics` (Librarian only).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let Target::Librarian { write, http, .. } = self else {
+            return None;
+        };
+        let text = http
+            .get(write.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Reloads the server has started so far (Librarian only: from `/metrics`).

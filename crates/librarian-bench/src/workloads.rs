@@ -1,6 +1,6 @@
 //! The workloads (see `--help`). Each returns plain rows; `main` renders them.
 
-use crate::session::{Session, all_reach};
+use crate::session::{Counters, Options, Session, Verify, all_reach};
 use crate::stats::{Latencies, Summary, proc_sample};
 use crate::target::Target;
 use serde::Serialize;
@@ -185,11 +185,19 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
     all_reach(&mut conns, 1, MISS_AFTER).await;
     let counts0: Vec<u64> = conns
         .iter()
-        .map(|c| c.snapshots.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|c| {
+            c.counters
+                .snapshots
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .collect();
     let presence0: Vec<u64> = conns
         .iter()
-        .map(|c| c.presence.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|c| {
+            c.counters
+                .presence
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .collect();
     let reloads0 = t.reloads().await;
     let start = Instant::now();
@@ -217,7 +225,12 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
     let presence: u64 = conns
         .iter()
         .zip(presence0)
-        .map(|(c, p0)| c.presence.load(std::sync::atomic::Ordering::Relaxed) - p0)
+        .map(|(c, p0)| {
+            c.counters
+                .presence
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - p0
+        })
         .sum();
     let burst_s = all_live
         .saturating_duration_since(start)
@@ -230,7 +243,12 @@ pub async fn w3(t: &Target, writes: usize, sessions: usize) -> anyhow::Result<W3
     let got: Vec<u64> = conns
         .iter()
         .zip(counts0)
-        .map(|(c, c0)| c.snapshots.load(std::sync::atomic::Ordering::Relaxed) - c0)
+        .map(|(c, c0)| {
+            c.counters
+                .snapshots
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - c0
+        })
         .collect();
     Ok(W3 {
         target: t.name().into(),
@@ -434,6 +452,11 @@ pub struct Mixed {
     pub target: String,
     pub small_libraries: usize,
     pub big_items: usize,
+    /// Every session connected with `?patches=1` (and applies the patches to the library it
+    /// holds; small libraries check each digest before the version counts, the big one's
+    /// sessions check theirs once at the end, to keep 5 MB of hashing per edit off the CPU the
+    /// small libraries share).
+    pub patches: bool,
     /// Whether the big library was being edited meanwhile.
     pub with_big: bool,
     /// Small libraries' edits: send → their session holds it.
@@ -445,93 +468,160 @@ pub struct Mixed {
 /// Mixed tenants: `small_libs` 30-item libraries (one session each) edited by 4 writers, one
 /// write outstanding each, for `duration`; once alone, once while one `big_items` library
 /// (2 sessions) is edited back to back. Shows whether one large library slows small ones.
+/// Runs once per entry of `patch_modes` (false: full snapshots; true: `?patches=1`), on the
+/// same libraries.
 pub async fn mixed(
     t: &Target,
     small_libs: usize,
     big_items: usize,
     duration: Duration,
+    patch_modes: &[bool],
 ) -> anyhow::Result<Vec<Mixed>> {
     const WRITERS: usize = 4;
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let mut small: Vec<Vec<(String, Vec<uuid::Uuid>, Session)>> =
+    let mut small_fill: Vec<Vec<(String, Vec<uuid::Uuid>)>> =
         (0..WRITERS).map(|_| Vec::new()).collect();
     for i in 0..small_libs {
         let user = format!("mixed-small-{i}-{run}");
         let blocks = t.fill(&user, 30).await?;
-        let mut s = t.session(&user).await?;
-        s.reach(1, MISS_AFTER).await;
-        small[i % WRITERS].push((user, blocks, s));
+        small_fill[i % WRITERS].push((user, blocks));
     }
     let big_user = format!("mixed-big-{run}");
     let big_blocks = t.fill(&big_user, big_items).await?;
-    let mut big_sessions = vec![t.session(&big_user).await?, t.session(&big_user).await?];
-    all_reach(&mut big_sessions, 1, MISS_AFTER).await;
     let mut rows = Vec::new();
-    for with_big in [false, true] {
-        let deadline = Instant::now() + duration;
-        let writers = small.iter_mut().enumerate().map(|(w, libs)| async move {
-            let mut took = Vec::new();
-            let mut i = 0;
-            while Instant::now() < deadline && !libs.is_empty() {
-                let n = libs.len();
-                let (user, blocks, session) = &mut libs[i % n];
-                let started = Instant::now();
-                let v = t
-                    .edit(user, blocks[i % blocks.len()], &format!("small {w}.{i}"))
-                    .await?;
-                anyhow::ensure!(session.reach(v, MISS_AFTER).await, "mixed: v{v} missed");
-                took.push(started.elapsed());
-                i += 1;
-            }
-            Ok::<_, anyhow::Error>(took)
-        });
-        let big = async {
-            let mut took = Vec::new();
-            let mut i = 0;
-            while with_big && Instant::now() < deadline {
-                let started = Instant::now();
-                let v = t
-                    .edit(
-                        &big_user,
-                        big_blocks[i % big_blocks.len()],
-                        &format!("big {i}"),
-                    )
-                    .await?;
-                anyhow::ensure!(
-                    all_reach(&mut big_sessions, v, MISS_AFTER).await,
-                    "mixed: the big library missed v{v}"
-                );
-                took.push(started.elapsed());
-                i += 1;
-            }
-            Ok::<_, anyhow::Error>(took)
-        };
-        let (small_took, big_took) =
-            futures_util::future::join(futures_util::future::join_all(writers), big).await;
-        let mut lat = Latencies::new()?;
-        for took in small_took {
-            for d in took? {
-                lat.record(d);
-            }
-        }
-        let big_took = big_took?;
-        let big_summary = if with_big {
-            let mut b = Latencies::new()?;
-            for d in big_took {
-                b.record(d);
-            }
-            Some(b.summary())
+    for &patches in patch_modes {
+        let (query, small_opts, big_opts) = if patches {
+            (
+                "&patches=1",
+                Options {
+                    receipts: true,
+                    hold: Some(Verify::Inline),
+                },
+                Options {
+                    receipts: true,
+                    hold: Some(Verify::Deferred),
+                },
+            )
         } else {
-            None
+            ("", Options::VERSIONS, Options::VERSIONS)
         };
-        rows.push(Mixed {
-            target: t.name().into(),
-            small_libraries: small_libs,
-            big_items,
-            with_big,
-            small: lat.summary(),
-            big: big_summary,
-        });
+        let mut small: Vec<Vec<(String, Vec<uuid::Uuid>, Session)>> = Vec::new();
+        for libs in &small_fill {
+            let mut group = Vec::new();
+            for (user, blocks) in libs {
+                let mut s = t.session_with(user, query, small_opts, None).await?;
+                s.reach(1, MISS_AFTER).await;
+                group.push((user.clone(), blocks.clone(), s));
+            }
+            small.push(group);
+        }
+        let mut big_sessions = vec![
+            t.session_with(&big_user, query, big_opts, None).await?,
+            t.session_with(&big_user, query, big_opts, None).await?,
+        ];
+        all_reach(&mut big_sessions, 1, MISS_AFTER).await;
+        for with_big in [false, true] {
+            let (small_took, big_took) = mixed_round(
+                t,
+                &mut small,
+                &big_user,
+                &big_blocks,
+                &mut big_sessions,
+                with_big,
+                duration,
+            )
+            .await?;
+            rows.push(Mixed {
+                target: t.name().into(),
+                small_libraries: small_libs,
+                big_items,
+                patches,
+                with_big,
+                small: small_took,
+                big: big_took,
+            });
+        }
+        for s in big_sessions
+            .iter()
+            .chain(small.iter().flatten().map(|(_, _, s)| s))
+        {
+            s.verify_now();
+            let c = &s.counters;
+            anyhow::ensure!(
+                Counters::get(&c.mismatches) == 0 && Counters::get(&c.failures) == 0,
+                "mixed: a session's library does not match the server's digest"
+            );
+        }
     }
     Ok(rows)
+}
+
+/// One half of [`mixed`]: the small libraries edited for `duration`, the big one too if
+/// `with_big`; their latencies.
+async fn mixed_round(
+    t: &Target,
+    small: &mut [Vec<(String, Vec<uuid::Uuid>, Session)>],
+    big_user: &str,
+    big_blocks: &[uuid::Uuid],
+    big_sessions: &mut [Session],
+    with_big: bool,
+    duration: Duration,
+) -> anyhow::Result<(Summary, Option<Summary>)> {
+    let deadline = Instant::now() + duration;
+    let writers = small.iter_mut().enumerate().map(|(w, libs)| async move {
+        let mut took = Vec::new();
+        let mut i = 0;
+        while Instant::now() < deadline && !libs.is_empty() {
+            let n = libs.len();
+            let (user, blocks, session) = &mut libs[i % n];
+            let started = Instant::now();
+            let v = t
+                .edit(user, blocks[i % blocks.len()], &format!("small {w}.{i}"))
+                .await?;
+            anyhow::ensure!(session.reach(v, MISS_AFTER).await, "mixed: v{v} missed");
+            took.push(started.elapsed());
+            i += 1;
+        }
+        Ok::<_, anyhow::Error>(took)
+    });
+    let big = async {
+        let mut took = Vec::new();
+        let mut i = 0;
+        while with_big && Instant::now() < deadline {
+            let started = Instant::now();
+            let v = t
+                .edit(
+                    big_user,
+                    big_blocks[i % big_blocks.len()],
+                    &format!("big {i}"),
+                )
+                .await?;
+            anyhow::ensure!(
+                all_reach(big_sessions, v, MISS_AFTER).await,
+                "mixed: the big library missed v{v}"
+            );
+            took.push(started.elapsed());
+            i += 1;
+        }
+        Ok::<_, anyhow::Error>(took)
+    };
+    let (small_took, big_took) =
+        futures_util::future::join(futures_util::future::join_all(writers), big).await;
+    let mut lat = Latencies::new()?;
+    for took in small_took {
+        for d in took? {
+            lat.record(d);
+        }
+    }
+    let big_took = big_took?;
+    let big_summary = if with_big {
+        let mut b = Latencies::new()?;
+        for d in big_took {
+            b.record(d);
+        }
+        Some(b.summary())
+    } else {
+        None
+    };
+    Ok((lat.summary(), big_summary))
 }
