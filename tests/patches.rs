@@ -342,6 +342,8 @@ both_backends! {
         let first = resumed.data().await;
         assert_eq!((first["type"].as_str(), first["from_version"].as_i64()), (Some("patch"), Some(0)), "{first}");
         assert_eq!(resumed.held.unwrap(), via_http);
+        let held = server.metrics().await.get("librarian_patch_history_bytes", &[]);
+        assert!(held > 0.0, "the history is empty: {held}");
         // At the current version: a patch that changes nothing.
         let (empty, _) = http.library_raw(&format!("?since_version={last}")).await;
         let empty: Value = serde_json::from_str(&empty).unwrap();

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub versions_skipped: IntCounter,
     pub commit_to_frame_seconds: Histogram,
     pub receipt_seconds: Histogram,
+    /// Bytes the patch history holds (set when scraped).
+    pub patch_history_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -76,11 +78,15 @@ impl Metrics {
                 )
                 .buckets(latency_buckets()),
             )?,
+            patch_history_bytes: IntGauge::new(
+                "librarian_patch_history_bytes",
+                "Bytes of recent history kept for patch frames (at most sync.patch_history_bytes).",
+            )?,
             frames_by_type: Vec::new(),
             registry,
         };
         m.frames_by_type = [
-            "hello", "snapshot", "status", "reply", "error", "presence", "access",
+            "hello", "snapshot", "patch", "status", "reply", "error", "presence", "access",
         ]
         .into_iter()
         .map(|kind| (kind, m.frames_sent.with_label_values(&[kind])))
@@ -95,6 +101,8 @@ impl Metrics {
         m.registry
             .register(Box::new(m.commit_to_frame_seconds.clone()))?;
         m.registry.register(Box::new(m.receipt_seconds.clone()))?;
+        m.registry
+            .register(Box::new(m.patch_history_bytes.clone()))?;
         sync.register(&m.registry)?;
         Ok(m)
     }

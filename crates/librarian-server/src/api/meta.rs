@@ -15,6 +15,8 @@ use std::time::Instant;
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let held = i64::try_from(state.sync.history.used()).unwrap_or(i64::MAX);
+    state.metrics.patch_history_bytes.set(held);
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, TextEncoder::new().format_type()))
         .body(state.metrics.render())
