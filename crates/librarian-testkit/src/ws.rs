@@ -112,8 +112,10 @@ pub async fn follow(
     }
 }
 
-/// The snapshot object of a `snapshot` frame (without its `type`).
+/// The snapshot object of a `snapshot` frame (without its `type` and `digest`).
 pub fn content(mut snapshot: Value) -> Value {
-    snapshot.as_object_mut().unwrap().remove("type");
+    let fields = snapshot.as_object_mut().unwrap();
+    fields.remove("type");
+    fields.remove("digest");
     snapshot
 }

@@ -164,7 +164,6 @@ pub async fn connect(
         config: config.get_ref().clone(),
         shutdown: shutdown.0.clone(),
         socket,
-        ahead: [0, 0],
     };
     // The payload stream is not Send: the session runs on this worker's runtime.
     let open = state.metrics.sessions_open.clone();

@@ -59,9 +59,6 @@ pub struct Session<S> {
     pub shutdown: watch::Receiver<bool>,
     /// The connection's socket, to end it together with the session.
     pub socket: Option<crate::connection::ConnSocket>,
-    /// Bytes of the last two text frames sent, which may still be on their way out (the one
-    /// being written and the one waiting in the outbox).
-    pub ahead: [usize; 2],
 }
 
 /// How long the session's token lasts.
@@ -682,35 +679,43 @@ where
     }
 
     async fn send_text(&mut self, kind: &'static str, text: ByteString) -> Result<(), End> {
-        let len = text.len();
         self.send(Message::Text(text)).await?;
-        self.ahead = [self.ahead[1], len];
         self.state.metrics.frame_sent(kind);
         Ok(())
     }
 
-    /// Waits for the outbox slot, at most `send_timeout` plus one second per 64 KiB of the
-    /// frames that may still be ahead of this one (the one being written and the one waiting):
-    /// a large snapshot on a slow link gets through (at 64 KiB/s or more) instead of closing
-    /// the session, and a reconnect sending it again, forever. A client that takes no frames
-    /// for that long is closed (4429) instead of buffered.
+    /// Waits for the outbox slot. A client that takes no frames for `send_timeout` is closed
+    /// (4429) instead of buffered; one that keeps taking bytes at 64 KiB/s or more is waited
+    /// for, so that a large snapshot gets through a slow link instead of closing the session,
+    /// and a reconnect sending it again, forever.
     async fn send(&mut self, msg: Message) -> Result<(), End> {
-        let ahead: usize = self.ahead.iter().sum();
-        let allowance = std::time::Duration::from_secs((ahead / SLOW_LINK_BYTES_PER_S) as u64);
-        let limit = self.config.send_timeout + allowance;
-        match tokio::time::timeout(limit, self.outbox.send(msg)).await {
-            Ok(sent) => Ok(sent?),
-            Err(_) => Err(End::Close(
-                close::TOO_SLOW,
-                if allowance.is_zero() {
-                    "the client did not take frames for too long".into()
-                } else {
-                    format!(
-                        "the client did not take {ahead} bytes of frames within {} s",
-                        limit.as_secs()
-                    )
-                },
-            )),
+        let taken = self.outbox.taken();
+        let timeout = self.config.send_timeout;
+        let enough = (SLOW_LINK_BYTES_PER_S as f64 * timeout.as_secs_f64()).max(1.0) as u64;
+        let mut seen = taken.load(std::sync::atomic::Ordering::Relaxed);
+        let send = self.outbox.send(msg);
+        tokio::pin!(send);
+        loop {
+            match tokio::time::timeout(timeout, &mut send).await {
+                Ok(sent) => return Ok(sent?),
+                Err(_) => {
+                    let now = taken.load(std::sync::atomic::Ordering::Relaxed);
+                    if now - seen >= enough {
+                        seen = now;
+                        continue;
+                    }
+                    let why = if now == seen {
+                        "the client did not take frames for too long".to_owned()
+                    } else {
+                        format!(
+                            "the client took {} bytes in {} ms, under 64 KiB/s",
+                            now - seen,
+                            timeout.as_millis()
+                        )
+                    };
+                    return Err(End::Close(close::TOO_SLOW, why));
+                }
+            }
         }
     }
 }

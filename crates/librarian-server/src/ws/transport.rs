@@ -21,6 +21,8 @@ use actix_web::web::{Bytes, BytesMut};
 use futures_util::Stream;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +32,7 @@ pub const CHUNK: usize = 16 * 1024;
 /// The session's side of the outgoing direction.
 pub struct Outbox {
     tx: mpsc::Sender<Message>,
+    taken: Arc<AtomicU64>,
     close: Option<oneshot::Sender<Option<CloseReason>>>,
 }
 
@@ -38,6 +41,12 @@ pub struct Outbox {
 pub struct Gone;
 
 impl Outbox {
+    /// Bytes of text frames actix has taken from the body so far (it takes the next chunk
+    /// only when the connection's write buffer has room): how fast the client reads.
+    pub fn taken(&self) -> Arc<AtomicU64> {
+        self.taken.clone()
+    }
+
     /// Waits for the slot, then queues `msg`.
     pub async fn send(&mut self, msg: Message) -> Result<(), Gone> {
         self.tx.send(msg).await.map_err(|_| Gone)
@@ -61,6 +70,7 @@ impl Outbox {
 /// The response body: encodes one message at a time, as actix pulls.
 pub struct OutboxBody {
     rx: mpsc::Receiver<Message>,
+    taken: Arc<AtomicU64>,
     /// The rest of the text frame being written.
     pending: Bytes,
     /// Whatever must live exactly as long as the connection (the session's seat).
@@ -77,13 +87,16 @@ pub struct OutboxBody {
 pub fn outbox(keep: Box<dyn std::any::Any>) -> (Outbox, OutboxBody) {
     let (tx, rx) = mpsc::channel(1);
     let (close_tx, close_rx) = oneshot::channel();
+    let taken = Arc::new(AtomicU64::new(0));
     (
         Outbox {
             tx,
+            taken: taken.clone(),
             close: Some(close_tx),
         },
         OutboxBody {
             rx,
+            taken,
             pending: Bytes::new(),
             _keep: keep,
             close: Some(close_rx),
@@ -119,6 +132,7 @@ impl OutboxBody {
             return None;
         }
         let n = self.pending.len().min(CHUNK);
+        self.taken.fetch_add(n as u64, Ordering::Relaxed);
         Some(self.pending.split_to(n))
     }
 
