@@ -96,7 +96,7 @@ both_backends_actix! {
         let view = sub.views.borrow().clone();
         assert_eq!(view.state, SyncState::Live);
         let frame: serde_json::Value =
-            serde_json::from_str(&view.snapshot.unwrap().frame).unwrap();
+            serde_json::from_str(&view.snapshot.unwrap().frame()).unwrap();
         assert_eq!(frame["type"], "snapshot");
         assert_eq!(frame["context_blocks"].as_array().unwrap().len(), WRITES);
 

@@ -137,6 +137,22 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
+/// The digest of bytes fed in pieces: what [`digest_of`] gives for their concatenation, for a
+/// canonical snapshot written out row by row without assembling it.
+#[derive(Default)]
+pub struct Digester(Sha256);
+
+impl Digester {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// `sha256:<hex>`.
+    pub fn finish(self) -> String {
+        format!("sha256:{}", hex(&self.0.finalize()))
+    }
+}
+
 /// Lowercase hex of a hash.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

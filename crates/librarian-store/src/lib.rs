@@ -57,6 +57,24 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// What changed in a library after version `since` (DESIGN §10), as read in one transaction
+/// at `version`: every row written after `since` (created or updated; in load order), the
+/// members, and how many rows each list (projects, context blocks, saved prompts) has now. A
+/// caller holding the library at `since` adds the rows it did not have to its counts: a list
+/// that comes out longer than `counts` lost rows, which `ids` (every id each list has now,
+/// when asked for) names.
+#[derive(Debug, Clone)]
+pub struct LibraryChanges {
+    pub since: i64,
+    pub version: i64,
+    pub members: Vec<librarian_core::MemberRole>,
+    pub projects: Vec<librarian_core::Project>,
+    pub context_blocks: Vec<librarian_core::ContextBlock>,
+    pub saved_prompts: Vec<librarian_core::SavedPrompt>,
+    pub counts: [usize; 3],
+    pub ids: Option<[Vec<Uuid>; 3]>,
+}
+
 /// What a [`Store`] needs to connect.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -590,15 +608,15 @@ impl Store {
         self.load(library_id, None).await
     }
 
-    /// [`Store::load_library`] reading whole rows only where `prev` (an earlier load of the
-    /// library) differs: every row's stamp first, then the changed rows, in one transaction.
-    /// What the sync core reloads with, so that an edit of one row of a large library does not
-    /// read all of it.
-    pub async fn load_library_since(
+    /// What changed in the library after version `since`, read in one transaction (see
+    /// [`LibraryChanges`]); with `with_ids`, also every id it has now. What the sync core
+    /// reloads with, so that an edit of one row of a large library reads that row, not all.
+    pub async fn load_changes(
         &self,
         library_id: Uuid,
-        prev: std::sync::Arc<LibrarySnapshot>,
-    ) -> Result<LibrarySnapshot, Error> {
+        since: i64,
+        with_ids: bool,
+    ) -> Result<LibraryChanges, Error> {
         let lib = library_id.to_string();
         db_run!(self,
             postgres(pool) => {
@@ -606,14 +624,14 @@ impl Store {
                 conn.build_transaction()
                     .repeatable_read()
                     .read_only()
-                    .run(async move |c| ops::pg::load_since(c, &lib, &prev).await)
+                    .run(async move |c| ops::pg::load_changes(c, &lib, since, with_ids).await)
                     .await
                     .map_err(TxError::into_error)
             },
             sqlite(pool) => {
                 let conn = pool.get().await.map_err(pool_error)?;
                 sqlite_blocking(conn, move |c| {
-                    c.transaction(|c| ops::sqlite::load_since(c, &lib, &prev))
+                    c.transaction(|c| ops::sqlite::load_changes(c, &lib, since, with_ids))
                 })
                 .await
                 .map_err(TxError::into_error)

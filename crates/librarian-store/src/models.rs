@@ -58,6 +58,9 @@ pub(crate) struct ProjectRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The library version that last wrote the row (DESIGN §10: what an incremental reload
+    /// reads).
+    pub changed_in: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -73,6 +76,9 @@ pub(crate) struct ContextBlockRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The library version that last wrote the row (DESIGN §10: what an incremental reload
+    /// reads).
+    pub changed_in: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -88,6 +94,9 @@ pub(crate) struct SavedPromptRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The library version that last wrote the row (DESIGN §10: what an incremental reload
+    /// reads).
+    pub changed_in: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -33,6 +33,8 @@ diesel::table! {
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// The library version that last wrote the row.
+        changed_in -> BigInt,
     }
 }
 
@@ -47,6 +49,8 @@ diesel::table! {
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// The library version that last wrote the row.
+        changed_in -> BigInt,
     }
 }
 
@@ -61,6 +65,8 @@ diesel::table! {
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        /// The library version that last wrote the row.
+        changed_in -> BigInt,
     }
 }
 

@@ -10,8 +10,8 @@
 //! session and HTTP request (which ask for patches); the lock is held only for bookkeeping,
 //! never while composing or serializing.
 
+use super::rows::Rows;
 use bytestring::ByteString;
-use librarian_core::LibrarySnapshot;
 use librarian_core::patch::{Patch, Step, compose};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -54,7 +54,7 @@ struct Lib {
     steps: VecDeque<Arc<StepFrame>>,
     /// The last version recorded, its digest and the library itself.
     latest: Option<(i64, String)>,
-    base: Option<Arc<LibrarySnapshot>>,
+    base: Option<Arc<Rows>>,
     base_bytes: usize,
     /// Composed patches by (from, to), for the latest `to` only (sessions always move to the
     /// newest version).
@@ -114,7 +114,7 @@ impl History {
     /// The last version recorded for the library as a whole, to diff the next load against
     /// (after the library had no sessions for a while, this is what lets a client coming back
     /// get a patch).
-    pub fn base(&self, library_id: Uuid) -> Option<Arc<LibrarySnapshot>> {
+    pub fn base(&self, library_id: Uuid) -> Option<Arc<Rows>> {
         self.lock().libs.get(&library_id)?.base.clone()
     }
 
@@ -127,7 +127,7 @@ impl History {
     pub fn record(
         &self,
         library_id: Uuid,
-        library: &Arc<LibrarySnapshot>,
+        library: &Arc<Rows>,
         digest: &str,
         step: Option<&Arc<StepFrame>>,
         bytes: usize,
@@ -273,7 +273,7 @@ impl History {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use librarian_core::{ContextBlock, Timestamp};
+    use librarian_core::{ContextBlock, LibrarySnapshot, Timestamp};
 
     fn library(version: i64, titles: &[(u128, i64)]) -> Arc<LibrarySnapshot> {
         Arc::new(LibrarySnapshot {
@@ -303,7 +303,14 @@ mod tests {
     ) {
         let digest = new.digest();
         let step = prev.map(|p| Arc::new(StepFrame::new(Step::between(p, new, digest.clone()))));
-        h.record(lib, new, &digest, step.as_ref(), new.canonical_json().len());
+        let rows = Arc::new(Rows::new(LibrarySnapshot::clone(new)).unwrap());
+        h.record(
+            lib,
+            &rows,
+            &digest,
+            step.as_ref(),
+            new.canonical_json().len(),
+        );
     }
 
     fn apply(from: &LibrarySnapshot, frame: &str) -> LibrarySnapshot {

@@ -286,9 +286,7 @@ impl Machine {
                     }
                     lib.held = snapshot.version;
                     self.stats.snapshots_published.inc();
-                    self.stats
-                        .snapshot_bytes
-                        .inc_by(snapshot.frame.len() as u64);
+                    self.stats.snapshot_bytes.inc_by(snapshot.bytes as u64);
                     lib.view.snapshot = Some(Arc::new(snapshot));
                 }
             }
@@ -482,7 +480,6 @@ impl Machine {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use bytestring::ByteString;
 
     const MS: Duration = Duration::from_millis(1);
 
@@ -501,17 +498,13 @@ mod tests {
     }
 
     fn snapshot(version: i64) -> Snapshot {
-        Snapshot {
-            version,
-            frame: ByteString::from(format!(r#"{{"type":"snapshot","version":{version}}}"#)),
-            digest: String::new(),
-            library: Arc::default(),
-            step: None,
-            fragments: Arc::default(),
-            items: 0,
-            members: Vec::new(),
-            pending_since: None,
-        }
+        Snapshot::new(
+            super::super::Rows {
+                version,
+                ..Default::default()
+            },
+            None,
+        )
     }
 
     fn loads(actions: &[Action]) -> Vec<u64> {

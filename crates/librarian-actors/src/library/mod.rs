@@ -14,6 +14,7 @@
 mod history;
 mod machine;
 mod messages;
+mod rows;
 mod stats;
 mod view;
 
@@ -21,6 +22,7 @@ pub use history::{History, StepFrame};
 pub use messages::{
     ListenerConnected, Refresh, Subscribe, Subscription, VersionSeen, WriteEnded, WriteStarted,
 };
+pub use rows::Rows;
 pub use stats::{SyncStats, SyncStatsSnapshot};
 pub use view::{LibraryView, Snapshot};
 
@@ -32,6 +34,7 @@ use librarian_store::Store;
 use machine::{Action, Loaded, Machine, Timing};
 use messages::{SubscriberGuard, Unsubscribe};
 use rand::Rng;
+use rows::Next;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,9 +46,9 @@ use uuid::Uuid;
 /// and wake every session once more per version.
 const SYNCING_AFTER: Duration = Duration::from_millis(50);
 
-/// Libraries with more rows than this are serialized, hashed and diffed on a blocking thread,
-/// so that one large library does not hold up every other library's reload on the actor's
-/// thread.
+/// Libraries with more rows than this are serialized, updated and hashed on a blocking
+/// thread, so that one large library does not hold up every other library's reload on the
+/// actor's thread.
 const SERIALIZE_OFF_THREAD_ITEMS: usize = 500;
 
 /// Library ids per reconciliation query: far below SQLite's limit on bound parameters.
@@ -98,10 +101,10 @@ impl LibraryActor {
                     if let Some(s) = &view.snapshot {
                         self.history.record(
                             library_id,
-                            &s.library,
+                            &s.rows,
                             &s.digest,
                             s.step.as_ref(),
-                            s.frame.len(),
+                            s.bytes,
                         );
                     }
                     if let Some(views) = self.views.get(&library_id) {
@@ -127,50 +130,25 @@ impl LibraryActor {
 
     fn load(&mut self, library_id: Uuid, epoch: u64, seq: u64, ctx: &mut Context<Self>) {
         let store = self.store.clone();
-        // Diffed against what sessions hold now (one load runs at a time, so it is still the
-        // view when this one ends), or after a pause without sessions, the last version the
-        // history kept.
+        // The changes are applied to what sessions hold now (one load runs at a time, so it is
+        // still the view when this one ends), or after a pause without sessions, to the last
+        // version the history kept.
         let previous = self
             .machine
             .current(library_id)
             .and_then(|v| v.snapshot.as_ref())
-            .map(|s| view::Previous {
-                library: s.library.clone(),
-                fragments: Some(s.fragments.clone()),
-            })
-            .or_else(|| {
-                self.history.base(library_id).map(|library| view::Previous {
-                    library,
-                    fragments: None,
-                })
-            });
+            .map(|s| s.rows.clone())
+            .or_else(|| self.history.base(library_id));
         let load = async move {
             let started = Instant::now();
-            let loaded = match previous.as_ref() {
-                Some(prev) => {
-                    store
-                        .load_library_since(library_id, prev.library.clone())
-                        .await
-                }
-                None => store.load_library(library_id).await,
-            };
-            let result = match loaded {
-                Ok(library) if library.len() > SERIALIZE_OFF_THREAD_ITEMS => {
-                    tokio::task::spawn_blocking(move || view::build(library, previous))
-                        .await
-                        .unwrap_or_else(|e| Err(Error::Internal(format!("serializer: {e}"))))
-                }
-                Ok(library) => view::build(library, previous),
-                Err(e) => Err(e),
-            };
-            (result, started.elapsed())
+            (load(&store, library_id, previous).await, started.elapsed())
         };
         ctx.spawn(load.into_actor(self).map(move |(result, took), act, ctx| {
             let loaded = match result {
                 Ok(snapshot) => {
                     act.stats.reload_seconds.observe(took.as_secs_f64());
                     tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
-                        bytes = snapshot.frame.len(), took_ms = took.as_secs_f64() * 1e3, "reloaded");
+                        bytes = snapshot.bytes, took_ms = took.as_secs_f64() * 1e3, "reloaded");
                     Loaded::Ok(snapshot)
                 }
                 Err(Error::NoSuchLibrary(_)) => Loaded::Gone,
@@ -215,6 +193,59 @@ impl LibraryActor {
                 act.reconcile(ctx);
             }
         }));
+    }
+}
+
+/// Loads the library's current version: the rows written since `previous` applied to it
+/// (O(change); read again with ids when rows were deleted), or the whole library when there is
+/// no previous version or the changes do not continue it.
+async fn load(
+    store: &Store,
+    library_id: Uuid,
+    previous: Option<Arc<Rows>>,
+) -> Result<Snapshot, Error> {
+    if let Some(prev) = previous {
+        for with_ids in [false, true] {
+            let changes = store
+                .load_changes(library_id, prev.version, with_ids)
+                .await?;
+            let prev = prev.clone();
+            let next = off_thread(prev.len(), move || {
+                Ok(match prev.next(changes)? {
+                    Next::Applied(applied) => {
+                        let (rows, step) = *applied;
+                        Some(Some(Snapshot::new(rows, Some(step))))
+                    }
+                    Next::NeedIds => None,
+                    Next::Reload => Some(None),
+                })
+            })
+            .await?;
+            match next {
+                Some(Some(snapshot)) => return Ok(snapshot),
+                Some(None) => break,
+                None => continue,
+            }
+        }
+    }
+    let library = store.load_library(library_id).await?;
+    off_thread(library.len(), move || {
+        Ok(Snapshot::new(Rows::new(library)?, None))
+    })
+    .await
+}
+
+/// Runs `work` on a blocking thread when the library is large, here otherwise.
+async fn off_thread<T: Send + 'static>(
+    items: usize,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    if items > SERIALIZE_OFF_THREAD_ITEMS {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("library build: {e}"))))
+    } else {
+        work()
     }
 }
 

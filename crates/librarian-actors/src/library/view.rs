@@ -1,33 +1,31 @@
-//! What subscribers of a library see: the latest loaded [`Snapshot`] (serialized once, its
-//! bytes shared by every session, with the patch from the version loaded before it) and the
-//! sync status, as one [`LibraryView`] in a `watch`.
+//! What subscribers of a library see: the latest loaded [`Snapshot`] (hashed once, its frame
+//! written once and shared by every session, with the patch from the version loaded before
+//! it) and the sync status, as one [`LibraryView`] in a `watch`.
 
 use super::history::StepFrame;
+use super::rows::Rows;
 use bytestring::ByteString;
-use librarian_core::Timestamp;
-use librarian_core::patch::{Row, Step, digest_of};
+use librarian_core::patch::Step;
 use librarian_core::protocol::{ServerFrame, Status, SyncState};
-use librarian_core::{Error, LibrarySnapshot, MemberRole, Role};
-use std::collections::HashMap;
-use std::sync::Arc;
+use librarian_core::{MemberRole, Role};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use uuid::Uuid;
 
-/// One loaded version of a library, serialized once as its `snapshot` frame.
+/// One loaded version of a library, hashed once; its `snapshot` frame is written once, when
+/// the first session that needs a whole library asks for it (sessions on patches never do).
 #[derive(Debug)]
 pub struct Snapshot {
     pub version: i64,
-    /// The whole `{"type":"snapshot",…}` frame; cloning it shares the bytes.
-    pub frame: ByteString,
     /// `sha256:…` of the canonical snapshot (DESIGN §10).
     pub digest: String,
-    /// The library itself: what the next load is diffed against.
-    pub library: Arc<LibrarySnapshot>,
-    /// The patch from the version loaded before this one, if it was diffed against it.
+    /// Size of the canonical snapshot, bytes.
+    pub bytes: usize,
+    /// The library itself: what the next load applies its changes to.
+    pub rows: Arc<Rows>,
+    /// The patch from the version loaded before this one, if it was built from it.
     pub step: Option<Arc<StepFrame>>,
-    /// Each row's JSON as serialized for this version: the next version reuses those of the
-    /// rows that did not change.
-    pub fragments: Arc<Fragments>,
+    /// The whole `{"type":"snapshot",…}` frame, once written; cloning it shares the bytes.
+    frame: OnceLock<ByteString>,
     /// Number of rows, for metrics and logs.
     pub items: usize,
     /// Who may see this version (sorted by user id): a session whose user is not among them
@@ -39,9 +37,45 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// `rows` with its digest, and the step from the version before, if built from it.
+    pub(crate) fn new(rows: Rows, step: Option<Step>) -> Snapshot {
+        let (digest, bytes) = rows.digest();
+        let step = step.map(|mut step| {
+            step.patch.digest = digest.clone();
+            Arc::new(StepFrame::new(step))
+        });
+        Snapshot {
+            version: rows.version,
+            digest,
+            bytes,
+            step,
+            frame: OnceLock::new(),
+            items: rows.len(),
+            members: rows.members.clone(),
+            rows: Arc::new(rows),
+            pending_since: None,
+        }
+    }
+
     /// `user_id`'s role at this version, if a member.
     pub fn role_of(&self, user_id: &str) -> Option<Role> {
         librarian_core::member::role_in(&self.members, user_id)
+    }
+
+    /// The `snapshot` frame: `{"type":"snapshot","digest":"…",` then the canonical snapshot's
+    /// fields, the bytes serde writes for a [`ServerFrame::Snapshot`], written from the rows'
+    /// kept JSON once per version.
+    pub fn frame(&self) -> ByteString {
+        self.frame
+            .get_or_init(|| {
+                let mut frame = String::with_capacity(self.bytes + 100);
+                frame.push_str(r#"{"type":"snapshot","digest":""#);
+                frame.push_str(&self.digest);
+                frame.push_str(r#"","#);
+                self.rows.write_fields(&mut |s: &str| frame.push_str(s));
+                ByteString::from(frame)
+            })
+            .clone()
     }
 
     /// The same frame marked `"reset": true` (the library went back below what a client
@@ -50,9 +84,10 @@ impl Snapshot {
         // serde writes the tag first, then the fields in declaration order: `reset` (skipped
         // when false) comes right after it.
         const TAG: &str = r#"{"type":"snapshot","#;
-        match self.frame.strip_prefix(TAG) {
+        let frame = self.frame();
+        match frame.strip_prefix(TAG) {
             Some(rest) => ByteString::from(format!(r#"{TAG}"reset":true,{rest}"#)),
-            None => self.frame.clone(),
+            None => frame.clone(),
         }
     }
 }
@@ -109,126 +144,38 @@ impl LibraryView {
     }
 }
 
-/// Each row's serialized JSON, by kind and id, with the stamp of the row it was made from.
-#[derive(Debug, Default)]
-pub struct Fragments {
-    rows: HashMap<(u8, Uuid), Fragment>,
-}
-
-type Fragment = ((i64, Timestamp, Timestamp), Arc<str>);
-
-/// What the next load of a library starts from: the version loaded before it, and that
-/// version's row fragments when this process serialized it.
-pub(crate) struct Previous {
-    pub library: Arc<LibrarySnapshot>,
-    pub fragments: Option<Arc<Fragments>>,
-}
-
-/// The canonical bytes of `library` (exactly `serde_json::to_vec(&library)`), reusing the
-/// fragments of rows whose stamp did not change: an edit of one row of a large library
-/// serializes one row, not all of them. Also answers this version's fragments.
-fn canonical(
-    library: &LibrarySnapshot,
-    cache: Option<&Fragments>,
-    size_hint: usize,
-) -> Result<(Vec<u8>, Fragments), Error> {
-    fn list<T: Row>(
-        out: &mut Vec<u8>,
-        kind: u8,
-        rows: &[T],
-        cache: Option<&Fragments>,
-        next: &mut Fragments,
-    ) -> Result<(), serde_json::Error> {
-        out.push(b'[');
-        for (i, row) in rows.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let key = (kind, row.id());
-            let fragment = match cache.and_then(|c| c.rows.get(&key)) {
-                Some((stamp, json)) if *stamp == row.stamp() => json.clone(),
-                _ => Arc::from(serde_json::to_string(row)?),
-            };
-            out.extend_from_slice(fragment.as_bytes());
-            next.rows.insert(key, (row.stamp(), fragment));
-        }
-        out.push(b']');
-        Ok(())
-    }
-    let fail = |e: serde_json::Error| Error::Internal(format!("cannot serialize snapshot: {e}"));
-    let mut out = Vec::with_capacity(size_hint + 1024);
-    let mut next = Fragments {
-        rows: HashMap::with_capacity(library.len()),
-    };
-    out.extend_from_slice(format!(r#"{{"version":{},"projects":"#, library.version).as_bytes());
-    list(&mut out, 0, &library.projects, cache, &mut next).map_err(fail)?;
-    out.extend_from_slice(br#","context_blocks":"#);
-    list(&mut out, 1, &library.context_blocks, cache, &mut next).map_err(fail)?;
-    out.extend_from_slice(br#","saved_prompts":"#);
-    list(&mut out, 2, &library.saved_prompts, cache, &mut next).map_err(fail)?;
-    out.extend_from_slice(br#","members":"#);
-    serde_json::to_writer(&mut out, &library.members).map_err(fail)?;
-    out.push(b'}');
-    Ok((out, next))
-}
-
-/// Serializes a loaded library into its frame, hashes it, and diffs it against `previous`
-/// (the version loaded before it) into a patch. CPU work: for large libraries it runs off the
-/// actor's thread.
-pub(crate) fn build(
-    library: LibrarySnapshot,
-    previous: Option<Previous>,
-) -> Result<Snapshot, Error> {
-    let cache = previous.as_ref().and_then(|p| p.fragments.clone());
-    let size_hint = previous.as_ref().map_or(0, |p| p.library.len() * 512);
-    let (canonical, fragments) = canonical(&library, cache.as_deref(), size_hint)?;
-    let previous = previous.map(|p| p.library);
-    let digest = digest_of(&canonical);
-    let frame = snapshot_frame(&canonical, &digest)?;
-    let step = previous
-        .filter(|p| p.version < library.version)
-        .map(|p| Arc::new(StepFrame::new(Step::between(&p, &library, digest.clone()))));
-    Ok(Snapshot {
-        version: library.version,
-        frame,
-        digest,
-        items: library.len(),
-        members: library.members.clone(),
-        library: Arc::new(library),
-        step,
-        fragments: Arc::new(fragments),
-        pending_since: None,
-    })
-}
-
-/// `{"type":"snapshot","digest":"…",` followed by the canonical object's fields: the same
-/// bytes serde writes for a [`ServerFrame::Snapshot`] with its digest, without a second
-/// serialization.
-fn snapshot_frame(canonical: &[u8], digest: &str) -> Result<ByteString, Error> {
-    let fields = canonical
-        .strip_prefix(b"{")
-        .ok_or_else(|| Error::Internal("a snapshot is not a JSON object".into()))?;
-    let head = format!(r#"{{"type":"snapshot","digest":"{digest}","#);
-    let mut frame = Vec::with_capacity(head.len() + fields.len());
-    frame.extend_from_slice(head.as_bytes());
-    frame.extend_from_slice(fields);
-    String::from_utf8(frame)
-        .map(ByteString::from)
-        .map_err(|e| Error::Internal(format!("snapshot frame: {e}")))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use librarian_core::LibrarySnapshot;
+
+    fn snapshot(library: LibrarySnapshot) -> Snapshot {
+        Snapshot::new(Rows::new(library).unwrap(), None)
+    }
 
     #[test]
-    fn a_reset_frame_is_the_snapshot_frame_with_reset_set() {
+    fn the_frames_are_what_serde_writes_for_the_snapshot() {
+        use librarian_core::{ContextBlock, Timestamp};
         let library = LibrarySnapshot {
             version: 3,
+            context_blocks: vec![ContextBlock {
+                id: uuid::Uuid::from_u128(7),
+                project_id: None,
+                title: "t".into(),
+                content: "\"q\" \n é".into(),
+                tags: vec!["x".into()],
+                version: 2,
+                created_at: Timestamp(5),
+                updated_at: Timestamp(6),
+            }],
+            members: vec![MemberRole {
+                user_id: "alice".into(),
+                role: Role::Owner,
+            }],
             ..Default::default()
         };
-        let snapshot = build(library.clone(), None).unwrap();
+        let snapshot = snapshot(library.clone());
         let frame = |reset| {
             serde_json::to_string(&ServerFrame::Snapshot(
                 librarian_core::protocol::SnapshotFrame {
@@ -239,67 +186,19 @@ mod tests {
             ))
             .unwrap()
         };
-        assert_eq!(&*snapshot.frame, frame(false).as_str());
+        assert_eq!(&*snapshot.frame(), frame(false).as_str());
         assert_eq!(&*snapshot.reset_frame(), frame(true).as_str());
-    }
-
-    #[test]
-    fn reused_fragments_give_the_bytes_serde_gives() {
-        use librarian_core::{ContextBlock, MemberRole, Role};
-        let block = |n: u128, version: i64, content: &str| ContextBlock {
-            id: Uuid::from_u128(n),
-            project_id: None,
-            title: format!("b{n}"),
-            content: content.into(),
-            tags: vec!["t".into()],
-            version,
-            created_at: Timestamp(n as i64),
-            updated_at: Timestamp(n as i64 + version),
-        };
-        let v1 = LibrarySnapshot {
-            version: 1,
-            context_blocks: vec![block(1, 1, "a"), block(2, 1, "\"q\" \n é")],
-            members: vec![MemberRole {
-                user_id: "alice".into(),
-                role: Role::Owner,
-            }],
-            ..Default::default()
-        };
-        let first = build(v1.clone(), None).unwrap();
-        assert_eq!(first.digest, v1.digest());
-        let mut v2 = v1.clone();
-        v2.version = 2;
-        v2.context_blocks[1] = block(2, 2, "changed");
-        v2.context_blocks.push(block(3, 1, "new"));
-        let second = build(
-            v2.clone(),
-            Some(Previous {
-                library: first.library.clone(),
-                fragments: Some(first.fragments.clone()),
-            }),
-        )
-        .unwrap();
-        assert_eq!(second.digest, v2.digest(), "a stale fragment was reused");
-        assert_eq!(
-            &second.frame[second.frame.find(r#""version""#).unwrap()..],
-            &String::from_utf8(v2.canonical_json()).unwrap()[1..]
-        );
-        assert_eq!(second.step.as_ref().unwrap().from_version(), 1);
+        assert_eq!(snapshot.digest, library.digest());
+        assert_eq!(snapshot.bytes, library.canonical_json().len());
     }
 
     #[test]
     fn the_shared_status_frame_is_the_status_of_the_view() {
         let view = LibraryView {
-            snapshot: Some(Arc::new(
-                build(
-                    LibrarySnapshot {
-                        version: 4,
-                        ..Default::default()
-                    },
-                    None,
-                )
-                .unwrap(),
-            )),
+            snapshot: Some(Arc::new(snapshot(LibrarySnapshot {
+                version: 4,
+                ..Default::default()
+            }))),
             state: SyncState::Live,
             ..LibraryView::loading()
         }

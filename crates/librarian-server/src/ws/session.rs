@@ -426,7 +426,7 @@ where
                     // Either frame was serialized once for every session; this shares its bytes.
                     match self.patch_for(snapshot, sent) {
                         Some(patch) => self.send_text("patch", patch).await?,
-                        None => self.send_text("snapshot", snapshot.frame.clone()).await?,
+                        None => self.send_text("snapshot", snapshot.frame()).await?,
                     }
                     sent.needs_full = false;
                     let metrics = &self.state.metrics;
@@ -514,7 +514,7 @@ where
             // `on_view` deals with it (revocation, a reset, or waiting for a newer version).
             return Ok(());
         }
-        self.send_text("snapshot", snapshot.frame.clone()).await?;
+        self.send_text("snapshot", snapshot.frame()).await?;
         sent.version = Some(snapshot.version);
         sent.resynced = Some(snapshot.version);
         sent.snapshots += 1;

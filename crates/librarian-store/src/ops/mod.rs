@@ -14,7 +14,6 @@
 use crate::error::TxError;
 use librarian_core::{Committed, Entity, EntityKind, Error};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// One backend's share of `body/`: a submodule per file (which see the including module's
 /// `run!`, `maybe_async!`, `Conn` and `RunQueryDsl`), and the operations the store calls.
@@ -37,7 +36,7 @@ macro_rules! bodies {
         }
         pub(crate) use library::{
             applied_migrations, apply, get, library_for_user, library_versions, load, load_as,
-            load_since, members, purge_idempotency,
+            load_changes, members, purge_idempotency,
         };
         pub(crate) use members::{
             access, create_library, delete_library, libraries_of, library_info, put_member,
@@ -74,59 +73,8 @@ pub(crate) mod sqlite {
     bodies!();
 }
 
-/// A row's stamp as stored: id, version, `updated_at`, `created_at`.
-type Stamp = (String, i64, i64, i64);
-
 /// Ids per `IN (…)` query: far below SQLite's limit on bound parameters.
 const FETCH_CHUNK: usize = 500;
-
-/// One list of an incremental load (`load_since`): which rows of the earlier load are still as
-/// they were, and which must be read.
-struct Reuse<'a, T> {
-    /// For each row now, in order: the earlier row to reuse, or its id to read.
-    plan: Vec<Result<&'a T, Uuid>>,
-    /// The ids to read.
-    fetch: Vec<String>,
-}
-
-impl<'a, T: librarian_core::patch::Row> Reuse<'a, T> {
-    fn new(prev: &'a [T], stamps: &[Stamp]) -> Result<Reuse<'a, T>, Error> {
-        let before: HashMap<Uuid, &T> = prev.iter().map(|r| (r.id(), r)).collect();
-        let mut plan = Vec::with_capacity(stamps.len());
-        let mut fetch = Vec::new();
-        for (id_s, version, updated_at, created_at) in stamps {
-            let id = crate::models::parse_id(id_s)?;
-            let stamp = (
-                *version,
-                librarian_core::Timestamp(*updated_at),
-                librarian_core::Timestamp(*created_at),
-            );
-            match before.get(&id) {
-                Some(row) if row.stamp() == stamp => plan.push(Ok(*row)),
-                _ => {
-                    plan.push(Err(id));
-                    fetch.push(id_s.clone());
-                }
-            }
-        }
-        Ok(Reuse { plan, fetch })
-    }
-
-    /// The list in order: the rows read (`fresh`) where planned, the earlier ones elsewhere.
-    fn assemble(self, fresh: Vec<T>) -> Result<Vec<T>, Error> {
-        let mut fresh: HashMap<Uuid, T> = fresh.into_iter().map(|r| (r.id(), r)).collect();
-        self.plan
-            .into_iter()
-            .map(|step| match step {
-                Ok(row) => Ok(row.clone()),
-                // Read in the same transaction as the stamps: it is there.
-                Err(id) => fresh
-                    .remove(&id)
-                    .ok_or_else(|| Error::Internal(format!("row {id} vanished during a load"))),
-            })
-            .collect()
-    }
-}
 
 /// True when making `new_parent` the parent of `id` would put `id` among its own ancestors.
 /// `parents` maps every project of the library to its parent.

@@ -31,6 +31,7 @@ pub(super) fn create_context_block(
     lib: &str,
     new: &NewContextBlock,
     now: i64,
+    version: i64,
 ) -> Result<ContextBlock, TxError> {
     let id = new.id.unwrap_or_else(Uuid::now_v7);
     let id_s = id.to_string();
@@ -49,6 +50,7 @@ pub(super) fn create_context_block(
         version: 1,
         created_at: now,
         updated_at: now,
+        changed_in: version,
     };
     run!(diesel::insert_into(context_blocks::table).values(&row).execute(conn))?;
     Ok(row.to_entity()?)
@@ -63,6 +65,7 @@ pub(super) fn update_context_block(
     patch: &ContextBlockPatch,
     if_version: Option<i64>,
     now: i64,
+    version: i64,
 ) -> Result<ContextBlock, TxError> {
     let id_s = id.to_string();
     let mut row = run!(find_context_block(conn, lib, &id_s))?
@@ -86,6 +89,7 @@ pub(super) fn update_context_block(
     }
     row.version += 1;
     row.updated_at = now;
+    row.changed_in = version;
     run!(diesel::update(context_blocks::table.find((lib, &id_s))).set(&row).execute(conn))?;
     Ok(row.to_entity()?)
 }
@@ -100,6 +104,7 @@ pub(super) fn delete_context_block(
     id: Uuid,
     if_version: Option<i64>,
     now: i64,
+    version: i64,
 ) -> Result<(), TxError> {
     let id_s = id.to_string();
     let row = run!(find_context_block(conn, lib, &id_s))?
@@ -122,6 +127,7 @@ pub(super) fn delete_context_block(
         .set((
             saved_prompts::version.eq(saved_prompts::version + 1),
             saved_prompts::updated_at.eq(now),
+            saved_prompts::changed_in.eq(version),
         ))
         .execute(conn))?;
         run!(diesel::delete(

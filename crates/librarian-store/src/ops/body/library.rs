@@ -17,7 +17,7 @@ use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
     parse_role,
 };
-use crate::ops::{FETCH_CHUNK, Reuse, Stamp, replayed};
+use crate::ops::{FETCH_CHUNK, replayed};
 use crate::schema::{
     context_blocks, idempotency_keys, libraries, library_members, projects, saved_prompt_blocks,
     saved_prompts,
@@ -54,35 +54,35 @@ pub(crate) fn apply(
     let v = opts.if_version;
     let (id, data) = match m {
         Mutation::CreateProject(new) => {
-            let p = run!(create_project(conn, lib, new, now))?;
+            let p = run!(create_project(conn, lib, new, now, version))?;
             (p.id, Some(Entity::Project(p)))
         }
         Mutation::UpdateProject { id, patch } => {
-            let p = run!(update_project(conn, lib, *id, patch, v, now))?;
+            let p = run!(update_project(conn, lib, *id, patch, v, now, version))?;
             (p.id, Some(Entity::Project(p)))
         }
         Mutation::DeleteProject { id } => {
-            run!(delete_project(conn, lib, *id, v, now))?;
+            run!(delete_project(conn, lib, *id, v, now, version))?;
             (*id, None)
         }
         Mutation::CreateContextBlock(new) => {
-            let b = run!(create_context_block(conn, lib, new, now))?;
+            let b = run!(create_context_block(conn, lib, new, now, version))?;
             (b.id, Some(Entity::ContextBlock(b)))
         }
         Mutation::UpdateContextBlock { id, patch } => {
-            let b = run!(update_context_block(conn, lib, *id, patch, v, now))?;
+            let b = run!(update_context_block(conn, lib, *id, patch, v, now, version))?;
             (b.id, Some(Entity::ContextBlock(b)))
         }
         Mutation::DeleteContextBlock { id } => {
-            run!(delete_context_block(conn, lib, *id, v, now))?;
+            run!(delete_context_block(conn, lib, *id, v, now, version))?;
             (*id, None)
         }
         Mutation::CreateSavedPrompt(new) => {
-            let p = run!(create_saved_prompt(conn, lib, new, now))?;
+            let p = run!(create_saved_prompt(conn, lib, new, now, version))?;
             (p.id, Some(Entity::SavedPrompt(p)))
         }
         Mutation::UpdateSavedPrompt { id, patch } => {
-            let p = run!(update_saved_prompt(conn, lib, *id, patch, v, now))?;
+            let p = run!(update_saved_prompt(conn, lib, *id, patch, v, now, version))?;
             (p.id, Some(Entity::SavedPrompt(p)))
         }
         Mutation::DeleteSavedPrompt { id } => {
@@ -220,64 +220,39 @@ pub(crate) fn load_as(conn: &mut Conn, lib: &str, user: &str) -> Result<LibraryS
 }
 
 maybe_async! {
-/// The library at its current version like [`load`], reading whole rows only where `prev` (an
-/// earlier load of it) differs: first every row's stamp (id, version, timestamps; every change
-/// to a row moves its version), then the rows whose stamp is new; the others are `prev`'s.
-/// Most rows changed: a plain [`load`], in the same transaction.
-pub(crate) fn load_since(conn: &mut Conn, lib: &str, prev: &LibrarySnapshot) -> Result<LibrarySnapshot, TxError> {
+/// What changed in the library since version `since` (DESIGN §10): the rows written after it
+/// (their `changed_in` index, not a scan of the library), how many rows each list has now
+/// (so that the caller, who holds the library at `since`, can tell whether any were deleted),
+/// and with `with_ids` every id each list has now (to tell which). All in the caller's read
+/// transaction.
+pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64, with_ids: bool) -> Result<crate::LibraryChanges, TxError> {
     let version: i64 = run!(libraries::table
         .find(lib)
         .select(libraries::version)
         .first(conn))
     .optional()?
     .ok_or_else(|| no_library(lib))?;
-    let project_stamps: Vec<Stamp> = run!(projects::table
+    let project_rows: Vec<ProjectRow> = run!(projects::table
         .filter(projects::library_id.eq(lib))
+        .filter(projects::changed_in.gt(since))
         .order((projects::created_at, projects::id))
-        .select((projects::id, projects::version, projects::updated_at, projects::created_at))
+        .select(ProjectRow::as_select())
         .load(conn))?;
-    let block_stamps: Vec<Stamp> = run!(context_blocks::table
+    let block_rows: Vec<ContextBlockRow> = run!(context_blocks::table
         .filter(context_blocks::library_id.eq(lib))
+        .filter(context_blocks::changed_in.gt(since))
         .order((context_blocks::created_at, context_blocks::id))
-        .select((context_blocks::id, context_blocks::version, context_blocks::updated_at, context_blocks::created_at))
+        .select(ContextBlockRow::as_select())
         .load(conn))?;
-    let prompt_stamps: Vec<Stamp> = run!(saved_prompts::table
+    let prompt_rows: Vec<SavedPromptRow> = run!(saved_prompts::table
         .filter(saved_prompts::library_id.eq(lib))
+        .filter(saved_prompts::changed_in.gt(since))
         .order((saved_prompts::created_at, saved_prompts::id))
-        .select((saved_prompts::id, saved_prompts::version, saved_prompts::updated_at, saved_prompts::created_at))
+        .select(SavedPromptRow::as_select())
         .load(conn))?;
-    let projects = Reuse::new(&prev.projects, &project_stamps)?;
-    let blocks = Reuse::new(&prev.context_blocks, &block_stamps)?;
-    let prompts = Reuse::new(&prev.saved_prompts, &prompt_stamps)?;
-    let changed = projects.fetch.len() + blocks.fetch.len() + prompts.fetch.len();
-    let total = project_stamps.len() + block_stamps.len() + prompt_stamps.len();
-    if changed * 2 > total {
-        return run!(load(conn, lib));
-    }
-    let mut project_rows: Vec<ProjectRow> = Vec::with_capacity(projects.fetch.len());
-    for chunk in projects.fetch.chunks(FETCH_CHUNK) {
-        project_rows.extend(run!(projects::table
-            .filter(projects::library_id.eq(lib))
-            .filter(projects::id.eq_any(chunk))
-            .select(ProjectRow::as_select())
-            .load(conn))?);
-    }
-    let mut block_rows: Vec<ContextBlockRow> = Vec::with_capacity(blocks.fetch.len());
-    for chunk in blocks.fetch.chunks(FETCH_CHUNK) {
-        block_rows.extend(run!(context_blocks::table
-            .filter(context_blocks::library_id.eq(lib))
-            .filter(context_blocks::id.eq_any(chunk))
-            .select(ContextBlockRow::as_select())
-            .load(conn))?);
-    }
-    let mut prompt_rows: Vec<SavedPromptRow> = Vec::with_capacity(prompts.fetch.len());
     let mut by_prompt: HashMap<String, Vec<Uuid>> = HashMap::new();
-    for chunk in prompts.fetch.chunks(FETCH_CHUNK) {
-        prompt_rows.extend(run!(saved_prompts::table
-            .filter(saved_prompts::library_id.eq(lib))
-            .filter(saved_prompts::id.eq_any(chunk))
-            .select(SavedPromptRow::as_select())
-            .load(conn))?);
+    let prompt_ids: Vec<&str> = prompt_rows.iter().map(|p| p.id.as_str()).collect();
+    for chunk in prompt_ids.chunks(FETCH_CHUNK) {
         let refs: Vec<(String, String)> = run!(saved_prompt_blocks::table
             .filter(saved_prompt_blocks::library_id.eq(lib))
             .filter(saved_prompt_blocks::prompt_id.eq_any(chunk))
@@ -288,21 +263,34 @@ pub(crate) fn load_since(conn: &mut Conn, lib: &str, prev: &LibrarySnapshot) -> 
             by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
         }
     }
-    Ok(LibrarySnapshot {
+    let counts = [
+        run!(projects::table.filter(projects::library_id.eq(lib)).count().get_result::<i64>(conn))?,
+        run!(context_blocks::table.filter(context_blocks::library_id.eq(lib)).count().get_result::<i64>(conn))?,
+        run!(saved_prompts::table.filter(saved_prompts::library_id.eq(lib)).count().get_result::<i64>(conn))?,
+    ]
+    .map(|n| usize::try_from(n).unwrap_or_default());
+    let ids = if with_ids {
+        let read = |ids: Vec<String>| ids.iter().map(|id| parse_id(id)).collect::<Result<Vec<Uuid>, Error>>();
+        Some([
+            read(run!(projects::table.filter(projects::library_id.eq(lib)).select(projects::id).load(conn))?)?,
+            read(run!(context_blocks::table.filter(context_blocks::library_id.eq(lib)).select(context_blocks::id).load(conn))?)?,
+            read(run!(saved_prompts::table.filter(saved_prompts::library_id.eq(lib)).select(saved_prompts::id).load(conn))?)?,
+        ])
+    } else {
+        None
+    };
+    Ok(crate::LibraryChanges {
         version,
-        projects: projects.assemble(
-            project_rows.iter().map(ProjectRow::to_entity).collect::<Result<_, _>>()?,
-        )?,
-        context_blocks: blocks.assemble(
-            block_rows.iter().map(ContextBlockRow::to_entity).collect::<Result<_, _>>()?,
-        )?,
-        saved_prompts: prompts.assemble(
-            prompt_rows
-                .iter()
-                .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
-                .collect::<Result<_, _>>()?,
-        )?,
+        since,
         members: run!(load_members(conn, lib))?,
+        projects: project_rows.iter().map(ProjectRow::to_entity).collect::<Result<_, _>>()?,
+        context_blocks: block_rows.iter().map(ContextBlockRow::to_entity).collect::<Result<_, _>>()?,
+        saved_prompts: prompt_rows
+            .iter()
+            .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
+            .collect::<Result<_, _>>()?,
+        counts,
+        ids,
     })
 }
 }

@@ -50,7 +50,7 @@ pub(super) fn check_project_ref(
 }
 
 maybe_async! {
-pub(super) fn create_project(conn: &mut Conn, lib: &str, new: &NewProject, now: i64) -> Result<Project, TxError> {
+pub(super) fn create_project(conn: &mut Conn, lib: &str, new: &NewProject, now: i64, version: i64) -> Result<Project, TxError> {
     let id = new.id.unwrap_or_else(Uuid::now_v7);
     let id_s = id.to_string();
     if run!(project_exists(conn, lib, &id_s))? {
@@ -67,6 +67,7 @@ pub(super) fn create_project(conn: &mut Conn, lib: &str, new: &NewProject, now: 
         version: 1,
         created_at: now,
         updated_at: now,
+        changed_in: version,
     };
     run!(diesel::insert_into(projects::table).values(&row).execute(conn))?;
     Ok(row.to_entity()?)
@@ -81,6 +82,7 @@ pub(super) fn update_project(
     patch: &ProjectPatch,
     if_version: Option<i64>,
     now: i64,
+    version: i64,
 ) -> Result<Project, TxError> {
     let id_s = id.to_string();
     let mut row = run!(find_project(conn, lib, &id_s))?
@@ -118,6 +120,7 @@ pub(super) fn update_project(
     }
     row.version += 1;
     row.updated_at = now;
+    row.changed_in = version;
     run!(diesel::update(projects::table.find((lib, &id_s))).set(&row).execute(conn))?;
     Ok(row.to_entity()?)
 }
@@ -131,6 +134,7 @@ pub(super) fn delete_project(
     id: Uuid,
     if_version: Option<i64>,
     now: i64,
+    version: i64,
 ) -> Result<(), TxError> {
     let id_s = id.to_string();
     let row = run!(find_project(conn, lib, &id_s))?
@@ -148,6 +152,7 @@ pub(super) fn delete_project(
         projects::parent_id.eq(parent),
         projects::version.eq(projects::version + 1),
         projects::updated_at.eq(now),
+        projects::changed_in.eq(version),
     ))
     .execute(conn))?;
     run!(diesel::update(
@@ -159,6 +164,7 @@ pub(super) fn delete_project(
         context_blocks::project_id.eq(parent),
         context_blocks::version.eq(context_blocks::version + 1),
         context_blocks::updated_at.eq(now),
+        context_blocks::changed_in.eq(version),
     ))
     .execute(conn))?;
     run!(diesel::update(
@@ -170,6 +176,7 @@ pub(super) fn delete_project(
         saved_prompts::project_id.eq(parent),
         saved_prompts::version.eq(saved_prompts::version + 1),
         saved_prompts::updated_at.eq(now),
+        saved_prompts::changed_in.eq(version),
     ))
     .execute(conn))?;
     run!(diesel::delete(projects::table.find((lib, &id_s))).execute(conn))?;

@@ -98,6 +98,7 @@ pub(super) fn create_saved_prompt(
     lib: &str,
     new: &NewSavedPrompt,
     now: i64,
+    version: i64,
 ) -> Result<SavedPrompt, TxError> {
     let id = new.id.unwrap_or_else(Uuid::now_v7);
     let id_s = id.to_string();
@@ -117,6 +118,7 @@ pub(super) fn create_saved_prompt(
         version: 1,
         created_at: now,
         updated_at: now,
+        changed_in: version,
     };
     run!(diesel::insert_into(saved_prompts::table).values(&row).execute(conn))?;
     run!(write_prompt_blocks(conn, lib, &row.id, &new.context_block_ids))?;
@@ -132,6 +134,7 @@ pub(super) fn update_saved_prompt(
     patch: &SavedPromptPatch,
     if_version: Option<i64>,
     now: i64,
+    version: i64,
 ) -> Result<SavedPrompt, TxError> {
     let id_s = id.to_string();
     let mut row = run!(find_saved_prompt(conn, lib, &id_s))?
@@ -161,6 +164,7 @@ pub(super) fn update_saved_prompt(
     }
     row.version += 1;
     row.updated_at = now;
+    row.changed_in = version;
     run!(diesel::update(saved_prompts::table.find((lib, &id_s))).set(&row).execute(conn))?;
     Ok(row.to_entity(block_ids)?)
 }

@@ -1,0 +1,407 @@
+//! The server's copy of one loaded version of a library: every row shared (`Arc`) with the
+//! versions before and after it and kept next to its serialized JSON, in the snapshot's order.
+//!
+//! The next version is this one with the rows written since applied ([`Rows::next`]): the
+//! work is O(change) apart from copying the lists of pointers, and the canonical snapshot
+//! (its digest, the full frame when a session needs one) is written from the kept JSON
+//! without serializing unchanged rows again. The step's patch comes out of the same
+//! changes: no diff of two whole versions.
+
+use librarian_core::patch::{Changes, Digester, Patch, Row, Step};
+use librarian_core::{ContextBlock, Error, LibrarySnapshot, MemberRole, Project, SavedPrompt};
+use librarian_store::LibraryChanges;
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// One row and its JSON, as in the canonical snapshot.
+#[derive(Debug)]
+pub struct Entry<T> {
+    pub row: Arc<T>,
+    pub json: Arc<str>,
+}
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Entry {
+            row: self.row.clone(),
+            json: self.json.clone(),
+        }
+    }
+}
+
+impl<T: Row> Entry<T> {
+    fn new(row: T) -> Result<Entry<T>, Error> {
+        let json = serde_json::to_string(&row)
+            .map_err(|e| Error::Internal(format!("cannot serialize a row: {e}")))?;
+        Ok(Entry {
+            row: Arc::new(row),
+            json: Arc::from(json),
+        })
+    }
+}
+
+/// One version of a library (see the module docs).
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub version: i64,
+    pub projects: Vec<Entry<Project>>,
+    pub context_blocks: Vec<Entry<ContextBlock>>,
+    pub saved_prompts: Vec<Entry<SavedPrompt>>,
+    pub members: Vec<MemberRole>,
+}
+
+/// What [`Rows::next`] made of a library's changes.
+#[derive(Debug)]
+pub enum Next {
+    /// The next version, and the step to it (its patch's digest still empty).
+    Applied(Box<(Rows, Step)>),
+    /// Rows were deleted and the changes do not say which: read them again with ids.
+    NeedIds,
+    /// The changes do not continue this version (the database went back, or they do not add
+    /// up): load the library whole.
+    Reload,
+}
+
+impl Rows {
+    /// A whole library as loaded, each row serialized once.
+    pub fn new(library: LibrarySnapshot) -> Result<Rows, Error> {
+        fn entries<T: Row>(rows: Vec<T>) -> Result<Vec<Entry<T>>, Error> {
+            rows.into_iter().map(Entry::new).collect()
+        }
+        Ok(Rows {
+            version: library.version,
+            projects: entries(library.projects)?,
+            context_blocks: entries(library.context_blocks)?,
+            saved_prompts: entries(library.saved_prompts)?,
+            members: library.members,
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.projects.len() + self.context_blocks.len() + self.saved_prompts.len()
+    }
+
+    /// The library as plain values (copies every row: for tests and rare paths).
+    pub fn library(&self) -> LibrarySnapshot {
+        fn plain<T: Clone>(list: &[Entry<T>]) -> Vec<T> {
+            list.iter().map(|e| T::clone(&e.row)).collect()
+        }
+        LibrarySnapshot {
+            version: self.version,
+            projects: plain(&self.projects),
+            context_blocks: plain(&self.context_blocks),
+            saved_prompts: plain(&self.saved_prompts),
+            members: self.members.clone(),
+        }
+    }
+
+    /// The canonical snapshot's fields after its opening `{`: exactly what
+    /// `serde_json::to_vec(&library)` writes there (field order of [`LibrarySnapshot`]).
+    pub fn write_fields(&self, out: &mut impl FnMut(&str)) {
+        fn list<T>(out: &mut impl FnMut(&str), name: &str, rows: &[Entry<T>]) {
+            out(name);
+            out("[");
+            for (i, e) in rows.iter().enumerate() {
+                if i > 0 {
+                    out(",");
+                }
+                out(&e.json);
+            }
+            out("]");
+        }
+        out(&format!(r#""version":{}"#, self.version));
+        list(out, r#","projects":"#, &self.projects);
+        list(out, r#","context_blocks":"#, &self.context_blocks);
+        list(out, r#","saved_prompts":"#, &self.saved_prompts);
+        out(r#","members":"#);
+        // Plain strings and an enum: cannot fail.
+        out(&serde_json::to_string(&self.members).unwrap_or_else(|_| "[]".into()));
+        out("}");
+    }
+
+    /// The canonical snapshot's digest (DESIGN §10) and its length in bytes, hashed piece by
+    /// piece without assembling it.
+    pub fn digest(&self) -> (String, usize) {
+        let mut hasher = Digester::default();
+        let mut len = 1;
+        hasher.update(b"{");
+        self.write_fields(&mut |s: &str| {
+            len += s.len();
+            hasher.update(s.as_bytes());
+        });
+        (hasher.finish(), len)
+    }
+
+    /// The canonical snapshot (what `GET /library` answers at this version).
+    pub fn canonical(&self) -> String {
+        let mut out = String::from("{");
+        self.write_fields(&mut |s: &str| out.push_str(s));
+        out
+    }
+
+    /// This version with `changes` (read after it) applied, and the step to it.
+    pub fn next(&self, changes: LibraryChanges) -> Result<Next, Error> {
+        if changes.since != self.version || changes.version < self.version {
+            return Ok(Next::Reload);
+        }
+        let ids = changes.ids.as_ref();
+        let mut created = HashSet::new();
+        let projects = match apply(
+            &self.projects,
+            changes.projects,
+            changes.counts[0],
+            ids.map(|i| i[0].as_slice()),
+            &mut created,
+        )? {
+            Ok(list) => list,
+            Err(next) => return Ok(next),
+        };
+        let context_blocks = match apply(
+            &self.context_blocks,
+            changes.context_blocks,
+            changes.counts[1],
+            ids.map(|i| i[1].as_slice()),
+            &mut created,
+        )? {
+            Ok(list) => list,
+            Err(next) => return Ok(next),
+        };
+        let saved_prompts = match apply(
+            &self.saved_prompts,
+            changes.saved_prompts,
+            changes.counts[2],
+            ids.map(|i| i[2].as_slice()),
+            &mut created,
+        )? {
+            Ok(list) => list,
+            Err(next) => return Ok(next),
+        };
+        let patch = Patch {
+            from_version: self.version,
+            version: changes.version,
+            digest: String::new(),
+            projects: projects.1,
+            context_blocks: context_blocks.1,
+            saved_prompts: saved_prompts.1,
+            members: (self.members != changes.members).then(|| changes.members.clone()),
+        };
+        let rows = Rows {
+            version: changes.version,
+            projects: projects.0,
+            context_blocks: context_blocks.0,
+            saved_prompts: saved_prompts.0,
+            members: changes.members,
+        };
+        Ok(Next::Applied(Box::new((rows, Step { patch, created }))))
+    }
+}
+
+/// One list of [`Rows::next`]: `prev` with `changed` (every row written since, in canonical
+/// order) applied, given that the list has `count` rows now and, if known, which (`ids`).
+/// The new list and its changes, or what to do instead. Rows new to the list go into
+/// `created`.
+type Applied<T> = Result<(Vec<Entry<T>>, Option<Changes<T>>), Next>;
+
+fn apply<T: Row>(
+    prev: &[Entry<T>],
+    mut changed: Vec<T>,
+    count: usize,
+    ids: Option<&[Uuid]>,
+    created: &mut HashSet<Uuid>,
+) -> Result<Applied<T>, Error> {
+    if changed.is_empty() && count == prev.len() {
+        return Ok(Ok((prev.to_vec(), None)));
+    }
+    changed.sort_by_key(Row::order_key);
+    // A row keeps its place (its creation time and id) for life: a written row is found
+    // there, or it is new.
+    let mut replaced: Vec<(usize, Entry<T>)> = Vec::new();
+    let mut fresh: Vec<Entry<T>> = Vec::new();
+    for row in &changed {
+        let key = row.order_key();
+        match prev.binary_search_by(|e| e.row.order_key().cmp(&key)) {
+            Ok(at) => replaced.push((at, Entry::new(row.clone())?)),
+            Err(_) => fresh.push(Entry::new(row.clone())?),
+        }
+    }
+    // Rows now = rows before − deleted + new: anything short of that was deleted.
+    let deleting = prev.len() + fresh.len() != count;
+    let (gone, deleted): (HashSet<Uuid>, Vec<Uuid>) = if deleting {
+        let Some(ids) = ids else {
+            return Ok(Err(Next::NeedIds));
+        };
+        let present: HashSet<Uuid> = ids.iter().copied().collect();
+        let fresh_ids: HashSet<Uuid> = fresh.iter().map(|e| e.row.id()).collect();
+        let mut deleted: Vec<Uuid> = prev
+            .iter()
+            .map(|e| e.row.id())
+            .filter(|id| !present.contains(id))
+            .collect();
+        deleted.sort_unstable();
+        // A row deleted and created again under the same id (ids may come from clients) is
+        // new at its new place and gone from its old one, without being deleted.
+        let gone = deleted.iter().copied().chain(fresh_ids).collect();
+        let before: HashSet<Uuid> = prev.iter().map(|e| e.row.id()).collect();
+        created.extend(
+            fresh
+                .iter()
+                .map(|e| e.row.id())
+                .filter(|id| !before.contains(id)),
+        );
+        (gone, deleted)
+    } else {
+        created.extend(fresh.iter().map(|e| e.row.id()));
+        (HashSet::new(), Vec::new())
+    };
+    let mut out = Vec::with_capacity(count);
+    let mut fresh = fresh.into_iter().peekable();
+    let mut replaced = replaced.into_iter().peekable();
+    for (at, e) in prev.iter().enumerate() {
+        while let Some(f) = fresh.next_if(|f| f.row.order_key() < e.row.order_key()) {
+            out.push(f);
+        }
+        if let Some((_, r)) = replaced.next_if(|(i, _)| *i == at) {
+            out.push(r);
+        } else if !gone.contains(&e.row.id()) {
+            out.push(e.clone());
+        }
+    }
+    out.extend(fresh);
+    if out.len() != count {
+        // The counts and the rows read do not add up (cannot happen in one transaction).
+        return Ok(Err(Next::Reload));
+    }
+    let changes = Changes {
+        upsert: changed,
+        delete: deleted,
+    };
+    Ok(Ok((out, (!changes.is_empty()).then_some(changes))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use librarian_core::Timestamp;
+    use librarian_core::patch::Step;
+
+    fn block(n: u128, version: i64, created: i64) -> ContextBlock {
+        ContextBlock {
+            id: Uuid::from_u128(n),
+            project_id: None,
+            title: format!("b{n}.{version}"),
+            content: "\"quoted\" é".into(),
+            tags: vec!["t".into()],
+            version,
+            created_at: Timestamp(created),
+            updated_at: Timestamp(created + version),
+        }
+    }
+
+    fn library(version: i64, blocks: Vec<ContextBlock>) -> LibrarySnapshot {
+        LibrarySnapshot {
+            version,
+            context_blocks: blocks,
+            members: vec![MemberRole {
+                user_id: "alice".into(),
+                role: librarian_core::Role::Owner,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// What the store would read after `old` with `new` committed.
+    fn changes(old: &LibrarySnapshot, new: &LibrarySnapshot, with_ids: bool) -> LibraryChanges {
+        let written: Vec<ContextBlock> = new
+            .context_blocks
+            .iter()
+            .filter(|b| {
+                !old.context_blocks
+                    .iter()
+                    .any(|o| o.id == b.id && o.stamp() == b.stamp())
+            })
+            .cloned()
+            .collect();
+        LibraryChanges {
+            since: old.version,
+            version: new.version,
+            members: new.members.clone(),
+            projects: vec![],
+            context_blocks: written,
+            saved_prompts: vec![],
+            counts: [0, new.context_blocks.len(), 0],
+            ids: with_ids.then(|| {
+                [
+                    vec![],
+                    new.context_blocks.iter().map(|b| b.id).collect(),
+                    vec![],
+                ]
+            }),
+        }
+    }
+
+    fn step(old: &LibrarySnapshot, new: &LibrarySnapshot) -> Next {
+        let rows = Rows::new(old.clone()).unwrap();
+        match rows.next(changes(old, new, false)).unwrap() {
+            Next::NeedIds => rows.next(changes(old, new, true)).unwrap(),
+            other => other,
+        }
+    }
+
+    #[test]
+    fn applied_changes_give_the_next_version_byte_for_byte_and_its_diff() {
+        let v1 = library(1, vec![block(1, 1, 10), block(2, 1, 20), block(3, 1, 30)]);
+        let cases = [
+            // An update.
+            library(2, vec![block(1, 1, 10), block(2, 2, 20), block(3, 1, 30)]),
+            // A create in the middle and at the end.
+            library(
+                2,
+                vec![
+                    block(1, 1, 10),
+                    block(9, 1, 15),
+                    block(2, 1, 20),
+                    block(3, 1, 30),
+                    block(8, 1, 40),
+                ],
+            ),
+            // Deletes, an update and a create.
+            library(2, vec![block(2, 3, 20), block(7, 1, 50)]),
+            // Deleted and created again under the same id, elsewhere in the order.
+            library(2, vec![block(1, 1, 10), block(3, 1, 30), block(2, 1, 60)]),
+            // Everything deleted.
+            library(2, vec![]),
+        ];
+        for v2 in cases {
+            let Next::Applied(applied) = step(&v1, &v2) else {
+                panic!("not applied: {v2:?}");
+            };
+            let (rows, step) = *applied;
+            assert_eq!(rows.canonical().as_bytes(), v2.canonical_json().as_slice());
+            assert_eq!(rows.digest(), (v2.digest(), v2.canonical_json().len()));
+            let expected = Step::between(&v1, &v2, String::new());
+            assert_eq!(step, expected, "for {v2:?}");
+            let mut held = v1.clone();
+            held.apply(&step.patch).unwrap();
+            assert_eq!(held, v2);
+        }
+    }
+
+    #[test]
+    fn a_deletion_without_ids_asks_for_them_and_a_gap_asks_for_a_reload() {
+        let v1 = library(1, vec![block(1, 1, 10), block(2, 1, 20)]);
+        let v2 = library(2, vec![block(2, 1, 20)]);
+        let rows = Rows::new(v1.clone()).unwrap();
+        assert!(matches!(
+            rows.next(changes(&v1, &v2, false)).unwrap(),
+            Next::NeedIds
+        ));
+        let mut later = changes(&v1, &v2, false);
+        later.since = 0;
+        assert!(matches!(rows.next(later).unwrap(), Next::Reload));
+        let back = changes(&v1, &library(0, vec![]), true);
+        assert!(matches!(rows.next(back).unwrap(), Next::Reload));
+    }
+}
