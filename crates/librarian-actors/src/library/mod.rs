@@ -35,7 +35,7 @@ use machine::{Action, Loaded, Machine, Timing};
 use messages::{SubscriberGuard, Unsubscribe};
 use rand::Rng;
 use rows::Next;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -61,6 +61,9 @@ pub struct LibraryActor {
     views: HashMap<Uuid, watch::Sender<LibraryView>>,
     history: Arc<History>,
     reconcile_interval: Duration,
+    /// Libraries whose next load reads them whole: reconciliation found them at a version
+    /// no notification announced, i.e. written outside Librarian, maybe without `changed_in`.
+    whole: HashSet<Uuid>,
 }
 
 impl LibraryActor {
@@ -86,6 +89,7 @@ impl LibraryActor {
             views: HashMap::new(),
             history,
             reconcile_interval: options.reconcile_interval,
+            whole: HashSet::new(),
         }
     }
 
@@ -133,12 +137,14 @@ impl LibraryActor {
         // The changes are applied to what sessions hold now (one load runs at a time, so it is
         // still the view when this one ends), or after a pause without sessions, to the last
         // version the history kept.
+        let whole = self.whole.remove(&library_id);
         let previous = self
             .machine
             .current(library_id)
             .and_then(|v| v.snapshot.as_ref())
             .map(|s| s.rows.clone())
-            .or_else(|| self.history.base(library_id));
+            .or_else(|| self.history.base(library_id))
+            .filter(|_| !whole);
         let load = async move {
             let started = Instant::now();
             (load(&store, library_id, previous).await, started.elapsed())
@@ -187,6 +193,7 @@ impl LibraryActor {
             let (caught, actions, again) = act.machine.reconcile_done(result, Instant::now());
             for library_id in caught {
                 tracing::info!(%library_id, "reconciliation found a newer version");
+                act.whole.insert(library_id);
             }
             act.perform(actions, ctx);
             if again {
