@@ -49,6 +49,9 @@ both_backends! {
     async fn a_client_flooding_frames_is_closed_with_4429(db) {
         a_client_flooding_frames(&db).await;
     }
+    async fn receipts_of_new_versions_are_not_rate_limited_but_repeated_ones_are(db) {
+        receipts_of_a_busy_library(&db).await;
+    }
     async fn connections_that_never_read_end_with_their_session(db) {
         connections_that_never_read(&db).await;
     }
@@ -354,4 +357,58 @@ async fn connections_that_never_read(db: &TestDb) {
     let mut ws = connect(&server, &token).await;
     until(&mut ws, "snapshot").await;
     drop(zombies);
+}
+
+/// A client acknowledging every patch of a library that changes faster than the frame budget
+/// stays (its receipts are bounded by what the server sends); the same receipt sent again and
+/// again is a flood like any other.
+async fn receipts_of_a_busy_library(db: &TestDb) {
+    let server = start(db, &[("LIBRARIAN__WS__MAX_FRAMES_PER_SECOND", "2")]);
+    let token = server.token("alice");
+    let mut ws = connect_with(&server, "?patches=1", Some(&token))
+        .await
+        .unwrap();
+    let (snapshot, _) = until(&mut ws, "snapshot").await;
+    let mut held = snapshot["version"].as_i64().unwrap();
+    let http = reqwest::Client::new();
+    let seen = |v: i64| Message::Text(json!({"type": "seen", "version": v}).to_string().into());
+    ws.send(seen(held)).await.unwrap();
+    for i in 0..15 {
+        let res: Value = http
+            .post(server.url("/api/v1/projects"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("p{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let version = res["library_version"].as_i64().unwrap();
+        while held < version {
+            match recv(&mut ws).await {
+                Got::Frame(f) if f["type"] == "patch" || f["type"] == "snapshot" => {
+                    held = f["version"].as_i64().unwrap();
+                    ws.send(seen(held)).await.unwrap();
+                }
+                Got::Frame(f) => assert_ne!(f["type"], "error", "{f}"),
+                Got::Closed(code) => panic!("closed with {code:?} after {i} writes"),
+            }
+        }
+    }
+    for _ in 0..20 {
+        if ws.send(seen(held)).await.is_err() {
+            break;
+        }
+    }
+    let mut error = None;
+    let code = loop {
+        match recv(&mut ws).await {
+            Got::Frame(f) if f["type"] == "error" => error = Some(f),
+            Got::Frame(_) => {}
+            Got::Closed(code) => break code,
+        }
+    };
+    assert_eq!(error.unwrap()["code"], "rate_limited");
+    assert_eq!(code, Some(4429));
 }

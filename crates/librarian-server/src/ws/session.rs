@@ -257,7 +257,17 @@ where
                 }
                 incoming = self.inbox.next() => {
                     last_heard = Instant::now();
-                    let within_budget = budget.take(last_heard);
+                    let request = match &incoming {
+                        Some(Ok(Incoming::Text(text))) => Some(frames::parse(text)),
+                        _ => None,
+                    };
+                    // A `seen` of a version this session sent and the client had not
+                    // acknowledged yet is bounded by what the server sends, not by the
+                    // client: a client acknowledging each patch of a busy library is not
+                    // flooding, so it costs nothing from the budget.
+                    let acknowledges = matches!(request, Some(Request::Seen(v))
+                        if sent.seen.is_none_or(|s| v > s) && sent.version.is_some_and(|h| v <= h));
+                    let within_budget = acknowledges || budget.take(last_heard);
                     match incoming {
                         None => return End::Gone,
                         Some(_) if !within_budget => {
@@ -272,7 +282,7 @@ where
                         }
                         Some(incoming) => {
                             let before = self.token.deadline;
-                            let step = self.on_incoming(incoming, &replies_tx, &inflight, &mut sent).await;
+                            let step = self.on_incoming(incoming, request, &replies_tx, &inflight, &mut sent).await;
                             if self.token.deadline != before {
                                 expiry.as_mut().reset(self.token.deadline.into());
                             }
@@ -525,12 +535,13 @@ where
     async fn on_incoming(
         &mut self,
         incoming: Result<Incoming, ReadError>,
+        request: Option<Request>,
         replies: &mpsc::Sender<String>,
         inflight: &Arc<Semaphore>,
         sent: &mut Sent,
     ) -> Result<(), End> {
         match incoming {
-            Ok(Incoming::Text(text)) => match frames::parse(&text) {
+            Ok(Incoming::Text(text)) => match request.unwrap_or_else(|| frames::parse(&text)) {
                 Request::Malformed(why) => self.refuse("malformed_frame", why).await,
                 Request::Auth(token) => self.reauthenticate(&token).await,
                 Request::Seen(version) => {
