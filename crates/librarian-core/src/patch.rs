@@ -241,14 +241,25 @@ fn apply_list<T: Row>(list: &mut Vec<T>, changes: Option<&Changes<T>>) {
     let Some(changes) = changes else {
         return;
     };
+    // A row's place (creation time, id) never changes: most upserts replace a row found
+    // there, without touching the rest of a large list. New rows, and deletions, take a pass.
+    let mut placed = Vec::new();
+    for row in &changes.upsert {
+        match list.binary_search_by(|r| r.order_key().cmp(&row.order_key())) {
+            Ok(at) => list[at] = row.clone(),
+            Err(_) => placed.push(row),
+        }
+    }
     let gone: HashSet<Uuid> = changes
         .delete
         .iter()
         .copied()
-        .chain(changes.upsert.iter().map(Row::id))
+        .chain(placed.iter().map(|r| r.id()))
         .collect();
-    list.retain(|row| !gone.contains(&row.id()));
-    for row in &changes.upsert {
+    if !gone.is_empty() {
+        list.retain(|row| !gone.contains(&row.id()));
+    }
+    for row in placed {
         let at = list.partition_point(|r| r.order_key() < row.order_key());
         list.insert(at, row.clone());
     }

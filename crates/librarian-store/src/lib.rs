@@ -58,11 +58,11 @@ pub enum SqliteSync {
 }
 
 /// What changed in a library after version `since` (DESIGN §10), as read in one transaction
-/// at `version`: every row written after `since` (created or updated; in load order), the
-/// members, and how many rows each list (projects, context blocks, saved prompts) has now. A
-/// caller holding the library at `since` adds the rows it did not have to its counts: a list
-/// that comes out longer than `counts` lost rows, which `ids` (every id each list has now,
-/// when asked for) names.
+/// at `version`: every row written after `since` (created or updated; in load order) and the
+/// members; when a write after `since` deleted rows, `ids`: every id each list (projects,
+/// context blocks, saved prompts) has now, so that a caller holding the library at `since`
+/// can tell which rows went. Writes that delete rows mark the library (`deleted_in`), so this
+/// costs a scan of the ids only across a deletion.
 #[derive(Debug, Clone)]
 pub struct LibraryChanges {
     pub since: i64,
@@ -71,7 +71,6 @@ pub struct LibraryChanges {
     pub projects: Vec<librarian_core::Project>,
     pub context_blocks: Vec<librarian_core::ContextBlock>,
     pub saved_prompts: Vec<librarian_core::SavedPrompt>,
-    pub counts: [usize; 3],
     pub ids: Option<[Vec<Uuid>; 3]>,
 }
 
@@ -609,13 +608,12 @@ impl Store {
     }
 
     /// What changed in the library after version `since`, read in one transaction (see
-    /// [`LibraryChanges`]); with `with_ids`, also every id it has now. What the sync core
-    /// reloads with, so that an edit of one row of a large library reads that row, not all.
+    /// [`LibraryChanges`]). What the sync core reloads with, so that an edit of one row of a
+    /// large library reads that row, not all of them.
     pub async fn load_changes(
         &self,
         library_id: Uuid,
         since: i64,
-        with_ids: bool,
     ) -> Result<LibraryChanges, Error> {
         let lib = library_id.to_string();
         db_run!(self,
@@ -624,14 +622,14 @@ impl Store {
                 conn.build_transaction()
                     .repeatable_read()
                     .read_only()
-                    .run(async move |c| ops::pg::load_changes(c, &lib, since, with_ids).await)
+                    .run(async move |c| ops::pg::load_changes(c, &lib, since).await)
                     .await
                     .map_err(TxError::into_error)
             },
             sqlite(pool) => {
                 let conn = pool.get().await.map_err(pool_error)?;
                 sqlite_blocking(conn, move |c| {
-                    c.transaction(|c| ops::sqlite::load_changes(c, &lib, since, with_ids))
+                    c.transaction(|c| ops::sqlite::load_changes(c, &lib, since))
                 })
                 .await
                 .map_err(TxError::into_error)

@@ -10,6 +10,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         name -> Text,
+        /// The version of the last write that deleted rows (0: none since this was added).
+        deleted_in -> BigInt,
     }
 }
 

@@ -4,3 +4,4 @@ DROP INDEX saved_prompts_changed;
 ALTER TABLE projects DROP COLUMN changed_in;
 ALTER TABLE context_blocks DROP COLUMN changed_in;
 ALTER TABLE saved_prompts DROP COLUMN changed_in;
+ALTER TABLE libraries DROP COLUMN deleted_in;

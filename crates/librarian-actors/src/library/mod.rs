@@ -204,35 +204,27 @@ impl LibraryActor {
 }
 
 /// Loads the library's current version: the rows written since `previous` applied to it
-/// (O(change); read again with ids when rows were deleted), or the whole library when there is
-/// no previous version or the changes do not continue it.
+/// (O(change)), or the whole library when there is no previous version or the changes do not
+/// continue it.
 async fn load(
     store: &Store,
     library_id: Uuid,
     previous: Option<Arc<Rows>>,
 ) -> Result<Snapshot, Error> {
     if let Some(prev) = previous {
-        for with_ids in [false, true] {
-            let changes = store
-                .load_changes(library_id, prev.version, with_ids)
-                .await?;
-            let prev = prev.clone();
-            let next = off_thread(prev.len(), move || {
-                Ok(match prev.next(changes)? {
-                    Next::Applied(applied) => {
-                        let (rows, step) = *applied;
-                        Some(Some(Snapshot::new(rows, Some(step))))
-                    }
-                    Next::NeedIds => None,
-                    Next::Reload => Some(None),
-                })
+        let changes = store.load_changes(library_id, prev.version).await?;
+        let next = off_thread(prev.len(), move || {
+            Ok(match prev.next(changes)? {
+                Next::Applied(applied) => {
+                    let (rows, step) = *applied;
+                    Some(Snapshot::new(rows, Some(step)))
+                }
+                Next::Reload => None,
             })
-            .await?;
-            match next {
-                Some(Some(snapshot)) => return Ok(snapshot),
-                Some(None) => break,
-                None => continue,
-            }
+        })
+        .await?;
+        if let Some(snapshot) = next {
+            return Ok(snapshot);
         }
     }
     let library = store.load_library(library_id).await?;

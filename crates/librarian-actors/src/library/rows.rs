@@ -56,8 +56,6 @@ pub struct Rows {
 pub enum Next {
     /// The next version, and the step to it (its patch's digest still empty).
     Applied(Box<(Rows, Step)>),
-    /// Rows were deleted and the changes do not say which: read them again with ids.
-    NeedIds,
     /// The changes do not continue this version (the database went back, or they do not add
     /// up): load the library whole.
     Reload,
@@ -151,7 +149,6 @@ impl Rows {
         let projects = match apply(
             &self.projects,
             changes.projects,
-            changes.counts[0],
             ids.map(|i| i[0].as_slice()),
             &mut created,
         )? {
@@ -161,7 +158,6 @@ impl Rows {
         let context_blocks = match apply(
             &self.context_blocks,
             changes.context_blocks,
-            changes.counts[1],
             ids.map(|i| i[1].as_slice()),
             &mut created,
         )? {
@@ -171,7 +167,6 @@ impl Rows {
         let saved_prompts = match apply(
             &self.saved_prompts,
             changes.saved_prompts,
-            changes.counts[2],
             ids.map(|i| i[2].as_slice()),
             &mut created,
         )? {
@@ -199,19 +194,17 @@ impl Rows {
 }
 
 /// One list of [`Rows::next`]: `prev` with `changed` (every row written since, in canonical
-/// order) applied, given that the list has `count` rows now and, if known, which (`ids`).
-/// The new list and its changes, or what to do instead. Rows new to the list go into
-/// `created`.
+/// order) applied, and, when rows were deleted since, `ids` (every id the list has now). The
+/// new list and its changes, or what to do instead. Rows new to the list go into `created`.
 type Applied<T> = Result<(Vec<Entry<T>>, Option<Changes<T>>), Next>;
 
 fn apply<T: Row>(
     prev: &[Entry<T>],
     mut changed: Vec<T>,
-    count: usize,
     ids: Option<&[Uuid]>,
     created: &mut HashSet<Uuid>,
 ) -> Result<Applied<T>, Error> {
-    if changed.is_empty() && count == prev.len() {
+    if changed.is_empty() && ids.is_none() {
         return Ok(Ok((prev.to_vec(), None)));
     }
     changed.sort_by_key(Row::order_key);
@@ -226,34 +219,32 @@ fn apply<T: Row>(
             Err(_) => fresh.push(Entry::new(row.clone())?),
         }
     }
-    // Rows now = rows before − deleted + new: anything short of that was deleted.
-    let deleting = prev.len() + fresh.len() != count;
-    let (gone, deleted): (HashSet<Uuid>, Vec<Uuid>) = if deleting {
-        let Some(ids) = ids else {
-            return Ok(Err(Next::NeedIds));
-        };
-        let present: HashSet<Uuid> = ids.iter().copied().collect();
-        let fresh_ids: HashSet<Uuid> = fresh.iter().map(|e| e.row.id()).collect();
-        let mut deleted: Vec<Uuid> = prev
-            .iter()
-            .map(|e| e.row.id())
-            .filter(|id| !present.contains(id))
-            .collect();
-        deleted.sort_unstable();
-        // A row deleted and created again under the same id (ids may come from clients) is
-        // new at its new place and gone from its old one, without being deleted.
-        let gone = deleted.iter().copied().chain(fresh_ids).collect();
-        let before: HashSet<Uuid> = prev.iter().map(|e| e.row.id()).collect();
-        created.extend(
-            fresh
+    let (gone, deleted, count): (HashSet<Uuid>, Vec<Uuid>, usize) = match ids {
+        Some(ids) => {
+            let present: HashSet<Uuid> = ids.iter().copied().collect();
+            let fresh_ids: HashSet<Uuid> = fresh.iter().map(|e| e.row.id()).collect();
+            let mut deleted: Vec<Uuid> = prev
                 .iter()
                 .map(|e| e.row.id())
-                .filter(|id| !before.contains(id)),
-        );
-        (gone, deleted)
-    } else {
-        created.extend(fresh.iter().map(|e| e.row.id()));
-        (HashSet::new(), Vec::new())
+                .filter(|id| !present.contains(id))
+                .collect();
+            deleted.sort_unstable();
+            // A row deleted and created again under the same id (ids may come from clients)
+            // is new at its new place and gone from its old one, without being deleted.
+            let gone = deleted.iter().copied().chain(fresh_ids).collect();
+            let before: HashSet<Uuid> = prev.iter().map(|e| e.row.id()).collect();
+            created.extend(
+                fresh
+                    .iter()
+                    .map(|e| e.row.id())
+                    .filter(|id| !before.contains(id)),
+            );
+            (gone, deleted, ids.len())
+        }
+        None => {
+            created.extend(fresh.iter().map(|e| e.row.id()));
+            (HashSet::new(), Vec::new(), prev.len() + fresh.len())
+        }
     };
     let mut out = Vec::with_capacity(count);
     let mut fresh = fresh.into_iter().peekable();
@@ -270,7 +261,7 @@ fn apply<T: Row>(
     }
     out.extend(fresh);
     if out.len() != count {
-        // The counts and the rows read do not add up (cannot happen in one transaction).
+        // The ids and the rows read do not add up (cannot happen in one transaction).
         return Ok(Err(Next::Reload));
     }
     let changes = Changes {
@@ -312,8 +303,8 @@ mod tests {
         }
     }
 
-    /// What the store would read after `old` with `new` committed.
-    fn changes(old: &LibrarySnapshot, new: &LibrarySnapshot, with_ids: bool) -> LibraryChanges {
+    /// What the store would read after `old` with `new` committed (with ids if rows went).
+    fn changes(old: &LibrarySnapshot, new: &LibrarySnapshot) -> LibraryChanges {
         let written: Vec<ContextBlock> = new
             .context_blocks
             .iter()
@@ -324,6 +315,11 @@ mod tests {
             })
             .cloned()
             .collect();
+        let deleted = old.context_blocks.iter().any(|o| {
+            !new.context_blocks
+                .iter()
+                .any(|b| b.id == o.id && b.created_at == o.created_at)
+        });
         LibraryChanges {
             since: old.version,
             version: new.version,
@@ -331,8 +327,7 @@ mod tests {
             projects: vec![],
             context_blocks: written,
             saved_prompts: vec![],
-            counts: [0, new.context_blocks.len(), 0],
-            ids: with_ids.then(|| {
+            ids: deleted.then(|| {
                 [
                     vec![],
                     new.context_blocks.iter().map(|b| b.id).collect(),
@@ -343,11 +338,10 @@ mod tests {
     }
 
     fn step(old: &LibrarySnapshot, new: &LibrarySnapshot) -> Next {
-        let rows = Rows::new(old.clone()).unwrap();
-        match rows.next(changes(old, new, false)).unwrap() {
-            Next::NeedIds => rows.next(changes(old, new, true)).unwrap(),
-            other => other,
-        }
+        Rows::new(old.clone())
+            .unwrap()
+            .next(changes(old, new))
+            .unwrap()
     }
 
     #[test]
@@ -390,18 +384,17 @@ mod tests {
     }
 
     #[test]
-    fn a_deletion_without_ids_asks_for_them_and_a_gap_asks_for_a_reload() {
+    fn changes_that_do_not_continue_the_version_held_ask_for_a_reload() {
         let v1 = library(1, vec![block(1, 1, 10), block(2, 1, 20)]);
-        let v2 = library(2, vec![block(2, 1, 20)]);
         let rows = Rows::new(v1.clone()).unwrap();
-        assert!(matches!(
-            rows.next(changes(&v1, &v2, false)).unwrap(),
-            Next::NeedIds
-        ));
-        let mut later = changes(&v1, &v2, false);
+        let mut later = changes(&v1, &library(2, vec![block(2, 1, 20)]));
         later.since = 0;
         assert!(matches!(rows.next(later).unwrap(), Next::Reload));
-        let back = changes(&v1, &library(0, vec![]), true);
+        let back = changes(&v1, &library(0, vec![]));
         assert!(matches!(rows.next(back).unwrap(), Next::Reload));
+        // Ids that do not add up with the rows held and read.
+        let mut short = changes(&v1, &library(2, vec![block(2, 1, 20)]));
+        short.ids = Some([vec![], vec![Uuid::from_u128(2), Uuid::from_u128(3)], vec![]]);
+        assert!(matches!(rows.next(short).unwrap(), Next::Reload));
     }
 }

@@ -91,6 +91,18 @@ pub(crate) fn apply(
         }
     };
 
+    if matches!(
+        m,
+        Mutation::DeleteProject { .. }
+            | Mutation::DeleteContextBlock { .. }
+            | Mutation::DeleteSavedPrompt { .. }
+    ) {
+        // What tells a reload across this version to look for deleted rows (load_changes).
+        run!(diesel::update(libraries::table.find(lib))
+            .set(libraries::deleted_in.eq(version))
+            .execute(conn))?;
+    }
+
     let committed = Committed {
         data,
         library_version: version,
@@ -221,14 +233,13 @@ pub(crate) fn load_as(conn: &mut Conn, lib: &str, user: &str) -> Result<LibraryS
 
 maybe_async! {
 /// What changed in the library since version `since` (DESIGN §10): the rows written after it
-/// (their `changed_in` index, not a scan of the library), how many rows each list has now
-/// (so that the caller, who holds the library at `since`, can tell whether any were deleted),
-/// and with `with_ids` every id each list has now (to tell which). All in the caller's read
-/// transaction.
-pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64, with_ids: bool) -> Result<crate::LibraryChanges, TxError> {
-    let version: i64 = run!(libraries::table
+/// (their `changed_in` index, not a scan of the library), the members, and when a write after
+/// `since` deleted rows, every id the library has now (to tell which). All in the caller's
+/// read transaction.
+pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64) -> Result<crate::LibraryChanges, TxError> {
+    let (version, deleted_in): (i64, i64) = run!(libraries::table
         .find(lib)
-        .select(libraries::version)
+        .select((libraries::version, libraries::deleted_in))
         .first(conn))
     .optional()?
     .ok_or_else(|| no_library(lib))?;
@@ -263,13 +274,7 @@ pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64, with_ids: boo
             by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
         }
     }
-    let counts = [
-        run!(projects::table.filter(projects::library_id.eq(lib)).count().get_result::<i64>(conn))?,
-        run!(context_blocks::table.filter(context_blocks::library_id.eq(lib)).count().get_result::<i64>(conn))?,
-        run!(saved_prompts::table.filter(saved_prompts::library_id.eq(lib)).count().get_result::<i64>(conn))?,
-    ]
-    .map(|n| usize::try_from(n).unwrap_or_default());
-    let ids = if with_ids {
+    let ids = if deleted_in > since {
         let read = |ids: Vec<String>| ids.iter().map(|id| parse_id(id)).collect::<Result<Vec<Uuid>, Error>>();
         Some([
             read(run!(projects::table.filter(projects::library_id.eq(lib)).select(projects::id).load(conn))?)?,
@@ -289,7 +294,6 @@ pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64, with_ids: boo
             .iter()
             .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
             .collect::<Result<_, _>>()?,
-        counts,
         ids,
     })
 }
