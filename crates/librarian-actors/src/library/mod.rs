@@ -11,6 +11,7 @@
 //!   `reconcile_interval` (one query for the versions of the served libraries, healing any
 //!   lost notification; also once each time the cross-instance listener reconnects).
 
+mod bulk;
 mod history;
 mod machine;
 mod messages;
@@ -46,9 +47,9 @@ use uuid::Uuid;
 /// and wake every session once more per version.
 const SYNCING_AFTER: Duration = Duration::from_millis(50);
 
-/// Libraries with more rows than this are serialized, updated and hashed on a blocking
-/// thread, so that one large library does not hold up every other library's reload on the
-/// actor's thread.
+/// Libraries with more rows than this are serialized, updated and hashed on the bulk threads
+/// (low priority, see `bulk`), so that one large library does not hold up every other
+/// library's reload on the actor's thread, nor take the CPU from them.
 const SERIALIZE_OFF_THREAD_ITEMS: usize = 500;
 
 /// Library ids per reconciliation query: far below SQLite's limit on bound parameters.
@@ -60,6 +61,7 @@ pub struct LibraryActor {
     machine: Machine,
     views: HashMap<Uuid, watch::Sender<LibraryView>>,
     history: Arc<History>,
+    bulk: Arc<bulk::Bulk>,
     reconcile_interval: Duration,
     /// Libraries whose next load reads them whole: reconciliation found them at a version
     /// no notification announced, i.e. written outside Librarian, maybe without `changed_in`.
@@ -88,6 +90,9 @@ impl LibraryActor {
             stats,
             views: HashMap::new(),
             history,
+            bulk: Arc::new(bulk::Bulk::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )),
             reconcile_interval: options.reconcile_interval,
             whole: HashSet::new(),
         }
@@ -134,6 +139,7 @@ impl LibraryActor {
 
     fn load(&mut self, library_id: Uuid, epoch: u64, seq: u64, ctx: &mut Context<Self>) {
         let store = self.store.clone();
+        let bulk = self.bulk.clone();
         // The changes are applied to what sessions hold now (one load runs at a time, so it is
         // still the view when this one ends), or after a pause without sessions, to the last
         // version the history kept.
@@ -147,7 +153,10 @@ impl LibraryActor {
             .filter(|_| !whole);
         let load = async move {
             let started = Instant::now();
-            (load(&store, library_id, previous).await, started.elapsed())
+            (
+                load(&store, &bulk, library_id, previous).await,
+                started.elapsed(),
+            )
         };
         ctx.spawn(load.into_actor(self).map(move |(result, took), act, ctx| {
             let loaded = match result {
@@ -208,12 +217,13 @@ impl LibraryActor {
 /// continue it.
 async fn load(
     store: &Store,
+    bulk: &bulk::Bulk,
     library_id: Uuid,
     previous: Option<Arc<Rows>>,
 ) -> Result<Snapshot, Error> {
     if let Some(prev) = previous {
         let changes = store.load_changes(library_id, prev.version).await?;
-        let next = off_thread(prev.len(), move || {
+        let next = off_thread(bulk, prev.len(), move || {
             Ok(match prev.next(changes)? {
                 Next::Applied(applied) => {
                     let (rows, step) = *applied;
@@ -228,21 +238,22 @@ async fn load(
         }
     }
     let library = store.load_library(library_id).await?;
-    off_thread(library.len(), move || {
+    off_thread(bulk, library.len(), move || {
         Ok(Snapshot::new(Rows::new(library)?, None))
     })
     .await
 }
 
-/// Runs `work` on a blocking thread when the library is large, here otherwise.
+/// Runs `work` on the low-priority bulk threads when the library is large, here otherwise.
 async fn off_thread<T: Send + 'static>(
+    bulk: &bulk::Bulk,
     items: usize,
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     if items > SERIALIZE_OFF_THREAD_ITEMS {
-        tokio::task::spawn_blocking(work)
+        bulk.run(work)
             .await
-            .unwrap_or_else(|e| Err(Error::Internal(format!("library build: {e}"))))
+            .unwrap_or_else(|| Err(Error::Internal("a library build failed".into())))
     } else {
         work()
     }

@@ -246,20 +246,30 @@ fn apply<T: Row>(
             (HashSet::new(), Vec::new(), prev.len() + fresh.len())
         }
     };
-    let mut out = Vec::with_capacity(count);
-    let mut fresh = fresh.into_iter().peekable();
-    let mut replaced = replaced.into_iter().peekable();
-    for (at, e) in prev.iter().enumerate() {
-        while let Some(f) = fresh.next_if(|f| f.row.order_key() < e.row.order_key()) {
-            out.push(f);
+    let out = if fresh.is_empty() && gone.is_empty() {
+        // The common edit: rows updated in place.
+        let mut out = prev.to_vec();
+        for (at, r) in replaced {
+            out[at] = r;
         }
-        if let Some((_, r)) = replaced.next_if(|(i, _)| *i == at) {
-            out.push(r);
-        } else if !gone.contains(&e.row.id()) {
-            out.push(e.clone());
+        out
+    } else {
+        let mut out = Vec::with_capacity(count);
+        let mut fresh = fresh.into_iter().peekable();
+        let mut replaced = replaced.into_iter().peekable();
+        for (at, e) in prev.iter().enumerate() {
+            while let Some(f) = fresh.next_if(|f| f.row.order_key() < e.row.order_key()) {
+                out.push(f);
+            }
+            if let Some((_, r)) = replaced.next_if(|(i, _)| *i == at) {
+                out.push(r);
+            } else if !gone.contains(&e.row.id()) {
+                out.push(e.clone());
+            }
         }
-    }
-    out.extend(fresh);
+        out.extend(fresh);
+        out
+    };
     if out.len() != count {
         // The ids and the rows read do not add up (cannot happen in one transaction).
         return Ok(Err(Next::Reload));

@@ -1,0 +1,88 @@
+//! Where large libraries' CPU work runs (applying a reload's changes, hashing the canonical
+//! snapshot, serializing a first load): a few threads of their own at the lowest scheduling
+//! priority the OS gives without privileges. While a hot large library keeps them busy, the OS
+//! still runs every small library's work (on the actors' and HTTP threads) first, so one big
+//! library does not raise small libraries' latency (DESIGN §10). Small libraries never wait
+//! here.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use thread_priority::{ThreadPriority, set_current_thread_priority};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool (see the module docs); its threads end when it is dropped.
+pub struct Bulk {
+    jobs: Mutex<Sender<Job>>,
+}
+
+impl std::fmt::Debug for Bulk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bulk").finish_non_exhaustive()
+    }
+}
+
+impl Bulk {
+    /// `threads` workers (at least one).
+    pub fn new(threads: usize) -> Bulk {
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("librarian-bulk-{i}"))
+                .spawn(move || work(&rx));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a bulk thread");
+            }
+        }
+        Bulk {
+            jobs: Mutex::new(tx),
+        }
+    }
+
+    /// Runs `work` on the pool; `None` if it panicked or the pool is gone.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs.lock().ok()?.send(job).ok()?;
+        rx.await.ok()
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "bulk thread keeps the default priority");
+    }
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        // A panicking job drops its answer (the caller sees an error); the thread goes on.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_and_a_panicking_one_leaves_the_pool_working() {
+        let bulk = Bulk::new(1);
+        assert_eq!(bulk.run(|| 2 + 2).await, Some(4));
+        assert_eq!(bulk.run(|| -> i32 { panic!("boom") }).await, None);
+        assert_eq!(bulk.run(|| 5).await, Some(5));
+    }
+}
