@@ -1,5 +1,5 @@
-//! Hostile clients: a thousand sessions from one user, a frame flood, a 100 MB frame, half-open
-//! and never-reading connections. Each is refused or closed with a clear code, the server's
+//! Hostile and unlucky clients: a thousand sessions from one user, a frame flood, a 100 MB
+//! frame, half-open and never-reading connections, receipts of a busy library, slow links. Each is refused or closed with a clear code, the server's
 //! memory stays bounded, and another user's session keeps converging meanwhile. On both
 //! backends, except where the attack never gets past the transport (said at the test).
 
@@ -411,4 +411,113 @@ async fn receipts_of_a_busy_library(db: &TestDb) {
     };
     assert_eq!(error.unwrap()["code"], "rate_limited");
     assert_eq!(code, Some(4429));
+}
+
+/// A raw WebSocket upgrade over a socket with a small receive buffer, so that the client's
+/// reading pace, not the kernel's buffers, decides how fast the server's frames drain.
+async fn narrow_link(addr: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let handshake = format!(
+        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head[9..12], b"101");
+    stream
+}
+
+/// SQLite only: the rule is the transport's (DESIGN §13, PROTOCOL "slow links"). A client that
+/// keeps taking bytes at well over 64 KiB/s gets a library of many MB, though at its pace each
+/// frame takes many times `ws.send_timeout_ms`; one that takes next to nothing is closed with
+/// 4429 and a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_that_keeps_reading_gets_a_large_library_and_a_stalled_one_is_closed() {
+    use tokio::io::AsyncReadExt;
+    // Not shorter: the server sees the client's progress as the kernel frees socket buffer
+    // space, which it reports in steps of up to a third of the buffer (~1.3 MB).
+    let server = TestServer::start(&[("LIBRARIAN__WS__SEND_TIMEOUT_MS", "2000")]);
+    let token = server.token("alice");
+    let http = reqwest::Client::new();
+    // 8 MB: far more than the kernel's socket buffers (4 MB at most here) can hide.
+    for i in 0..80 {
+        let res = http
+            .post(server.url("/api/v1/context-blocks"))
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("big {i}"), "content": "x".repeat(100_000)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let library = http
+        .get(server.url("/api/v1/library"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let edit = || async {
+        let res = http
+            .post(server.url("/api/v1/projects"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "one more version"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    };
+    let addr = server.base_url.trim_start_matches("http://").to_owned();
+    let too_slow = |server: &TestServer| {
+        server
+            .logs()
+            .iter()
+            .any(|l| l.contains("\"close_code\":4429"))
+    };
+
+    // Steady: up to 64 KiB every 50 ms (~1.3 MB/s at best, 20× the floor), until it holds
+    // the first snapshot whole. A new version queued behind it makes the session wait for
+    // the client for several times the send timeout.
+    let mut steady = narrow_link(&addr, &token).await;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    let mut edited = false;
+    while got < library {
+        let n = steady.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {got} of {library} bytes");
+        got += n;
+        if !edited && got > 256 * 1024 {
+            edit().await;
+            edited = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        !too_slow(&server),
+        "a client taking ~1.3 MB/s was closed as too slow"
+    );
+    drop(steady);
+
+    // Stalled: it reads one KiB and no more. The next version cannot go out: closed.
+    let mut stalled = narrow_link(&addr, &token).await;
+    let mut small = [0u8; 1024];
+    let _ = stalled.read(&mut small).await;
+    edit().await;
+    let log = server
+        .wait_for_log("the stalled session closed with 4429", |l| {
+            l.contains("\"close_code\":4429")
+        })
+        .await;
+    assert!(
+        log.contains("did not take frames") || log.contains("under 64 KiB/s"),
+        "{log}"
+    );
+    let _ = stalled.read(&mut small).await;
 }
