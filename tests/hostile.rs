@@ -1,7 +1,8 @@
 //! Hostile and unlucky clients: a thousand sessions from one user, a frame flood, a 100 MB
-//! frame, half-open and never-reading connections, receipts of a busy library, slow links. Each is refused or closed with a clear code, the server's
-//! memory stays bounded, and another user's session keeps converging meanwhile. On both
-//! backends, except where the attack never gets past the transport (said at the test).
+//! frame, half-open and never-reading connections, receipts of a busy library, slow links.
+//! Each is refused or closed with a clear code (or, when it is no attack, served), the
+//! server's memory stays bounded, and another user's session keeps converging meanwhile. On
+//! both backends, except where the attack never gets past the transport (said at the test).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
