@@ -110,12 +110,15 @@ impl Drop for Session {
     }
 }
 
-/// The version a snapshot frame carries, read from its head (`type`, maybe `reset`, maybe
-/// `digest`, then `version`), or the version a patch frame leads to.
+/// The version a snapshot frame carries, read from its tail (the canonical snapshot ends with
+/// `"version":N}`), or the version a patch frame leads to, read from its head.
 pub fn frame_version(text: &str) -> Option<i64> {
-    let rest = text
-        .strip_prefix(SNAPSHOT)
-        .or_else(|| text.strip_prefix(PATCH))?;
+    if text.starts_with(SNAPSHOT) {
+        let body = text.strip_suffix('}')?;
+        let at = body.rfind(r#","version":"#)? + r#","version":"#.len();
+        return body[at..].parse().ok();
+    }
+    let rest = text.strip_prefix(PATCH)?;
     let head = &rest[..floor_char_boundary(rest, 160)];
     let at = head.find(r#""version":"#)? + r#""version":"#.len();
     let rest = &rest[at..];
@@ -359,14 +362,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_version_is_read_from_the_frame_head() {
+    fn the_version_is_read_from_the_frame() {
         assert_eq!(
-            frame_version(r#"{"type":"snapshot","version":42,"projects":[]}"#),
+            frame_version(r#"{"type":"snapshot","projects":[],"version":42}"#),
             Some(42)
         );
         assert_eq!(
             frame_version(
-                r#"{"type":"snapshot","reset":true,"digest":"sha256:00ff","version":7,"projects":[{"version":1}]}"#
+                r#"{"type":"snapshot","reset":true,"digest":"sha256:00ff","projects":[{"version":1}],"members":[],"version":7}"#
             ),
             Some(7)
         );
@@ -379,7 +382,8 @@ mod tests {
             None
         );
         assert_eq!(
-            frame_digest(r#"{"type":"snapshot","digest":"sha256:00ff","version":7}"#).as_deref(),
+            frame_digest(r#"{"type":"snapshot","digest":"sha256:00ff","projects":[],"version":7}"#)
+                .as_deref(),
             Some("sha256:00ff")
         );
     }

@@ -138,8 +138,9 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// The digest of bytes fed in pieces: what [`digest_of`] gives for their concatenation, for a
-/// canonical snapshot written out row by row without assembling it.
-#[derive(Default)]
+/// canonical snapshot written out row by row without assembling it. A clone is the state so
+/// far, from which hashing can go on with other bytes.
+#[derive(Default, Clone)]
 pub struct Digester(Sha256);
 
 impl Digester {
@@ -585,12 +586,12 @@ mod tests {
         let empty = LibrarySnapshot::default();
         assert_eq!(
             empty.canonical_json(),
-            br#"{"version":0,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}"#
+            br#"{"projects":[],"context_blocks":[],"saved_prompts":[],"members":[],"version":0}"#
         );
         // `printf %s '<those bytes>' | sha256sum`
         assert_eq!(
             empty.digest(),
-            "sha256:b209ee8607270594258850952e2fe4c63aee97f8c45f372055e7f3da4352aa47"
+            "sha256:f0575cff8b42b5c974c1c32e2d207112d9f8a2ee6f14b15c6534258c76cf5a77"
         );
     }
 }

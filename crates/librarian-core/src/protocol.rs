@@ -308,7 +308,7 @@ mod tests {
             }
             .into(),
         );
-        let json = r#"{"type":"snapshot","version":7,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}"#;
+        let json = r#"{"type":"snapshot","projects":[],"context_blocks":[],"saved_prompts":[],"members":[],"version":7}"#;
         assert_eq!(serde_json::to_string(&frame).unwrap(), json);
         assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), frame);
         let ServerFrame::Snapshot(mut reset) = frame else {
@@ -316,7 +316,7 @@ mod tests {
         };
         reset.reset = true;
         let reset = ServerFrame::Snapshot(reset);
-        let json = r#"{"type":"snapshot","reset":true,"version":7,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}"#;
+        let json = r#"{"type":"snapshot","reset":true,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[],"version":7}"#;
         assert_eq!(serde_json::to_string(&reset).unwrap(), json);
         assert_eq!(serde_json::from_str::<ServerFrame>(json).unwrap(), reset);
     }

@@ -30,7 +30,6 @@ pub struct LibraryInfo {
 /// equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LibrarySnapshot {
-    pub version: i64,
     pub projects: Vec<Project>,
     pub context_blocks: Vec<ContextBlock>,
     pub saved_prompts: Vec<SavedPrompt>,
@@ -38,6 +37,9 @@ pub struct LibrarySnapshot {
     #[serde(default)]
     #[schema(required = true)]
     pub members: Vec<MemberRole>,
+    /// Last in the canonical JSON, so that the bytes before the first changed row are the
+    /// same from one version to the next and their hash can be resumed (DESIGN §10 digest).
+    pub version: i64,
 }
 
 impl LibrarySnapshot {

@@ -888,7 +888,7 @@ function canonicalJson(library) {
   const blocks = library.context_blocks.map((b) => cached(b, blockText)).join(",");
   const prompts = library.saved_prompts.map((p) => cached(p, promptText)).join(",");
   const members = (library.members ?? []).map(memberText).join(",");
-  return `{"version":${JSON.stringify(library.version)},"projects":[${projects}],"context_blocks":[${blocks}],"saved_prompts":[${prompts}],"members":[${members}]}`;
+  return `{"projects":[${projects}],"context_blocks":[${blocks}],"saved_prompts":[${prompts}],"members":[${members}],"version":${JSON.stringify(library.version)}}`;
 }
 var encoder = new TextEncoder();
 function sha256Digest(text) {

@@ -499,10 +499,11 @@ mod tests {
 
     fn snapshot(version: i64) -> Snapshot {
         Snapshot::new(
-            super::super::Rows {
+            super::super::Rows::new(librarian_core::LibrarySnapshot {
                 version,
                 ..Default::default()
-            },
+            })
+            .unwrap(),
             None,
         )
     }

@@ -39,7 +39,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// `rows` with its digest, and the step from the version before, if built from it.
     pub(crate) fn new(rows: Rows, step: Option<Step>) -> Snapshot {
-        let (digest, bytes) = rows.digest();
+        let (digest, bytes) = (rows.digest.clone(), rows.bytes);
         let step = step.map(|mut step| {
             step.patch.digest = digest.clone();
             Arc::new(StepFrame::new(step))

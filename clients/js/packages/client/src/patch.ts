@@ -152,8 +152,8 @@ export function canonicalJson(library: LibrarySnapshot): string {
   const prompts = library.saved_prompts.map((p) => cached(p, promptText)).join(",");
   const members = (library.members ?? []).map(memberText).join(",");
   return (
-    `{"version":${JSON.stringify(library.version)},"projects":[${projects}],"context_blocks":[${blocks}],` +
-    `"saved_prompts":[${prompts}],"members":[${members}]}`
+    `{"projects":[${projects}],"context_blocks":[${blocks}],"saved_prompts":[${prompts}],` +
+    `"members":[${members}],"version":${JSON.stringify(library.version)}}`
   );
 }
 

@@ -20,9 +20,9 @@ const V5 = fixture("library-5.json");
 const V9 = fixture("library-9.json");
 const PATCH = fixture("patch-5-9.json");
 /** `sha256sum library-5.json` */
-const V5_DIGEST = "sha256:d4bfe366fe4dc83f34e3aed0babb6c62729bde6978f49f38bf7d44343bcf8b52";
+const V5_DIGEST = "sha256:acf6d9df2c7acd41372a8ce2c6a32404e069a84b541ee2def2e353f378e56a78";
 /** `sha256sum library-9.json` */
-const V9_DIGEST = "sha256:e2f67df6176b26c0b1558190c6b6f9f2dfaaea92a41dad538d65492e27a1b2cb";
+const V9_DIGEST = "sha256:74c5ff5f1fcf9f6a8cdb6c476027e2d081a10a32335b8f70ede7f21608d90520";
 
 const parse = (text: string) => JSON.parse(text) as LibrarySnapshot;
 const patchOf = (text: string) => {
@@ -54,10 +54,10 @@ describe("canonical snapshot and digest", () => {
   });
 
   it("an empty library and a members list, against printf | sha256sum", () => {
-    // printf %s '{"version":0,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}' | sha256sum
+    // printf %s '{"projects":[],"context_blocks":[],"saved_prompts":[],"members":[],"version":0}' | sha256sum
     const empty: LibrarySnapshot = { version: 0, projects: [], context_blocks: [], saved_prompts: [], members: [] };
-    expect(canonicalJson(empty)).toBe('{"version":0,"projects":[],"context_blocks":[],"saved_prompts":[],"members":[]}');
-    expect(digestOf(empty)).toBe("sha256:b209ee8607270594258850952e2fe4c63aee97f8c45f372055e7f3da4352aa47");
+    expect(canonicalJson(empty)).toBe('{"projects":[],"context_blocks":[],"saved_prompts":[],"members":[],"version":0}');
+    expect(digestOf(empty)).toBe("sha256:f0575cff8b42b5c974c1c32e2d207112d9f8a2ee6f14b15c6534258c76cf5a77");
     // Members as a server before shared libraries left them out: an empty list.
     const { members: _members, ...old } = empty;
     expect(digestOf(old as LibrarySnapshot)).toBe(digestOf(empty));
@@ -69,7 +69,8 @@ describe("canonical snapshot and digest", () => {
         { user_id: "bob", role: "viewer" },
       ],
     };
-    expect(digestOf(shared)).toBe("sha256:ad53bb70488feb638ace834874943d3ea42d3eed30718d1543671ea5ee5b325c");
+    // printf %s '{"projects":[],"context_blocks":[],"saved_prompts":[],"members":[{"user_id":"alice","role":"owner"},{"user_id":"bob","role":"viewer"}],"version":3}' | sha256sum
+    expect(digestOf(shared)).toBe("sha256:48e929aefd4217186dcd1947d829ce4c16801aac08d6b3ad26c3e833d2b9ef1d");
   });
 
   it("digestSliced gives the same digest in slices, never splitting a surrogate pair", async () => {

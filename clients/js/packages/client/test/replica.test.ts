@@ -15,8 +15,8 @@ const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${nam
 const V5 = fixture("library-5.json");
 const V9 = fixture("library-9.json");
 const PATCH = fixture("patch-5-9.json");
-const V5_DIGEST = "sha256:d4bfe366fe4dc83f34e3aed0babb6c62729bde6978f49f38bf7d44343bcf8b52";
-const V9_DIGEST = "sha256:e2f67df6176b26c0b1558190c6b6f9f2dfaaea92a41dad538d65492e27a1b2cb";
+const V5_DIGEST = "sha256:acf6d9df2c7acd41372a8ce2c6a32404e069a84b541ee2def2e353f378e56a78";
+const V9_DIGEST = "sha256:74c5ff5f1fcf9f6a8cdb6c476027e2d081a10a32335b8f70ede7f21608d90520";
 const WRONG = `sha256:${"0".repeat(64)}`;
 
 const lib = (text: string) => JSON.parse(text) as LibrarySnapshot;

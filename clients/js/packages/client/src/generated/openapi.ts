@@ -664,7 +664,11 @@ export type components = {
             members: components["schemas"]["MemberRole"][];
             projects: components["schemas"]["Project"][];
             saved_prompts: components["schemas"]["SavedPrompt"][];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Last in the canonical JSON, so that the bytes before the first changed row are the
+             *     same from one version to the next and their hash can be resumed (DESIGN §10 digest).
+             */
             version: number;
         };
         /** @description One member of a library. */
