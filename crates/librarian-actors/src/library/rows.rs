@@ -533,8 +533,8 @@ mod tests {
         let mut library = library(1, (1..=300).map(|n| big(n, 1)).collect());
         let mut rows = Rows::new(library.clone()).unwrap();
         assert!(rows.marks.len() >= 3, "{} marks", rows.marks.len());
-        type Edit = Box<dyn Fn(&mut LibrarySnapshot)>;
-        let edits: Vec<Edit> = vec![
+        type Edit<'a> = Box<dyn Fn(&mut LibrarySnapshot) + 'a>;
+        let edits: Vec<Edit<'_>> = vec![
             Box::new(|l| l.context_blocks[0] = big(1, 2)),
             Box::new(|l| l.context_blocks[150] = big(151, 2)),
             Box::new(|l| l.context_blocks[299] = big(300, 2)),
