@@ -37,7 +37,7 @@ snapshot with its version):
       reloads.
   W5  idle scale: 10 000 idle sessions: server RSS per session.
   Mixed tenants: 100 small libraries (30 items, 1 session each) edited by 4 writers, alone
-      and while one 10 000-item library (2 sessions) is edited back to back: small libraries'
+      and while one 10 000-item library (2 sessions) is edited back to back (rows all over it): small libraries'
       latency with and without the big one.
   W6  large libraries and patch frames (Librarian only): libraries of 300, 3 000 and 10 000
       items, 10 sessions, single-row edits (a ~500-byte block content) one at a time, with
@@ -514,7 +514,7 @@ async fn run_w6(
     let _ = writeln!(
         md,
         "\n### W6: large libraries, full snapshots vs patch frames ({} sessions, single-row edits one at a time)\n\n\
-         Each edit replaces one context block's content (~500 bytes). Latency in ms: send → the last \
+         Each edit replaces one context block's content (~500 bytes), the blocks taken at a fixed stride all over the library (the server hashes the canonical snapshot from the first changed row on). Latency in ms: send → the last \
          session holds the version. \"Snapshots\": no `?patches=1`, a full snapshot per version, of \
          which the session reads only the version (no parsing, as in W1). \"Applied + digest \
          checked\": `?patches=1`, each patch parsed and applied to the library the session holds, \

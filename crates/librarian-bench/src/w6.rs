@@ -275,7 +275,7 @@ pub async fn w6(
             let mut lat = Latencies::new()?;
             for _ in 0..edits {
                 let body = json!({ "content": content(next) });
-                let block = blocks[next % blocks.len()];
+                let block = blocks[spread(next, blocks.len())];
                 next += 1;
                 let sent = Instant::now();
                 let v = t.update_block(&user, block, &body).await?;
@@ -303,7 +303,7 @@ pub async fn w6(
             let row_bytes = conns[0]
                 .held()
                 .and_then(|h| {
-                    let id = blocks[(next - 1) % blocks.len()];
+                    let id = blocks[spread(next - 1, blocks.len())];
                     let row = h.library.context_block(id)?;
                     serde_json::to_string(row).ok()
                 })
@@ -364,6 +364,12 @@ pub async fn w6(
         });
     }
     Ok((rows, filled))
+}
+
+/// The `n`th edited row of `len`: a fixed stride through the library, so that edits fall all
+/// over it (the oldest rows, hashed first, as often as the newest), not on its first rows.
+pub fn spread(n: usize, len: usize) -> usize {
+    (n * 7919) % len.max(1)
 }
 
 /// A library W6 filled, to be used again.
@@ -427,7 +433,7 @@ pub async fn resume(
                 let mut latest = v0;
                 for _ in 0..missed {
                     let body = json!({ "content": content(next) });
-                    let block = blocks[next % blocks.len()];
+                    let block = blocks[spread(next, blocks.len())];
                     next += 1;
                     latest = t.update_block(user, block, &body).await?;
                     if others_connected {

@@ -592,7 +592,7 @@ async fn mixed_round(
             let v = t
                 .edit(
                     big_user,
-                    big_blocks[i % big_blocks.len()],
+                    big_blocks[crate::w6::spread(i, big_blocks.len())],
                     &format!("big {i}"),
                 )
                 .await?;
