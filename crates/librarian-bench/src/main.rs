@@ -37,8 +37,8 @@ snapshot with its version):
       reloads.
   W5  idle scale: 10 000 idle sessions: server RSS per session.
   Mixed tenants: 100 small libraries (30 items, 1 session each) edited by 4 writers, alone
-      and while one 10 000-item library (2 sessions) is edited back to back (rows all over it): small libraries'
-      latency with and without the big one.
+      and while one 10 000-item library (2 sessions) is edited back to back (rows all over
+      it): small libraries' latency with and without the big one.
   W6  large libraries and patch frames (Librarian only): libraries of 300, 3 000 and 10 000
       items, 10 sessions, single-row edits (a ~500-byte block content) one at a time, with
       full snapshots and with ?patches=1: bytes per session per edit, largest frame, visible
