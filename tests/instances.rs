@@ -170,6 +170,12 @@ async fn a_terminated_listener_reconnects_and_sessions_still_converge() {
     let followers = sessions(&p, &token, 3, &target_rx).await;
     for i in 0..60 {
         if i == 20 || i == 40 {
+            // Its connection is up (the first one, or the one it made after the last
+            // termination: writes can outrun the reconnect's backoff).
+            p.b.wait_for_logs(i / 20, "B's listener connected", |l| {
+                l.contains("listening for changes from other instances")
+            })
+            .await;
             assert_eq!(
                 terminate(&db, "librarian-listener", &[p.b.pid()]).await,
                 1,
