@@ -206,7 +206,7 @@ fn start_server(db: &TestDb, secret: &str, extra: &[(&str, &str)]) -> TestServer
         ("LIBRARIAN__AUTH__DEV_SECRET_FILE", secret),
         (
             "LIBRARIAN__LOG__LEVEL",
-            "warn,librarian_server=info,librarian_server::ws=info",
+            "warn,librarian_server=info,librarian_server::ws=warn",
         ),
         ("LIBRARIAN__WS__MAX_INFLIGHT_MUTATIONS", "64"),
     ];

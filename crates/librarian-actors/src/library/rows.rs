@@ -205,20 +205,6 @@ impl Rows {
         self.projects.len() + self.context_blocks.len() + self.saved_prompts.len()
     }
 
-    /// The library as plain values (copies every row: for tests and rare paths).
-    pub fn library(&self) -> LibrarySnapshot {
-        fn plain<T: Clone>(list: &[Entry<T>]) -> Vec<T> {
-            list.iter().map(|e| T::clone(&e.row)).collect()
-        }
-        LibrarySnapshot {
-            projects: plain(&self.projects),
-            context_blocks: plain(&self.context_blocks),
-            saved_prompts: plain(&self.saved_prompts),
-            members: self.members.clone(),
-            version: self.version,
-        }
-    }
-
     /// The canonical snapshot's fields after its opening `{`: exactly what
     /// `serde_json::to_vec(&library)` writes there (field order of [`LibrarySnapshot`]).
     pub fn write_fields(&self, out: &mut impl FnMut(&str)) {
@@ -235,7 +221,8 @@ impl Rows {
     }
 
     /// The canonical snapshot (what `GET /library` answers at this version).
-    pub fn canonical(&self) -> String {
+    #[cfg(test)]
+    fn canonical(&self) -> String {
         let mut out = String::from("{");
         self.write_fields(&mut |s: &str| out.push_str(s));
         out
