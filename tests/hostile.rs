@@ -200,12 +200,9 @@ async fn half_open_connections_are_dropped_and_cost_nothing_lasting() {
         .write_all(b"GET /api/v1/library HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let mut upgraded = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let handshake = format!(
-        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    upgraded.write_all(handshake.as_bytes()).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (status, mut upgraded) = upgrade(stream, &addr, &token).await;
+    assert_eq!(&status, b"101");
     // Each must be closed by the server (EOF or reset), whatever it wrote before.
     for (name, stream) in [
         ("silent", &mut silent),
@@ -248,10 +245,14 @@ fn established_on(port: u16, clients: &[u16]) -> usize {
         .len()
 }
 
-/// A raw WebSocket upgrade that reads the response head and then never reads again.
-async fn zombie(addr: &str, token: &str) -> Option<tokio::net::TcpStream> {
+/// A raw WebSocket upgrade on `stream`: the response's status code and the stream, which has
+/// read the response head (12 bytes) and nothing more.
+async fn upgrade(
+    mut stream: tokio::net::TcpStream,
+    addr: &str,
+    token: &str,
+) -> ([u8; 3], tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let handshake = format!(
         "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
@@ -259,10 +260,31 @@ async fn zombie(addr: &str, token: &str) -> Option<tokio::net::TcpStream> {
     stream.write_all(handshake.as_bytes()).await.unwrap();
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await.unwrap();
-    match &head[9..12] {
-        b"101" => Some(stream),
-        b"429" => None,
-        other => panic!("unexpected status {}", String::from_utf8_lossy(other)),
+    ([head[9], head[10], head[11]], stream)
+}
+
+/// A raw WebSocket upgrade that reads the response head and then never reads again.
+async fn zombie(addr: &str, token: &str) -> Option<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match upgrade(stream, addr, token).await {
+        (status, stream) if &status == b"101" => Some(stream),
+        (status, _) if &status == b"429" => None,
+        (other, _) => panic!("unexpected status {}", String::from_utf8_lossy(&other)),
+    }
+}
+
+/// `n` context blocks of 100 KB each in `token`'s library.
+async fn add_big_blocks(server: &TestServer, token: &str, n: usize) {
+    let http = reqwest::Client::new();
+    for i in 0..n {
+        let res = http
+            .post(server.url("/api/v1/context-blocks"))
+            .bearer_auth(token)
+            .json(&json!({"title": format!("big {i}"), "content": "x".repeat(100_000)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
     }
 }
 
@@ -278,17 +300,8 @@ async fn connections_that_never_read(db: &TestDb) {
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let token = server.token("mallory");
     // A 1.2 MB library: every snapshot frame is far larger than the socket buffers.
+    add_big_blocks(&server, &token, 12).await;
     let http = reqwest::Client::new();
-    for i in 0..12 {
-        let res = http
-            .post(server.url("/api/v1/context-blocks"))
-            .bearer_auth(&token)
-            .json(&json!({"title": format!("big {i}"), "content": "x".repeat(100_000)}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
     let res: Value = http
         .post(server.url("/api/v1/projects"))
         .bearer_auth(&token)
@@ -417,18 +430,11 @@ async fn receipts_of_a_busy_library(db: &TestDb) {
 /// A raw WebSocket upgrade over a socket with a small receive buffer, so that the client's
 /// reading pace, not the kernel's buffers, decides how fast the server's frames drain.
 async fn narrow_link(addr: &str, token: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(32 * 1024).unwrap();
-    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
-    let handshake = format!(
-        "GET /api/v1/ws?access_token={token} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head[9..12], b"101");
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let (status, stream) = upgrade(stream, addr, token).await;
+    assert_eq!(&status, b"101");
     stream
 }
 
@@ -443,18 +449,9 @@ async fn a_slow_link_that_keeps_reading_gets_a_large_library_and_a_stalled_one_i
     // space, which it reports in steps of up to a third of the buffer (~1.3 MB).
     let server = TestServer::start(&[("LIBRARIAN__WS__SEND_TIMEOUT_MS", "2000")]);
     let token = server.token("alice");
-    let http = reqwest::Client::new();
     // 8 MB: far more than the kernel's socket buffers (4 MB at most here) can hide.
-    for i in 0..80 {
-        let res = http
-            .post(server.url("/api/v1/context-blocks"))
-            .bearer_auth(&token)
-            .json(&json!({"title": format!("big {i}"), "content": "x".repeat(100_000)}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-    }
+    add_big_blocks(&server, &token, 80).await;
+    let http = reqwest::Client::new();
     let library = http
         .get(server.url("/api/v1/library"))
         .bearer_auth(&token)

@@ -14,7 +14,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The pool (see the module docs); its threads end when it is dropped.
 pub struct Bulk {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 impl std::fmt::Debug for Bulk {
@@ -37,9 +37,7 @@ impl Bulk {
                 tracing::warn!(error = %e, "cannot start a bulk thread");
             }
         }
-        Bulk {
-            jobs: Mutex::new(tx),
-        }
+        Bulk { jobs: tx }
     }
 
     /// Runs `work` on the pool; `None` if it panicked or the pool is gone.
@@ -51,7 +49,7 @@ impl Bulk {
         let job: Job = Box::new(move || {
             let _ = tx.send(work());
         });
-        self.jobs.lock().ok()?.send(job).ok()?;
+        self.jobs.send(job).ok()?;
         rx.await.ok()
     }
 }

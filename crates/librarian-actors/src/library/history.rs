@@ -118,21 +118,12 @@ impl History {
         self.lock().libs.get(&library_id)?.base.clone()
     }
 
-    /// A version was published: `library` as loaded, its digest, and the step from the version
-    /// before it (if it was diffed). A step that does not continue the recorded history, or a
+    /// A version was published: `library` as loaded, and the step from the version before it
+    /// (if it was built from it). A step that does not continue the recorded history, or a
     /// version below it (the database went back), starts the history over: no patch ever
-    /// spans such a gap.
-    /// `bytes`: the size of the library's snapshot frame (what holding it costs, roughly
-    /// halved).
-    pub fn record(
-        &self,
-        library_id: Uuid,
-        library: &Arc<Rows>,
-        digest: &str,
-        step: Option<&Arc<StepFrame>>,
-        bytes: usize,
-    ) {
-        let version = library.version;
+    /// spans such a gap. Holding the library is counted as twice its canonical size.
+    pub fn record(&self, library_id: Uuid, library: &Arc<Rows>, step: Option<&Arc<StepFrame>>) {
+        let (version, digest, bytes) = (library.version, &library.digest, library.bytes);
         let mut inner = self.lock();
         let lib = inner.libs.entry(library_id).or_default();
         if lib.latest.as_ref().is_some_and(|(v, _)| *v == version) {
@@ -148,7 +139,7 @@ impl History {
             freed += lib.steps.drain(..).map(|s| s.bytes()).sum::<usize>();
         }
         lib.spans.clear();
-        lib.latest = Some((version, digest.to_owned()));
+        lib.latest = Some((version, digest.clone()));
         if lib.base.replace(library.clone()).is_some() {
             freed += lib.base_bytes;
         }
@@ -304,13 +295,7 @@ mod tests {
         let digest = new.digest();
         let step = prev.map(|p| Arc::new(StepFrame::new(Step::between(p, new, digest.clone()))));
         let rows = Arc::new(Rows::new(LibrarySnapshot::clone(new)).unwrap());
-        h.record(
-            lib,
-            &rows,
-            &digest,
-            step.as_ref(),
-            new.canonical_json().len(),
-        );
+        h.record(lib, &rows, step.as_ref());
     }
 
     fn apply(from: &LibrarySnapshot, frame: &str) -> LibrarySnapshot {

@@ -286,7 +286,7 @@ impl Machine {
                     }
                     lib.held = snapshot.version;
                     self.stats.snapshots_published.inc();
-                    self.stats.snapshot_bytes.inc_by(snapshot.bytes as u64);
+                    self.stats.snapshot_bytes.inc_by(snapshot.rows.bytes as u64);
                     lib.view.snapshot = Some(Arc::new(snapshot));
                 }
             }

@@ -108,13 +108,7 @@ impl LibraryActor {
                 } => self.load(library_id, epoch, seq, ctx),
                 Action::Publish { library_id, view } => {
                     if let Some(s) = &view.snapshot {
-                        self.history.record(
-                            library_id,
-                            &s.rows,
-                            &s.digest,
-                            s.step.as_ref(),
-                            s.bytes,
-                        );
+                        self.history.record(library_id, &s.rows, s.step.as_ref());
                     }
                     if let Some(views) = self.views.get(&library_id) {
                         views.send_replace(view.with_status_frame());
@@ -162,8 +156,8 @@ impl LibraryActor {
             let loaded = match result {
                 Ok(snapshot) => {
                     act.stats.reload_seconds.observe(took.as_secs_f64());
-                    tracing::debug!(%library_id, version = snapshot.version, items = snapshot.items,
-                        bytes = snapshot.bytes, took_ms = took.as_secs_f64() * 1e3, "reloaded");
+                    tracing::debug!(%library_id, version = snapshot.version, items = snapshot.rows.len(),
+                        bytes = snapshot.rows.bytes, took_ms = took.as_secs_f64() * 1e3, "reloaded");
                     Loaded::Ok(snapshot)
                 }
                 Err(Error::NoSuchLibrary(_)) => Loaded::Gone,

@@ -235,32 +235,27 @@ impl Rows {
         }
         let ids = changes.ids.as_ref();
         let mut created = HashSet::new();
-        let projects = match apply(
-            &self.projects,
-            changes.projects,
-            ids.map(|i| i[0].as_slice()),
-            &mut created,
-        )? {
-            Ok(list) => list,
-            Err(next) => return Ok(next),
-        };
-        let context_blocks = match apply(
-            &self.context_blocks,
-            changes.context_blocks,
-            ids.map(|i| i[1].as_slice()),
-            &mut created,
-        )? {
-            Ok(list) => list,
-            Err(next) => return Ok(next),
-        };
-        let saved_prompts = match apply(
-            &self.saved_prompts,
-            changes.saved_prompts,
-            ids.map(|i| i[2].as_slice()),
-            &mut created,
-        )? {
-            Ok(list) => list,
-            Err(next) => return Ok(next),
+        let (Some(projects), Some(context_blocks), Some(saved_prompts)) = (
+            apply(
+                &self.projects,
+                changes.projects,
+                ids.map(|i| &i[0][..]),
+                &mut created,
+            )?,
+            apply(
+                &self.context_blocks,
+                changes.context_blocks,
+                ids.map(|i| &i[1][..]),
+                &mut created,
+            )?,
+            apply(
+                &self.saved_prompts,
+                changes.saved_prompts,
+                ids.map(|i| &i[2][..]),
+                &mut created,
+            )?,
+        ) else {
+            return Ok(Next::Reload);
         };
         let patch = Patch {
             from_version: self.version,
@@ -293,17 +288,19 @@ impl Rows {
 
 /// One list of [`Rows::next`]: `prev` with `changed` (every row written since, in canonical
 /// order) applied, and, when rows were deleted since, `ids` (every id the list has now). The
-/// new list and its changes, or what to do instead. Rows new to the list go into `created`.
-type Applied<T> = Result<(Vec<Entry<T>>, Option<Changes<T>>), Next>;
+/// new list and its changes; `None` if the rows read and the ids do not add up. Rows new to
+/// the list go into `created`.
+/// A list of a new version and its changes from the version before.
+type Listed<T> = (Vec<Entry<T>>, Option<Changes<T>>);
 
 fn apply<T: Row>(
     prev: &[Entry<T>],
     mut changed: Vec<T>,
     ids: Option<&[Uuid]>,
     created: &mut HashSet<Uuid>,
-) -> Result<Applied<T>, Error> {
+) -> Result<Option<Listed<T>>, Error> {
     if changed.is_empty() && ids.is_none() {
-        return Ok(Ok((prev.to_vec(), None)));
+        return Ok(Some((prev.to_vec(), None)));
     }
     changed.sort_by_key(Row::order_key);
     // A row keeps its place (its creation time and id) for life: a written row is found
@@ -370,13 +367,13 @@ fn apply<T: Row>(
     };
     if out.len() != count {
         // The ids and the rows read do not add up (cannot happen in one transaction).
-        return Ok(Err(Next::Reload));
+        return Ok(None);
     }
     let changes = Changes {
         upsert: changed,
         delete: deleted,
     };
-    Ok(Ok((out, (!changes.is_empty()).then_some(changes))))
+    Ok(Some((out, (!changes.is_empty()).then_some(changes))))
 }
 
 #[cfg(test)]

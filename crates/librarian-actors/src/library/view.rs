@@ -5,53 +5,41 @@
 use super::history::StepFrame;
 use super::rows::Rows;
 use bytestring::ByteString;
+use librarian_core::Role;
 use librarian_core::patch::Step;
 use librarian_core::protocol::{ServerFrame, Status, SyncState};
-use librarian_core::{MemberRole, Role};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// One loaded version of a library, hashed once; its `snapshot` frame is written once, when
-/// the first session that needs a whole library asks for it (sessions on patches never do).
+/// One loaded version of a library, hashed once (`rows.digest`); its `snapshot` frame is
+/// written once, when the first session that needs a whole library asks for it (sessions on
+/// patches never do).
 #[derive(Debug)]
 pub struct Snapshot {
     pub version: i64,
-    /// `sha256:…` of the canonical snapshot (DESIGN §10).
-    pub digest: String,
-    /// Size of the canonical snapshot, bytes.
-    pub bytes: usize,
-    /// The library itself: what the next load applies its changes to.
+    /// The library itself (its members: who may see this version, DESIGN §9): what the next
+    /// load applies its changes to.
     pub rows: Arc<Rows>,
     /// The patch from the version loaded before this one, if it was built from it.
     pub step: Option<Arc<StepFrame>>,
     /// The whole `{"type":"snapshot",…}` frame, once written; cloning it shares the bytes.
     frame: OnceLock<ByteString>,
-    /// Number of rows, for metrics and logs.
-    pub items: usize,
-    /// Who may see this version (sorted by user id): a session whose user is not among them
-    /// is closed instead of sent it (DESIGN §9, revocation).
-    pub members: Vec<MemberRole>,
     /// When this instance first heard of a commit this snapshot is the first to include (for
     /// the commit → frame latency sessions report). `None` for loads no event asked for.
     pub pending_since: Option<Instant>,
 }
 
 impl Snapshot {
-    /// `rows` with its digest, and the step from the version before, if built from it.
+    /// `rows`, and the step from the version before, if built from it.
     pub(crate) fn new(rows: Rows, step: Option<Step>) -> Snapshot {
-        let (digest, bytes) = (rows.digest.clone(), rows.bytes);
         let step = step.map(|mut step| {
-            step.patch.digest = digest.clone();
+            step.patch.digest = rows.digest.clone();
             Arc::new(StepFrame::new(step))
         });
         Snapshot {
             version: rows.version,
-            digest,
-            bytes,
             step,
             frame: OnceLock::new(),
-            items: rows.len(),
-            members: rows.members.clone(),
             rows: Arc::new(rows),
             pending_since: None,
         }
@@ -59,7 +47,7 @@ impl Snapshot {
 
     /// `user_id`'s role at this version, if a member.
     pub fn role_of(&self, user_id: &str) -> Option<Role> {
-        librarian_core::member::role_in(&self.members, user_id)
+        librarian_core::member::role_in(&self.rows.members, user_id)
     }
 
     /// The `snapshot` frame: `{"type":"snapshot","digest":"…",` then the canonical snapshot's
@@ -68,9 +56,9 @@ impl Snapshot {
     pub fn frame(&self) -> ByteString {
         self.frame
             .get_or_init(|| {
-                let mut frame = String::with_capacity(self.bytes + 100);
+                let mut frame = String::with_capacity(self.rows.bytes + 100);
                 frame.push_str(r#"{"type":"snapshot","digest":""#);
-                frame.push_str(&self.digest);
+                frame.push_str(&self.rows.digest);
                 frame.push_str(r#"","#);
                 self.rows.write_fields(&mut |s: &str| frame.push_str(s));
                 ByteString::from(frame)
@@ -148,7 +136,7 @@ impl LibraryView {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use librarian_core::LibrarySnapshot;
+    use librarian_core::{LibrarySnapshot, MemberRole};
 
     fn snapshot(library: LibrarySnapshot) -> Snapshot {
         Snapshot::new(Rows::new(library).unwrap(), None)
@@ -188,8 +176,8 @@ mod tests {
         };
         assert_eq!(&*snapshot.frame(), frame(false).as_str());
         assert_eq!(&*snapshot.reset_frame(), frame(true).as_str());
-        assert_eq!(snapshot.digest, library.digest());
-        assert_eq!(snapshot.bytes, library.canonical_json().len());
+        assert_eq!(snapshot.rows.digest, library.digest());
+        assert_eq!(snapshot.rows.bytes, library.canonical_json().len());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! Everything else is ordinary diesel. Helpers that run no SQL are here, compiled once.
 
 use crate::error::TxError;
-use librarian_core::{Committed, Entity, EntityKind, Error};
+use crate::models::{ContextBlockRow, ProjectRow, SavedPromptRow};
+use librarian_core::{Committed, ContextBlock, Entity, EntityKind, Error, Project, SavedPrompt};
 use std::collections::HashMap;
 
 /// One backend's share of `body/`: a submodule per file (which see the including module's
@@ -75,6 +76,39 @@ pub(crate) mod sqlite {
 
 /// Ids per `IN (…)` query: far below SQLite's limit on bound parameters.
 const FETCH_CHUNK: usize = 500;
+
+/// The rows of a load as entities, each prompt with its blocks (`refs`: prompt id, block id,
+/// in position order).
+type Entities = (Vec<Project>, Vec<ContextBlock>, Vec<SavedPrompt>);
+
+fn entities(
+    projects: &[ProjectRow],
+    blocks: &[ContextBlockRow],
+    prompts: &[SavedPromptRow],
+    refs: Vec<(String, String)>,
+) -> Result<Entities, Error> {
+    let mut by_prompt: HashMap<String, Vec<uuid::Uuid>> = HashMap::new();
+    for (prompt_id, block_id) in refs {
+        by_prompt
+            .entry(prompt_id)
+            .or_default()
+            .push(crate::models::parse_id(&block_id)?);
+    }
+    Ok((
+        projects
+            .iter()
+            .map(ProjectRow::to_entity)
+            .collect::<Result<_, _>>()?,
+        blocks
+            .iter()
+            .map(ContextBlockRow::to_entity)
+            .collect::<Result<_, _>>()?,
+        prompts
+            .iter()
+            .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
+            .collect::<Result<_, _>>()?,
+    ))
+}
 
 /// True when making `new_parent` the parent of `id` would put `id` among its own ancestors.
 /// `parents` maps every project of the library to its parent.

@@ -17,7 +17,7 @@ use crate::models::{
     ContextBlockRow, IdempotencyRow, LibraryRow, MemberRow, ProjectRow, SavedPromptRow, parse_id,
     parse_role,
 };
-use crate::ops::{FETCH_CHUNK, replayed};
+use crate::ops::{FETCH_CHUNK, entities, replayed};
 use crate::schema::{
     context_blocks, idempotency_keys, libraries, library_members, projects, saved_prompt_blocks,
     saved_prompts,
@@ -26,7 +26,6 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use librarian_core::{
     Committed, Entity, EntityKind, Error, LibrarySnapshot, Mutation, MutationOptions,
 };
-use std::collections::HashMap;
 use uuid::Uuid;
 
 maybe_async! {
@@ -199,27 +198,9 @@ pub(crate) fn load(conn: &mut Conn, lib: &str) -> Result<LibrarySnapshot, TxErro
         .order((saved_prompt_blocks::prompt_id, saved_prompt_blocks::position))
         .select((saved_prompt_blocks::prompt_id, saved_prompt_blocks::block_id))
         .load(conn))?;
-
-    let mut by_prompt: HashMap<String, Vec<Uuid>> = HashMap::new();
-    for (prompt_id, block_id) in refs {
-        by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
-    }
-    Ok(LibrarySnapshot {
-        version,
-        projects: project_rows
-            .iter()
-            .map(ProjectRow::to_entity)
-            .collect::<Result<_, _>>()?,
-        context_blocks: block_rows
-            .iter()
-            .map(ContextBlockRow::to_entity)
-            .collect::<Result<_, _>>()?,
-        saved_prompts: prompt_rows
-            .iter()
-            .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
-            .collect::<Result<_, _>>()?,
-        members,
-    })
+    let (projects, context_blocks, saved_prompts) =
+        entities(&project_rows, &block_rows, &prompt_rows, refs)?;
+    Ok(LibrarySnapshot { projects, context_blocks, saved_prompts, members, version })
 }
 }
 
@@ -261,18 +242,15 @@ pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64) -> Result<cra
         .order((saved_prompts::created_at, saved_prompts::id))
         .select(SavedPromptRow::as_select())
         .load(conn))?;
-    let mut by_prompt: HashMap<String, Vec<Uuid>> = HashMap::new();
+    let mut refs: Vec<(String, String)> = Vec::new();
     let prompt_ids: Vec<&str> = prompt_rows.iter().map(|p| p.id.as_str()).collect();
     for chunk in prompt_ids.chunks(FETCH_CHUNK) {
-        let refs: Vec<(String, String)> = run!(saved_prompt_blocks::table
+        refs.extend(run!(saved_prompt_blocks::table
             .filter(saved_prompt_blocks::library_id.eq(lib))
             .filter(saved_prompt_blocks::prompt_id.eq_any(chunk))
             .order((saved_prompt_blocks::prompt_id, saved_prompt_blocks::position))
             .select((saved_prompt_blocks::prompt_id, saved_prompt_blocks::block_id))
-            .load(conn))?;
-        for (prompt_id, block_id) in refs {
-            by_prompt.entry(prompt_id).or_default().push(parse_id(&block_id)?);
-        }
+            .load::<(String, String)>(conn))?);
     }
     let ids = if deleted_in > since {
         let read = |ids: Vec<String>| ids.iter().map(|id| parse_id(id)).collect::<Result<Vec<Uuid>, Error>>();
@@ -284,16 +262,15 @@ pub(crate) fn load_changes(conn: &mut Conn, lib: &str, since: i64) -> Result<cra
     } else {
         None
     };
+    let (projects, context_blocks, saved_prompts) =
+        entities(&project_rows, &block_rows, &prompt_rows, refs)?;
     Ok(crate::LibraryChanges {
-        version,
         since,
+        version,
         members: run!(load_members(conn, lib))?,
-        projects: project_rows.iter().map(ProjectRow::to_entity).collect::<Result<_, _>>()?,
-        context_blocks: block_rows.iter().map(ContextBlockRow::to_entity).collect::<Result<_, _>>()?,
-        saved_prompts: prompt_rows
-            .iter()
-            .map(|p| p.to_entity(by_prompt.remove(&p.id).unwrap_or_default()))
-            .collect::<Result<_, _>>()?,
+        projects,
+        context_blocks,
+        saved_prompts,
         ids,
     })
 }
