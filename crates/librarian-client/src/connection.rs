@@ -503,12 +503,7 @@ impl Connection {
                                 return Outcome::Dropped(e.to_string());
                             }
                         }
-                        // A delivery receipt for what this client now holds (it goes at
-                        // once, and counts against the budget).
-                        if let Some(held) = self.held.filter(|h| self.seen_sent.is_none_or(|s| *h > s)) {
-                            self.seen_sent = Some(held);
-                            self.budget.spend(Instant::now());
-                            let frame = ClientFrame::Seen(SeenFrame { version: held });
+                        if let Some(frame) = self.receipt() {
                             let text = serde_json::to_string(&frame).unwrap_or_default();
                             if let Err(e) = ws.send(Message::Text(text.into())).await {
                                 return Outcome::Dropped(e.to_string());
@@ -530,6 +525,18 @@ impl Connection {
                 () = retry => {}
             }
         }
+    }
+
+    /// A delivery receipt (`seen`) for what this client now holds, if the server was not told
+    /// yet. It goes at once and spends nothing from the frame budget: the server does not count
+    /// a `seen` that acknowledges a newly delivered version against `max_frames_per_second`
+    /// (PROTOCOL.md), so a busy library's receipts never hold back this client's writes.
+    fn receipt(&mut self) -> Option<ClientFrame> {
+        let held = self
+            .held
+            .filter(|h| self.seen_sent.is_none_or(|s| *h > s))?;
+        self.seen_sent = Some(held);
+        Some(ClientFrame::Seen(SeenFrame { version: held }))
     }
 
     /// A new session: nothing is in flight on it yet. Whatever was sent before and not
@@ -992,6 +999,31 @@ mod tests {
         );
         assert_eq!(c.sendable(now + Duration::from_millis(250)).len(), 2);
         assert_eq!(c.sendable(now + Duration::from_secs(10)).len(), 8);
+    }
+
+    #[test]
+    fn receipts_of_new_versions_leave_the_frame_budget_to_writes() {
+        let (mut c, _snapshots) = connection();
+        let _done: Vec<Done> = (0..30).map(|_| issue(&mut c)).collect();
+        c.begin_session();
+        c.on_frame(
+            &serde_json::json!({
+                "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
+                "library_id": Uuid::nil(), "max_inflight_mutations": 32,
+                "max_frames_per_second": 10,
+            })
+            .to_string(),
+        );
+        // A busy library: twenty versions delivered, each acknowledged once.
+        let mut receipts = Vec::new();
+        for v in 1..=20 {
+            c.on_frame(&snapshot(v, false));
+            receipts.extend(c.receipt());
+            assert!(c.receipt().is_none(), "v{v} acknowledged twice");
+        }
+        assert_eq!(receipts.len(), 20);
+        // The writes still get the whole burst.
+        assert_eq!(c.sendable(Instant::now()).len(), 8);
     }
 
     #[test]

@@ -1630,7 +1630,7 @@ var Session = class {
   }
   /** Queues the delivery receipt of `version` (replacing one not sent yet), if this server takes them. */
   seen(version) {
-    if (!this.receipts) return;
+    if (!this.receipts || version === this.seenLast) return;
     this.seenLast = version;
     this.seenOut = version;
     this.pump();
@@ -1668,11 +1668,6 @@ var Session = class {
       this.watchResync(ws);
     }
     if (this.seenOut !== null) {
-      if (this.tokens < 1) {
-        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil((1 - this.tokens) * 1e3 / this.rate));
-        return;
-      }
-      this.tokens -= 1;
       const frame = { type: "seen", version: this.seenOut };
       ws.send(JSON.stringify(frame));
       this.seenOut = null;

@@ -13,13 +13,14 @@
  * again. Tokens are never logged.
  *
  * Shared libraries (DESIGN §9): after applying each snapshot, and when a resume is `live` at
- * the version held, it sends `seen {version}` (a delivery receipt; paced like every frame,
- * only the newest one waiting). It reports `access` (a new role) and `presence` (the sessions on
- * the library) to its owner. `error access_revoked` and close 4403 end it for good: no
- * reconnect, the queued mutations dropped (the owner rejects them), status `error`
- * `access_revoked` with no retry. A connection to another library than the user's own that is
- * refused before the upgrade is checked over HTTP (`libraryGone`): a library the user is not
- * a member of (any more) stops the session the same way instead of retrying for ever.
+ * the version held, it sends `seen {version}` (a delivery receipt; it goes at once and, as a
+ * receipt of a newly delivered version, costs nothing from the frame rate). It reports `access`
+ * (a new role) and `presence` (the sessions on the library) to its owner. `error
+ * access_revoked` and close 4403 end it for good: no reconnect, the queued mutations dropped
+ * (the owner rejects them), status `error` `access_revoked` with no retry. A connection to
+ * another library than the user's own that is refused before the upgrade is checked over HTTP
+ * (`libraryGone`): a library the user is not a member of (any more) stops the session the same
+ * way instead of retrying for ever.
  *
  * Patch frames (DESIGN §10): it asks for them (`?patches=1`, unless `patches: false`); its
  * `Replica` holds the library, applies each `patch`, checks digests and says when to send
@@ -712,7 +713,8 @@ export class Session {
 
   /** Queues the delivery receipt of `version` (replacing one not sent yet), if this server takes them. */
   private seen(version: number): void {
-    if (!this.receipts) return;
+    // The same version again (a resync's snapshot) is nothing new, and would count.
+    if (!this.receipts || version === this.seenLast) return;
     this.seenLast = version;
     this.seenOut = version;
     this.pump();
@@ -753,12 +755,9 @@ export class Session {
       this.watchResync(ws);
     }
     if (this.seenOut !== null) {
-      // A receipt is one small frame; it goes before the mutations (the writer's "on k of n" waits on it).
-      if (this.tokens < 1) {
-        this.pumpTimer = setTimeout(() => this.pump(), Math.ceil(((1 - this.tokens) * 1000) / this.rate));
-        return;
-      }
-      this.tokens -= 1;
+      // A receipt goes at once, before the mutations (the writer's "on k of n" waits on it), and
+      // spends no token: the server does not count a `seen` of a newly delivered version
+      // against its frame rate, so a busy library's receipts never hold back this client's writes.
       const frame: SeenFrame = { type: "seen", version: this.seenOut };
       ws.send(JSON.stringify(frame));
       this.seenOut = null;

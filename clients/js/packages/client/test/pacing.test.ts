@@ -1,11 +1,23 @@
 /**
  * Pacing (DESIGN §13): never more mutations unanswered on a session than its `hello` allows;
  * the rest wait in order and all go through. Also after a reconnect: the resends are paced
- * the same way.
+ * the same way. Receipts (`seen`) of new versions spend nothing from the frame rate.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, live, logsOnFailure, startProxy, startServer, user, type LibrarianServer, type Proxy, type ProxyConnection } from "./support.js";
+import {
+  client,
+  live,
+  logsOnFailure,
+  startProxy,
+  startServer,
+  user,
+  until,
+  waitForState,
+  type LibrarianServer,
+  type Proxy,
+  type ProxyConnection,
+} from "./support.js";
 
 let server: LibrarianServer;
 let proxy: Proxy;
@@ -76,5 +88,57 @@ describe("pacing", () => {
     const library = await server.library(token);
     expect(library.version).toBe(n);
     expect(library.projects).toHaveLength(n);
+  });
+});
+
+describe("receipts and the frame rate", () => {
+  let slow: LibrarianServer;
+  let slowProxy: Proxy;
+  beforeAll(async () => {
+    slow = await startServer({ env: { LIBRARIAN__WS__MAX_FRAMES_PER_SECOND: "10" } });
+    slowProxy = await startProxy(slow.port);
+  });
+  afterAll(async () => {
+    await slowProxy?.close();
+    await slow?.stop();
+  });
+
+  it("a library changing faster than the frame rate: every version acknowledged, no close, writes still go", async () => {
+    logsOnFailure(() => slow);
+    const token = await slow.token(user("receipts"));
+    const c = client({ url: slowProxy.url, getToken: () => token });
+    await live(c);
+    const conn = slowProxy.last()!;
+    expect(JSON.parse(conn.serverFrames[0]!)).toMatchObject({ type: "hello", max_frames_per_second: 10 });
+    // Another tab writes over HTTP, each version shown here before the next: far more versions
+    // in a second than the client's budget (8 frames, 8 more per second).
+    const writes = 60;
+    for (let i = 0; i < writes; i++) {
+      const answer = await slow.request("POST", "/api/v1/context-blocks", {
+        token,
+        body: { title: `Busy ${i}` },
+      });
+      expect(answer.status).toBe(201);
+      const v = Number(answer.headers.get("library-version"));
+      expect(v).toBeGreaterThan(0);
+      await waitForState(c, (s) => (s.version ?? 0) >= v, `v${v} shown`);
+    }
+    const frames = (texts: string[]) => texts.map((t) => JSON.parse(t) as { type: string; version?: number });
+    const delivered = frames(conn.serverFrames)
+      .filter((f) => f.type === "snapshot" || f.type === "patch")
+      .map((f) => f.version!);
+    expect(delivered.length).toBeGreaterThan(writes);
+    // Each delivered version is acknowledged (with a budget spent per receipt, most would be
+    // replaced by a newer one while waiting for it to refill, never sent).
+    const unacknowledged = () => {
+      const seen = new Set(frames(conn.clientFrames).filter((f) => f.type === "seen").map((f) => f.version));
+      return delivered.filter((v) => !seen.has(v));
+    };
+    await until(() => unacknowledged().length === 0, "every delivered version acknowledged", 5_000).catch(() => undefined);
+    expect(unacknowledged()).toEqual([]);
+    // The session was not closed for flooding, and this client's own writes still go.
+    await c.createContextBlock({ title: "Mine" });
+    expect(slowProxy.last()).toBe(conn);
+    await c.close();
   });
 });
