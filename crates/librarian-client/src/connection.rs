@@ -906,6 +906,22 @@ mod tests {
         .to_string()
     }
 
+    /// A session with 30 writes queued, whose `hello` allows 10 frames per second.
+    fn paced() -> (Connection, Vec<Done>) {
+        let (mut c, _snapshots) = connection();
+        let done = (0..30).map(|_| issue(&mut c)).collect();
+        c.begin_session();
+        c.on_frame(
+            &serde_json::json!({
+                "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
+                "library_id": Uuid::nil(), "max_inflight_mutations": 32,
+                "max_frames_per_second": 10,
+            })
+            .to_string(),
+        );
+        (c, done)
+    }
+
     fn snapshot(version: i64, reset: bool) -> String {
         serde_json::json!({
             "type": "snapshot", "reset": reset, "version": version,
@@ -977,17 +993,7 @@ mod tests {
 
     #[test]
     fn frames_are_paced_under_the_announced_frame_rate() {
-        let (mut c, _snapshots) = connection();
-        let _done: Vec<Done> = (0..30).map(|_| issue(&mut c)).collect();
-        c.begin_session();
-        c.on_frame(
-            &serde_json::json!({
-                "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
-                "library_id": Uuid::nil(), "max_inflight_mutations": 32,
-                "max_frames_per_second": 10,
-            })
-            .to_string(),
-        );
+        let (mut c, _done) = paced();
         let now = Instant::now();
         // 80 % of 10 per second, as one burst; the rest when the budget refills.
         assert_eq!(c.sendable(now).len(), 8);
@@ -1003,17 +1009,7 @@ mod tests {
 
     #[test]
     fn receipts_of_new_versions_leave_the_frame_budget_to_writes() {
-        let (mut c, _snapshots) = connection();
-        let _done: Vec<Done> = (0..30).map(|_| issue(&mut c)).collect();
-        c.begin_session();
-        c.on_frame(
-            &serde_json::json!({
-                "type": "hello", "protocol": 1, "session_id": Uuid::nil(), "user_id": "alice",
-                "library_id": Uuid::nil(), "max_inflight_mutations": 32,
-                "max_frames_per_second": 10,
-            })
-            .to_string(),
-        );
+        let (mut c, _done) = paced();
         // A busy library: twenty versions delivered, each acknowledged once.
         let mut receipts = Vec::new();
         for v in 1..=20 {

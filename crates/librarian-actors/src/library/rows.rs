@@ -286,13 +286,13 @@ impl Rows {
     }
 }
 
+/// A list of a new version and its changes from the version before.
+type Listed<T> = (Vec<Entry<T>>, Option<Changes<T>>);
+
 /// One list of [`Rows::next`]: `prev` with `changed` (every row written since, in canonical
 /// order) applied, and, when rows were deleted since, `ids` (every id the list has now). The
 /// new list and its changes; `None` if the rows read and the ids do not add up. Rows new to
 /// the list go into `created`.
-/// A list of a new version and its changes from the version before.
-type Listed<T> = (Vec<Entry<T>>, Option<Changes<T>>);
-
 fn apply<T: Row>(
     prev: &[Entry<T>],
     mut changed: Vec<T>,
