@@ -144,7 +144,7 @@ impl Sizes {
                 mixed: (100, 10_000, Duration::from_secs(5)),
                 w6_items: vec![300, 3000, 10_000],
                 w6_sessions: 10,
-                w6_edits: 40,
+                w6_edits: 100,
                 w6_resume: (9, 50, 3),
             }
         }
@@ -520,8 +520,10 @@ async fn run_w6(
          checked\": `?patches=1`, each patch parsed and applied to the library the session holds, \
          and the whole library re-serialized and hashed against the patch's digest before the \
          version counts (what the SDKs do; all {} clients share the bench's 2 threads). \"Applied \
-         (digest checked after)\": the version counts once applied; the digest is checked after \
-         the edit's latency was taken, for every edit. Bytes: text frame payloads a session \
+         (digest checked at the end)\": the version counts once applied; each session checks \
+         the digest of what it holds once, after the last edit (a patch applied wrongly on the \
+         way leaves its row wrong); checking after every edit instead left the server idle and \
+         its caches cold for the next edit (see the notes above). Bytes: text frame payloads a session \
          received per edit (all frames, incl. `presence` and `status`; then `snapshot`/`patch` \
          only). Frame − row: the largest patch frame minus the upserted rows' JSON.\n",
         s.w6_sessions, s.w6_sessions

@@ -1,6 +1,6 @@
 //! Where large libraries' CPU work runs (applying a reload's changes, hashing the canonical
 //! snapshot, serializing a first load): a few threads of their own at the lowest scheduling
-//! priority the OS gives without privileges. While a hot large library keeps them busy, the OS
+//! priority the OS gives without privileges (`SCHED_IDLE` on Linux). While a hot large library keeps them busy, the OS
 //! still runs every small library's work (on the actors' and HTTP threads) first, so one big
 //! library does not raise small libraries' latency (DESIGN §10). Small libraries never wait
 //! here.
@@ -55,9 +55,7 @@ impl Bulk {
 }
 
 fn work(jobs: &Mutex<Receiver<Job>>) {
-    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
-        tracing::debug!(error = ?e, "bulk thread keeps the default priority");
-    }
+    lower_priority();
     loop {
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
@@ -68,6 +66,28 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
         };
         // A panicking job drops its answer (the caller sees an error); the thread goes on.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+/// `SCHED_IDLE` on Linux: the thread runs only on CPU time nothing else wants, and any other
+/// thread that wakes takes the CPU from it at once. Nice 19 alone still left a hot large
+/// library's hashing beside small libraries' work often enough to raise their p99 (W6 mixed
+/// tenants). Elsewhere, or if refused, the lowest nice value.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
+            Ok(()) => return,
+            Err(e) => tracing::debug!(error = ?e, "bulk thread: no SCHED_IDLE"),
+        }
+    }
+    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "bulk thread keeps the default priority");
     }
 }
 
