@@ -103,4 +103,29 @@ mod tests {
         assert_eq!(bulk.run(|| -> i32 { panic!("boom") }).await, None);
         assert_eq!(bulk.run(|| 5).await, Some(5));
     }
+
+    /// What keeps a hot large library off small libraries' CPU time (W6 mixed tenants).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn bulk_threads_run_at_sched_idle() {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        let bulk = Bulk::new(1);
+        let policy = bulk
+            .run(|| thread_priority::thread_schedule_policy().ok())
+            .await
+            .flatten();
+        assert_eq!(
+            policy,
+            Some(ThreadSchedulePolicy::Normal(
+                NormalThreadSchedulePolicy::Idle
+            ))
+        );
+        // The caller's own thread is untouched.
+        assert_ne!(
+            thread_priority::thread_schedule_policy().ok(),
+            Some(ThreadSchedulePolicy::Normal(
+                NormalThreadSchedulePolicy::Idle
+            ))
+        );
+    }
 }
