@@ -632,7 +632,7 @@ async fn run_w6(
     }
     let _ = writeln!(
         md,
-        "\n#### W6: resume after {missed} missed versions (`?since_version=v`, with and without `&patches=1`)\n\n\
+        "\n### W6: resume after {missed} missed versions (`?since_version=v`, with and without `&patches=1`)\n\n\
          A session holding version v leaves; {missed} edits commit, with {others} other sessions on the library \
          or with nobody on it; it comes back. Bytes: everything it received until it held the latest \
          version; time: from starting to connect to holding it, applied and digest-checked (the snapshot \
