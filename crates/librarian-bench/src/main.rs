@@ -523,7 +523,7 @@ async fn run_w6(
          (digest checked at the end)\": the version counts once applied; each session checks \
          the digest of what it holds once, after the last edit (a patch applied wrongly on the \
          way leaves its row wrong); checking after every edit instead left the server idle and \
-         its caches cold for the next edit (see the notes above). Bytes: text frame payloads a session \
+         its caches cold for the next edit. Bytes: text frame payloads a session \
          received per edit (all frames, incl. `presence` and `status`; then `snapshot`/`patch` \
          only). Frame − row: the largest patch frame minus the upserted rows' JSON.\n",
         s.w6_sessions, s.w6_sessions

@@ -1,9 +1,9 @@
 //! Where large libraries' CPU work runs (applying a reload's changes, hashing the canonical
 //! snapshot, serializing a first load): a few threads of their own at the lowest scheduling
-//! priority the OS gives without privileges (`SCHED_IDLE` on Linux). While a hot large library keeps them busy, the OS
-//! still runs every small library's work (on the actors' and HTTP threads) first, so one big
-//! library does not raise small libraries' latency (DESIGN §10). Small libraries never wait
-//! here.
+//! priority the OS gives without privileges (`SCHED_IDLE` on Linux). While a hot large library
+//! keeps them busy, the OS still runs every small library's work (on the actors' and HTTP
+//! threads) first, so one big library does not raise small libraries' latency (DESIGN §10).
+//! Small libraries never wait here.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -11,6 +11,12 @@ use std::sync::{Arc, Mutex};
 use thread_priority::{ThreadPriority, set_current_thread_priority};
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// The policy the bulk threads ask for on Linux (see [`lower_priority`]).
+#[cfg(target_os = "linux")]
+const IDLE: thread_priority::ThreadSchedulePolicy = thread_priority::ThreadSchedulePolicy::Normal(
+    thread_priority::NormalThreadSchedulePolicy::Idle,
+);
 
 /// The pool (see the module docs); its threads end when it is dropped.
 pub struct Bulk {
@@ -76,12 +82,8 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        use thread_priority::{
-            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
-            thread_native_id,
-        };
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle) {
+        use thread_priority::{set_thread_priority_and_policy, thread_native_id};
+        match set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, IDLE) {
             Ok(()) => return,
             Err(e) => tracing::debug!(error = ?e, "bulk thread: no SCHED_IDLE"),
         }
@@ -108,24 +110,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn bulk_threads_run_at_sched_idle() {
-        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+        use thread_priority::thread_schedule_policy;
         let bulk = Bulk::new(1);
-        let policy = bulk
-            .run(|| thread_priority::thread_schedule_policy().ok())
-            .await
-            .flatten();
-        assert_eq!(
-            policy,
-            Some(ThreadSchedulePolicy::Normal(
-                NormalThreadSchedulePolicy::Idle
-            ))
-        );
+        let policy = bulk.run(|| thread_schedule_policy().ok()).await.flatten();
+        assert_eq!(policy, Some(IDLE));
         // The caller's own thread is untouched.
-        assert_ne!(
-            thread_priority::thread_schedule_policy().ok(),
-            Some(ThreadSchedulePolicy::Normal(
-                NormalThreadSchedulePolicy::Idle
-            ))
-        );
+        assert_ne!(thread_schedule_policy().ok(), Some(IDLE));
     }
 }
